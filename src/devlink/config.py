@@ -1,0 +1,109 @@
+"""Settings, read once from ``DEVLINK_*`` environment variables and an optional TOML file.
+
+Precedence: environment, then the TOML file (``DEVLINK_CONFIG``, default
+``$DEVLINK_HOME/devlink.toml``), then the defaults in ``DEFAULTS``.  Keys in
+the file are the variable names without the prefix, in lower case::
+
+    # ~/.local/share/devlink/devlink.toml
+    database_url = "postgresql+psycopg://devlink@db/devlink"
+    queue_url = "redis://127.0.0.1:6379/0"
+    sync_interval = 30        # minutes
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devlink.errors import ConfigError
+
+__all__ = ["DEFAULTS", "Settings", "load_settings"]
+
+#: Every default in one table; commands never carry their own.
+DEFAULTS: dict[str, Any] = {
+    "home": "~/.local/share/devlink",
+    "database_url": "",  # empty: SQLite file in home
+    "queue_url": "",  # empty: SQLite-backed Huey in home
+    "sync_interval": 60,  # minutes between soft syncs of a repository
+    "host": "127.0.0.1",
+    "port": 8000,
+    "workers": 2,  # consumer threads of the embedded queue
+    "secret_key": "",  # empty: a key file in home, created on first use
+    "batch_size": 2000,  # commits written per database round trip
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The normalised settings; build with ``load_settings``."""
+
+    home: Path
+    database_url: str
+    queue_url: str
+    sync_interval: int
+    host: str
+    port: int
+    workers: int
+    secret_key: str
+    batch_size: int
+
+    @property
+    def mirrors_dir(self) -> Path:
+        """Where the bare git mirrors live."""
+        return self.home / "mirrors"
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.queue_url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read and normalise settings; raises ConfigError naming the bad setting."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("DEVLINK_HOME") or DEFAULTS["home"]).expanduser()
+    config_file = Path(env.get("DEVLINK_CONFIG") or home / "devlink.toml").expanduser()
+    from_file = _read_toml(config_file)
+    raw: dict[str, Any] = {}
+    for name, default in DEFAULTS.items():
+        value = env.get(f"DEVLINK_{name.upper()}")
+        raw[name] = value if value not in (None, "") else from_file.get(name, default)
+    raw["home"] = home
+    database_url = str(raw["database_url"]) or f"sqlite:///{home / 'devlink.db'}"
+    queue_url = str(raw["queue_url"])
+    if queue_url and not queue_url.startswith(("redis://", "rediss://", "unix://", "sqlite://")):
+        raise ConfigError(
+            f"DEVLINK_QUEUE_URL must be a redis:// URL (got a {queue_url.split(':', 1)[0]!r} URL)",
+            hint="leave it empty for the embedded SQLite queue",
+        )
+    return Settings(
+        home=home,
+        database_url=database_url,
+        queue_url=queue_url,
+        sync_interval=_positive_int("sync_interval", raw["sync_interval"]),
+        host=str(raw["host"]),
+        port=_positive_int("port", raw["port"]),
+        workers=_positive_int("workers", raw["workers"]),
+        secret_key=str(raw["secret_key"]),
+        batch_size=_positive_int("batch_size", raw["batch_size"]),
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+
+
+def _positive_int(name: str, value: object) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigError(f"DEVLINK_{name.upper()} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"DEVLINK_{name.upper()} must be greater than 0, got {number}")
+    return number

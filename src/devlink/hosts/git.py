@@ -1,0 +1,278 @@
+"""Read a repository over the git protocol: a bare mirror per repository, streamed commits.
+
+Why git and not an API: no quota, the full history, and speed.  A mirror is a
+bare clone (partial, ``--filter=blob:none``, for remotes: devlink never reads
+file contents) whose branches follow the remote's with ``fetch --prune``.
+
+Commits are read as raw objects from ``git rev-list | git cat-file --batch``:
+each object arrives with its exact size, so a message holding NUL bytes or
+invalid UTF-8 cannot desynchronise the stream, and memory stays flat because
+objects are parsed one at a time.
+
+Credentials never touch disk here: the mirror's configured URL is the redacted
+one, and the full URL is passed for the one command that needs it with
+``-c remote.origin.url=…``.  Every message that leaves this module goes
+through ``redact_text``.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO
+
+from devlink.domain.remotes import redact_text
+from devlink.errors import GitError
+
+__all__ = ["GitCommit", "Mirror", "check_remote"]
+
+NETWORK_TIMEOUT = 3600  # seconds a clone or fetch may take before it counts as hung
+_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",  # never wait for a password on a terminal
+    "GIT_ASKPASS": "true",  # nor in a GUI prompt: answer empty
+    "SSH_ASKPASS": "true",
+    "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o ConnectTimeout=30",
+    "LC_ALL": "C",  # English messages, which _classify reads
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+_NETWORK_OPTIONS = ["-c", "http.lowSpeedLimit=1", "-c", "http.lowSpeedTime=120", "-c", "credential.helper="]
+
+
+@dataclass(frozen=True, slots=True)
+class GitCommit:
+    """One commit, decoded: text fields are ``str`` safe for any database (no NUL, valid UTF-8)."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author_name: str
+    author_email: str
+    authored_at: datetime
+    author_tz: int
+    committer_name: str
+    committer_email: str
+    committed_at: datetime
+    message: str
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(_ENV)
+    return env
+
+
+def _classify(stderr: str, location: str) -> GitError:
+    """Turn git's stderr into a GitError with a reason a user can act on."""
+    text = redact_text(stderr.strip())
+    lower = text.lower()
+    last = text.splitlines()[-1] if text else "git failed without a message"
+    if "not a git repository" in lower or "does not appear to be a git repository" in lower:
+        return GitError(f"{location} is not a git repository", reason="not_a_repository")
+    if "repository" in lower and "not found" in lower:
+        return GitError(f"repository {location} was not found: {last}", reason="not_found")
+    if any(s in lower for s in ("authentication failed", "could not read username", "could not read password",
+                                "permission denied", "returned error: 401", "returned error: 403")):
+        return GitError(f"{location}: access denied ({last})", reason="auth",
+                        hint="check the credentials in the URL or the deploy key")
+    if any(s in lower for s in ("could not resolve host", "connection refused", "failed to connect",
+                                "unable to access", "connection timed out", "network is unreachable",
+                                "could not read from remote repository", "operation timed out")):
+        return GitError(f"{location} is unreachable: {last}", reason="unreachable")
+    if "unable to find remote helper" in lower or "invalid" in lower and "url" in lower:
+        return GitError(f"{location} is not a valid repository URL: {last}", reason="bad_url")
+    return GitError(f"git failed for {location}: {last}", reason="git")
+
+
+def _run(args: list[str], *, location: str, cwd: Path | None = None, timeout: float = 600) -> str:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, env=_git_env(), capture_output=True, timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git gave no answer for {location} within {timeout:.0f} s", reason="unreachable") from None
+    except FileNotFoundError:
+        raise GitError("the git command is not installed", reason="git", hint="install git") from None
+    if done.returncode != 0:
+        raise _classify(done.stderr.decode("utf-8", "replace"), location)
+    return done.stdout.decode("utf-8", "replace")
+
+
+def check_remote(url: str, location: str) -> None:
+    """Fail fast with a clear GitError if ``url`` cannot be listed (wrong path, host down, no access)."""
+    _run([*_NETWORK_OPTIONS, "ls-remote", "--heads", url], location=location, timeout=120)
+
+
+class Mirror:
+    """The bare mirror of one repository under the data directory."""
+
+    def __init__(self, path: Path, location: str) -> None:
+        self.path = path
+        self.location = location  # redacted, for messages and the stored config
+
+    def exists(self) -> bool:
+        return (self.path / "HEAD").is_file()
+
+    def git(self, *args: str, timeout: float = 600) -> str:
+        return _run(["--git-dir", str(self.path), *args], location=self.location, timeout=timeout)
+
+    def clone(self, url: str, *, partial: bool) -> None:
+        """Create the mirror; atomic: a failed clone leaves nothing behind."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".clone-", dir=self.path.parent))
+        target = scratch / "mirror.git"
+        try:
+            options = ["--filter=blob:none"] if partial else []
+            _run([*_NETWORK_OPTIONS, "clone", "--bare", "--no-tags", "--quiet", *options, url, str(target)],
+                 location=self.location, timeout=NETWORK_TIMEOUT)
+            config = ["--git-dir", str(target), "config"]
+            _run([*config, "remote.origin.url", self.location], location=self.location)
+            _run([*config, "remote.origin.fetch", "+refs/heads/*:refs/heads/*"], location=self.location)
+            _run([*config, "gc.auto", "0"], location=self.location)  # keep old tips readable
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            target.rename(self.path)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def fetch(self, url: str) -> None:
+        """Bring branches in line with the remote: new, moved, force-pushed and deleted."""
+        self.git(*_NETWORK_OPTIONS, "-c", f"remote.origin.url={url}", "fetch", "--prune", "--no-tags",
+                 "--quiet", "origin", timeout=NETWORK_TIMEOUT)
+
+    def branches(self) -> dict[str, str]:
+        """Branch name → head sha, for every ``refs/heads/*``."""
+        out = self.git("for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/")
+        heads: dict[str, str] = {}
+        for line in out.splitlines():
+            sha, _, ref = line.partition(" ")
+            heads[ref.removeprefix("refs/heads/")] = sha
+        return heads
+
+    def count(self, include: Iterable[str], exclude: Iterable[str]) -> int:
+        """How many commits ``commits(include, exclude)`` will yield; cheap, for progress bars."""
+        proc = self._rev_list(include, exclude, ["--count"], stdout=subprocess.PIPE)
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise _classify(err.decode("utf-8", "replace"), self.location)
+        return int(out or b"0")
+
+    def commits(self, include: Iterable[str], exclude: Iterable[str]) -> Iterator[GitCommit]:
+        """Yield every commit reachable from ``include`` and not from ``exclude``, newest first.
+
+        Excluded ids that no longer exist (a force-push followed by a prune) are
+        ignored; the caller's invariant is that everything reachable from them
+        was indexed before.
+        """
+        rev_list = self._rev_list(include, exclude, [], stdout=subprocess.PIPE)
+        cat_file = subprocess.Popen(
+            ["git", "--git-dir", str(self.path), "cat-file", "--batch"],
+            stdin=rev_list.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_git_env(),
+        )
+        assert rev_list.stdout is not None and cat_file.stdout is not None
+        rev_list.stdout.close()  # cat-file owns the read end now
+        try:
+            yield from _read_batch(cat_file.stdout)
+        finally:
+            cat_file.stdout.close()
+            cat_file.kill()
+            cat_file.wait()
+            rev_list.kill()
+            rev_list.wait()
+            assert rev_list.stderr is not None
+            err = rev_list.stderr.read().decode("utf-8", "replace")
+            rev_list.stderr.close()
+            if cat_file.stderr is not None:
+                cat_file.stderr.close()
+        if rev_list.returncode not in (0, -9):
+            raise _classify(err, self.location)
+
+    def _rev_list(
+        self, include: Iterable[str], exclude: Iterable[str], extra: list[str], *, stdout: int
+    ) -> "subprocess.Popen[bytes]":
+        proc = subprocess.Popen(
+            ["git", "--git-dir", str(self.path), "rev-list", *extra, "--ignore-missing", "--stdin"],
+            stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, env=_git_env(),
+        )
+        assert proc.stdin is not None
+        lines = [sha for sha in include] + [f"^{sha}" for sha in exclude]
+        # rev-list reads all of stdin before it writes anything, so this cannot deadlock
+        proc.stdin.write(("\n".join(lines) + "\n").encode())
+        proc.stdin.close()
+        return proc
+
+
+def _read_batch(stream: IO[bytes]) -> Iterator[GitCommit]:
+    while True:
+        header = stream.readline()
+        if not header:
+            return
+        sha, kind, size = header.split()
+        body = stream.read(int(size) + 1)[:-1]  # the object, then a newline
+        if kind == b"commit":
+            yield parse_commit(sha.decode(), body)
+
+
+def _decode(raw: bytes, encoding: str) -> str:
+    try:
+        text = raw.decode(encoding)
+    except (LookupError, UnicodeDecodeError):
+        text = raw.decode("utf-8", "replace")
+    return text.replace("\x00", "\ufffd")
+
+
+def _ident(raw: bytes, encoding: str) -> tuple[str, str, datetime, int]:
+    """Parse ``Name <email> 1700000000 +0100``; a malformed identity yields empty fields, not an error."""
+    lt, gt = raw.find(b"<"), raw.rfind(b">")
+    if lt < 0 or gt < lt:
+        return _decode(raw.strip(), encoding), "", datetime.fromtimestamp(0, UTC), 0
+    name = _decode(raw[:lt].strip(), encoding)
+    email = _decode(raw[lt + 1 : gt].strip(), encoding)
+    when, tz = datetime.fromtimestamp(0, UTC), 0
+    parts = raw[gt + 1 :].split()
+    try:
+        when = datetime.fromtimestamp(int(parts[0]), UTC)
+        sign = -1 if parts[1].startswith(b"-") else 1
+        digits = parts[1].lstrip(b"+-")
+        tz = sign * (int(digits[:-2] or b"0") * 60 + int(digits[-2:]))
+    except (IndexError, ValueError, OverflowError, OSError):
+        pass
+    return name, email, when, tz
+
+
+def parse_commit(sha: str, body: bytes) -> GitCommit:
+    """Decode one raw commit object; never raises on odd bytes."""
+    head, _, message = body.partition(b"\n\n")
+    fields: dict[bytes, bytes] = {}
+    parents: list[str] = []
+    for line in head.split(b"\n"):
+        if line.startswith(b" "):  # continuation of a multi-line header (gpgsig, mergetag)
+            continue
+        name, _, value = line.partition(b" ")
+        if name == b"parent":
+            parents.append(value.decode("ascii", "replace"))
+        else:
+            fields.setdefault(name, value)
+    encoding = fields.get(b"encoding", b"utf-8").decode("ascii", "replace")
+    a_name, a_email, a_when, a_tz = _ident(fields.get(b"author", b""), encoding)
+    c_name, c_email, c_when, _ = _ident(fields.get(b"committer", b""), encoding)
+    return GitCommit(
+        sha=sha,
+        parents=tuple(parents),
+        author_name=a_name,
+        author_email=a_email,
+        authored_at=a_when,
+        author_tz=a_tz,
+        committer_name=c_name,
+        committer_email=c_email,
+        committed_at=c_when,
+        message=_decode(message, encoding).rstrip("\n"),
+    )
+
+
+def tz_of(minutes: int) -> timezone:
+    """The fixed-offset zone a commit was written in, for showing its local time."""
+    return timezone(timedelta(minutes=minutes))

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, the two engines, migrations and the read queries."""

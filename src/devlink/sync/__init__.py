@@ -1,0 +1,1 @@
+"""The sync engine: mirrors → commits, branches and issue links in the store."""

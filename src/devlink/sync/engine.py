@@ -1,0 +1,209 @@
+"""One sync of one repository: fetch the mirror, index new commits, make branch rows follow the refs.
+
+The commit cursor is the set of branch heads indexed by the last successful
+sync.  A soft sync indexes what is reachable from the current heads and not
+from those; a full sync passes no exclusions and re-walks everything.  Writes
+are idempotent upserts in batches of ``batch_size`` commits (three statements
+per batch, whatever its size), so a crashed sync simply runs again from the
+cursor, and a sync of an unchanged repository writes nothing at all.
+
+The caller holds the repository's lock (see ``sync.jobs``).
+"""
+
+import itertools
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.orm import Session
+
+from devlink.domain.issue_keys import extract_keys
+from devlink.domain.remotes import parse_remote, with_userinfo
+from devlink.hosts.git import GitCommit, Mirror
+from devlink.runtime import Runtime
+from devlink.store.engine import insert_ignore
+from devlink.store.models import Branch, Commit, IssueLink, Repository, SyncCursor, utcnow
+from devlink.sync.linking import link_rows
+
+__all__ = ["Progress", "SyncResult", "mirror_for", "sync_repository"]
+
+log = logging.getLogger(__name__)
+
+#: Called with (commits written so far, total or None) while a backfill runs.
+Progress = Callable[[int, int | None], None]
+
+COMMIT_CURSOR = "commits"
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    repository_id: int
+    kind: str  # soft | full
+    commits_seen: int = 0  # read from git in this run
+    commits_new: int = 0  # not in the store before
+    branches_created: int = 0
+    branches_moved: int = 0
+    branches_deleted: int = 0
+    skipped: str | None = None  # why nothing was done, e.g. "unlinked"
+
+
+def mirror_for(rt: Runtime, repository: Repository) -> Mirror:
+    return Mirror(Path(rt.settings.mirrors_dir) / f"{repository.id}.git", repository.url)
+
+
+def _remote_url(rt: Runtime, repository: Repository) -> str:
+    userinfo = rt.vault.decrypt(repository.url_secret) if repository.url_secret else ""
+    return with_userinfo(repository.url, userinfo)
+
+
+def sync_repository(
+    rt: Runtime, repository_id: int, *, full: bool, trigger: str = "soft", progress: Progress | None = None
+) -> SyncResult:
+    """Bring the store in line with the repository; see the module docstring for the contract."""
+    kind = "full" if full else "soft"
+    with rt.sessions() as session:
+        repository = session.get(Repository, repository_id)
+        if repository is None or not repository.linked:
+            log.info("sync.skipped repository=%s reason=unlinked", repository_id)
+            return SyncResult(repository_id, kind, skipped="unlinked")
+        cursor = session.get(SyncCursor, (repository_id, COMMIT_CURSOR))
+        old_tips: list[str] = json.loads(cursor.value) if cursor else []
+        mirror = mirror_for(rt, repository)
+        url = _remote_url(rt, repository)
+        is_local = not parse_remote(repository.url).is_url
+    if mirror.exists():
+        mirror.fetch(url)
+    else:
+        mirror.clone(url, partial=not is_local)
+    heads = mirror.branches()
+    tips = sorted(set(heads.values()))
+    exclude = [] if full else old_tips
+    # commits first indexed by a backfill never trigger smart commits (issue 3)
+    seen_by = "backfill" if full or cursor is None else ("hook" if trigger == "hook" else "soft")
+
+    seen = new = 0
+    if full or set(tips) != set(old_tips):
+        total = mirror.count(tips, exclude) if progress else None
+        if progress:
+            progress(0, total)
+        for batch in _batched(mirror.commits(tips, exclude), rt.settings.batch_size):
+            with rt.sessions.begin() as session:
+                inserted = write_commits(session, repository_id, batch, seen_by)
+                session.execute(
+                    update(Repository)
+                    .where(Repository.id == repository_id)
+                    .values(
+                        commits_indexed=Repository.commits_indexed + inserted,
+                        sync_progress=Repository.sync_progress + len(batch),
+                        sync_heartbeat_at=utcnow(),
+                    )
+                )
+            seen += len(batch)
+            new += inserted
+            if progress:
+                progress(seen, total)
+
+    with rt.sessions.begin() as session:
+        created, moved, deleted = write_branches(session, repository_id, heads)
+        _save_cursor(session, repository_id, tips, cursor is not None)
+    log.info(
+        "sync.done repository=%s kind=%s commits_seen=%d commits_new=%d branches=+%d ~%d -%d",
+        repository_id, kind, seen, new, created, moved, deleted,
+    )
+    return SyncResult(repository_id, kind, seen, new, created, moved, deleted)
+
+
+def _batched(items: Iterable[GitCommit], size: int) -> Iterator[list[GitCommit]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def write_commits(session: Session, repository_id: int, commits: list[GitCommit], seen_by: str) -> int:
+    """Upsert ``commits`` and their issue links; return how many commits were new."""
+    now = utcnow()
+    rows = [
+        {
+            "repository_id": repository_id,
+            "sha": c.sha,
+            "author_name": c.author_name[:500],
+            "author_email": c.author_email[:500],
+            "authored_at": c.authored_at,
+            "author_tz": c.author_tz,
+            "committer_name": c.committer_name[:500],
+            "committer_email": c.committer_email[:500],
+            "committed_at": c.committed_at,
+            "message": c.message,
+            "parent_count": len(c.parents),
+            "first_seen_at": now,
+            "first_seen_by": seen_by,
+        }
+        for c in commits
+    ]
+    inserted = insert_ignore(session, Commit.__table__, rows, ["repository_id", "sha"])
+    keyed = [c for c in commits if extract_keys(c.message)]
+    if keyed:
+        ids = dict(
+            session.execute(
+                select(Commit.sha, Commit.id).where(
+                    Commit.repository_id == repository_id, Commit.sha.in_([c.sha for c in keyed])
+                )
+            ).tuples().all()
+        )
+        links = link_rows(repository_id, "commit", ((ids[c.sha], c.message) for c in keyed))
+        insert_ignore(session, IssueLink.__table__, links, ["key", "entity_type", "entity_id"])
+    return inserted
+
+
+def write_branches(session: Session, repository_id: int, heads: dict[str, str]) -> tuple[int, int, int]:
+    """Make the branch rows (and their links) equal ``heads``; return (created, moved, deleted)."""
+    stored = {
+        name: (branch_id, sha)
+        for branch_id, name, sha in session.execute(
+            select(Branch.id, Branch.name, Branch.head_sha).where(Branch.repository_id == repository_id)
+        ).tuples()
+    }
+    created = heads.keys() - stored.keys()
+    deleted = stored.keys() - heads.keys()
+    moved = {name for name in heads.keys() & stored.keys() if heads[name] != stored[name][1]}
+    now = utcnow()
+    if created:
+        insert_ignore(
+            session,
+            Branch.__table__,
+            [{"repository_id": repository_id, "name": n, "head_sha": heads[n], "updated_at": now} for n in created],
+            ["repository_id", "name"],
+        )
+        new_ids = session.execute(
+            select(Branch.id, Branch.name).where(Branch.repository_id == repository_id, Branch.name.in_(created))
+        ).tuples().all()
+        links = link_rows(repository_id, "branch", new_ids)
+        insert_ignore(session, IssueLink.__table__, links, ["key", "entity_type", "entity_id"])
+    if moved:
+        session.execute(
+            update(Branch.__table__)
+            .where(Branch.__table__.c.id == bindparam("branch_id"))
+            .values(head_sha=bindparam("sha"), updated_at=now),
+            [{"branch_id": stored[n][0], "sha": heads[n]} for n in moved],
+        )
+    if deleted:
+        gone = [stored[n][0] for n in deleted]
+        session.execute(delete(IssueLink).where(IssueLink.entity_type == "branch", IssueLink.entity_id.in_(gone)))
+        session.execute(delete(Branch).where(Branch.id.in_(gone)))
+    return len(created), len(moved), len(deleted)
+
+
+def _save_cursor(session: Session, repository_id: int, tips: list[str], exists: bool) -> None:
+    value: dict[str, Any] = {"value": json.dumps(tips), "updated_at": utcnow()}
+    if exists:
+        session.execute(
+            update(SyncCursor)
+            .where(SyncCursor.repository_id == repository_id, SyncCursor.entity_type == COMMIT_CURSOR)
+            .values(**value)
+        )
+    else:
+        session.add(SyncCursor(repository_id=repository_id, entity_type=COMMIT_CURSOR, **value))

@@ -1,0 +1,231 @@
+"""Run syncs safely: one at a time per repository, requests coalesced, failures recorded.
+
+The lock is a conditional UPDATE on the repository row (works the same on
+SQLite and PostgreSQL, across any number of processes):
+
+* ``request_sync`` — while a sync runs, a request sets ``sync_pending`` and
+  enqueues nothing; while a soft sync is already queued, a soft request is
+  absorbed by it.  Otherwise it marks the row ``queued`` and enqueues a job.
+* ``run_sync`` — takes the lock (``running``), syncs, then either clears
+  ``sync_pending`` and runs one follow-up soft sync, or releases the lock.  The
+  release only succeeds while nothing is pending, so a request that lands
+  between the last check and the release is never lost.
+* A heartbeat thread keeps the lock fresh; a lock whose heartbeat is older than
+  ``STALE_AFTER`` belonged to a crashed worker and may be taken over.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from devlink.errors import DevlinkError
+from devlink.runtime import Runtime
+from devlink.store.models import Repository, utcnow
+from devlink.sync.engine import Progress, SyncResult, sync_repository
+
+__all__ = ["STALE_AFTER", "request_sync", "run_sync", "schedule_due"]
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(minutes=5)
+HEARTBEAT_EVERY = 30.0  # seconds
+QUEUED_FRESH = timedelta(minutes=15)  # a queued job older than this may have been lost: enqueue again
+
+Enqueue = Callable[[int, bool, str], None]
+
+
+def request_sync(rt: Runtime, repository_id: int, *, full: bool, trigger: str, enqueue: Enqueue) -> str:
+    """Ask for a sync; return ``coalesced`` or ``queued``.  Never runs the sync itself."""
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        running = session.execute(
+            update(Repository)
+            .where(Repository.id == repository_id, Repository.sync_state == "running")
+            .values(sync_pending=True)
+        ).rowcount
+        if running:
+            return "coalesced"
+        if not full:
+            absorbed = session.execute(
+                update(Repository)
+                .where(
+                    Repository.id == repository_id,
+                    Repository.sync_state == "queued",
+                    Repository.sync_kind == "soft",
+                    Repository.sync_heartbeat_at > now - QUEUED_FRESH,
+                )
+                .values(sync_heartbeat_at=Repository.sync_heartbeat_at)
+            ).rowcount
+            if absorbed:
+                return "coalesced"
+        session.execute(
+            update(Repository)
+            .where(Repository.id == repository_id, Repository.sync_state != "running")
+            .values(sync_state="queued", sync_kind="full" if full else "soft", sync_heartbeat_at=now)
+        )
+    enqueue(repository_id, full, trigger)
+    return "queued"
+
+
+def _acquire(rt: Runtime, repository_id: int, kind: str) -> bool:
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        return bool(
+            session.execute(
+                update(Repository)
+                .where(
+                    Repository.id == repository_id,
+                    or_(Repository.sync_state != "running", Repository.sync_heartbeat_at < now - STALE_AFTER),
+                )
+                .values(
+                    sync_state="running", sync_kind=kind, sync_started_at=now, sync_finished_at=None,
+                    sync_heartbeat_at=now, sync_progress=0,
+                )
+            ).rowcount
+        )
+
+
+def _mark_pending(rt: Runtime, repository_id: int) -> bool:
+    with rt.sessions.begin() as session:
+        return bool(
+            session.execute(
+                update(Repository)
+                .where(Repository.id == repository_id, Repository.sync_state == "running")
+                .values(sync_pending=True)
+            ).rowcount
+        )
+
+
+def _take_pending(rt: Runtime, repository_id: int) -> bool:
+    with rt.sessions.begin() as session:
+        return bool(
+            session.execute(
+                update(Repository)
+                .where(Repository.id == repository_id, Repository.sync_pending.is_(True))
+                .values(sync_pending=False, sync_kind="soft", sync_started_at=utcnow(), sync_progress=0)
+            ).rowcount
+        )
+
+
+def _release(rt: Runtime, repository_id: int, failed: bool) -> bool:
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        return bool(
+            session.execute(
+                update(Repository)
+                .where(Repository.id == repository_id, Repository.sync_pending.is_(False))
+                .values(
+                    sync_state="failed" if failed else "idle",
+                    sync_finished_at=now,
+                    next_sync_at=now + timedelta(minutes=rt.settings.sync_interval),
+                )
+            ).rowcount
+        )
+
+
+def _record(rt: Runtime, repository_id: int, error: DevlinkError | None) -> None:
+    with rt.sessions.begin() as session:
+        values = (
+            {"last_error_reason": None, "last_error_message": None, "last_error_at": None}
+            if error is None
+            else {"last_error_reason": error.reason, "last_error_message": error.message, "last_error_at": utcnow()}
+        )
+        session.execute(update(Repository).where(Repository.id == repository_id).values(**values))
+
+
+class _Heartbeat:
+    """Refresh the lock's heartbeat while a sync runs, so no one takes it over."""
+
+    def __init__(self, rt: Runtime, repository_id: int) -> None:
+        self._rt, self._id = rt, repository_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{repository_id}", daemon=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_EVERY):
+            try:
+                with self._rt.sessions.begin() as session:
+                    session.execute(
+                        update(Repository).where(Repository.id == self._id).values(sync_heartbeat_at=utcnow())
+                    )
+            except Exception:  # a missed beat is harmless; the next one retries
+                log.warning("sync.heartbeat_failed repository=%s", self._id, exc_info=True)
+
+
+def run_sync(
+    rt: Runtime, repository_id: int, *, full: bool, trigger: str = "soft", progress: Progress | None = None
+) -> list[SyncResult]:
+    """Run a sync under the repository's lock, then any follow-up that was requested meanwhile.
+
+    Returns the results of the runs made (empty when the request was handed
+    to the sync already running).  Errors are recorded on the repository,
+    never raised: a failing repository must not fail the job queue.
+    """
+    kind = "full" if full else "soft"
+    for _ in range(50):
+        if _acquire(rt, repository_id, kind):
+            break
+        if _mark_pending(rt, repository_id):
+            log.info("sync.coalesced repository=%s", repository_id)
+            return []
+    else:
+        return []
+    results: list[SyncResult] = []
+    with _Heartbeat(rt, repository_id):
+        while True:
+            failed = False
+            try:
+                results.append(sync_repository(rt, repository_id, full=full, trigger=trigger, progress=progress))
+                _record(rt, repository_id, None)
+            except DevlinkError as exc:
+                failed = True
+                log.warning("sync.failed repository=%s reason=%s message=%s", repository_id, exc.reason, exc.message)
+                _record(rt, repository_id, exc)
+            except Exception as exc:
+                failed = True
+                log.exception("sync.crashed repository=%s", repository_id)
+                _record(rt, repository_id, DevlinkError(f"internal error: {type(exc).__name__}: {exc}",
+                                                        reason="internal"))
+            if _take_pending(rt, repository_id):
+                full, trigger, progress = False, "soft", None
+                continue
+            if _release(rt, repository_id, failed):
+                return results
+
+
+def schedule_due(rt: Runtime, enqueue: Enqueue) -> list[int]:
+    """Queue a soft sync of every linked repository whose interval has passed; return their ids.
+
+    Claiming a repository is a conditional UPDATE of ``next_sync_at``, so
+    several schedulers (one per worker) never queue the same repository twice.
+    """
+    now = utcnow()
+    later = now + timedelta(minutes=rt.settings.sync_interval)
+    due_filter = (
+        Repository.linked.is_(True),
+        Repository.state == "active",
+        or_(Repository.next_sync_at.is_(None), Repository.next_sync_at <= now),
+    )
+    queued: list[int] = []
+    with rt.sessions() as session:
+        due = list(session.scalars(select(Repository.id).where(*due_filter)))
+    for repository_id in due:
+        with rt.sessions.begin() as session:
+            claimed = session.execute(
+                update(Repository).where(Repository.id == repository_id, *due_filter).values(next_sync_at=later)
+            ).rowcount
+        if claimed:
+            request_sync(rt, repository_id, full=False, trigger="schedule", enqueue=enqueue)
+            queued.append(repository_id)
+    return queued

@@ -1,0 +1,23 @@
+"""Issue-link rows for development entities, from the one key extractor."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from devlink.domain.issue_keys import extract_keys, project_key
+
+__all__ = ["link_rows"]
+
+
+def link_rows(repository_id: int, entity_type: str, texts: Iterable[tuple[int, str]]) -> list[dict[str, Any]]:
+    """One row per (key, entity) for each ``(entity_id, text)``; the text is searched whole."""
+    return [
+        {
+            "key": key,
+            "project_key": project_key(key),
+            "repository_id": repository_id,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+        }
+        for entity_id, text in texts
+        for key in extract_keys(text)
+    ]

@@ -1,0 +1,142 @@
+"""Link, find and unlink plain git repositories: the functions behind ``devlink repo`` and the REST API.
+
+The CLI and the API call these and nothing lower, so both behave the same.
+"""
+
+import hashlib
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from devlink.domain.remotes import parse_remote, with_userinfo
+from devlink.errors import Conflict, GitError, InvalidInput, NotFound
+from devlink.hosts.git import check_remote
+from devlink.runtime import Runtime
+from devlink.store.models import Host, IssueLink, Repository, utcnow
+
+__all__ = [
+    "add_repository",
+    "find_repository",
+    "hook_token",
+    "remove_repository",
+    "repository_for_token",
+    "token_hash",
+]
+
+GIT_HOST = "git"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _git_host(session: Session) -> Host:
+    host = session.scalars(select(Host).where(Host.name == GIT_HOST)).first()
+    if host is None:
+        host = Host(kind="git", name=GIT_HOST)
+        session.add(host)
+        session.flush()
+    return host
+
+
+def _default_name(location: str) -> str:
+    tail = location.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    tail = tail.removesuffix(".git") or "repository"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", tail).strip("-.") or "repository"
+
+
+def _normalise_location(text: str) -> tuple[str, str, bool]:
+    try:
+        remote = parse_remote(text)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid repository location: {exc}", reason="bad_url") from None
+    if remote.is_url:
+        return remote.location, remote.userinfo, True
+    path = Path(remote.location).expanduser().resolve()
+    if not path.exists():
+        raise GitError(f"{path} does not exist", reason="not_a_repository")
+    return str(path), "", False
+
+
+def add_repository(rt: Runtime, location: str, *, name: str | None = None, web_url: str | None = None) -> Repository:
+    """Check that ``location`` is a readable git repository and link it; no sync is started here."""
+    safe_location, userinfo, _ = _normalise_location(location)
+    name = name or _default_name(safe_location)
+    if not _NAME.match(name):
+        raise InvalidInput(
+            f"invalid repository name {name!r}: use letters, digits, '.', '_', '-' and '/'", reason="bad_name"
+        )
+    if web_url is not None and not web_url.startswith(("http://", "https://")):
+        raise InvalidInput("the web URL must start with http:// or https://", reason="bad_url")
+    with rt.sessions() as session:
+        if session.scalars(select(Repository.id).where(Repository.name == name)).first():
+            raise Conflict(f"a repository named {name!r} is already linked", hint="choose another with --name")
+        if session.scalars(select(Repository.id).where(Repository.url == safe_location)).first():
+            raise Conflict(f"{safe_location} is already linked")
+    check_remote(with_userinfo(safe_location, userinfo), safe_location)
+    token = secrets.token_urlsafe(24)
+    with rt.sessions.begin() as session:
+        repository = Repository(
+            host_id=_git_host(session).id,
+            name=name,
+            url=safe_location,
+            url_secret=rt.vault.encrypt(userinfo) if userinfo else None,
+            web_url=web_url.rstrip("/") if web_url else None,
+            hook_token_hash=token_hash(token),
+            hook_token=rt.vault.encrypt(token),
+            next_sync_at=utcnow(),
+        )
+        session.add(repository)
+        try:
+            session.flush()
+        except Exception as exc:  # a concurrent add of the same name or URL
+            raise Conflict(f"a repository named {name!r} or at {safe_location} is already linked") from exc
+    return repository
+
+
+def find_repository(session: Session, ref: str | int) -> Repository:
+    """Find by id or name; NotFound names the way to list them."""
+    text = str(ref)
+    query = select(Repository).where(Repository.id == int(text)) if text.isdigit() else None
+    repository = session.scalars(query).first() if query is not None else None
+    if repository is None:
+        repository = session.scalars(select(Repository).where(Repository.name == text)).first()
+    if repository is None:
+        raise NotFound(f"no repository {text!r}", hint="see them with: devlink repo list")
+    return repository
+
+
+def find_by_location(session: Session, location: str) -> Repository:
+    """Find the repository linked from ``location`` (a path or URL, credentials ignored)."""
+    safe, _, _ = _normalise_location(location)
+    repository = session.scalars(select(Repository).where(Repository.url == safe)).first()
+    if repository is None:
+        raise NotFound(f"{safe} is not linked", hint=f"link it first: devlink repo add {safe}")
+    return repository
+
+
+def remove_repository(rt: Runtime, ref: str | int) -> str:
+    """Unlink a repository: its rows, links and mirror go; return its name."""
+    with rt.sessions.begin() as session:
+        repository = find_repository(session, ref)
+        name, repository_id = repository.name, repository.id
+        session.execute(delete(IssueLink).where(IssueLink.repository_id == repository_id))
+        session.delete(repository)
+    shutil.rmtree(Path(rt.settings.mirrors_dir) / f"{repository_id}.git", ignore_errors=True)
+    return name
+
+
+def hook_token(rt: Runtime, repository: Repository) -> str:
+    """The repository's push-notification token, decrypted for the hook script."""
+    if repository.hook_token is None:
+        raise NotFound(f"repository {repository.name!r} has no hook token")
+    return rt.vault.decrypt(repository.hook_token)
+
+
+def repository_for_token(session: Session, token: str) -> Repository | None:
+    return session.scalars(select(Repository).where(Repository.hook_token_hash == token_hash(token))).first()

@@ -1,0 +1,81 @@
+"""The job queue: Huey, embedded (SQLite file) by default or Redis at scale, and its tasks.
+
+Tasks are thin: they take ids and call ``sync/``.  ``devlink serve`` runs an
+``EmbeddedConsumer`` in threads of its own process; ``devlink worker`` runs the
+same consumer as a process of its own against Redis (or the SQLite queue).
+Every consumer also runs the minute-by-minute scheduler; ``schedule_due``
+claims repositories with a conditional UPDATE, so several never double-queue.
+"""
+
+import logging
+from typing import Any
+
+from huey import PriorityRedisHuey, SqliteHuey, crontab
+from huey.api import Huey
+from huey.consumer import Consumer
+
+from devlink.errors import ConfigError
+from devlink.runtime import Runtime
+from devlink.sync.jobs import request_sync, run_sync, schedule_due
+
+__all__ = ["EmbeddedConsumer", "Queue"]
+
+log = logging.getLogger(__name__)
+
+#: Webhook-driven work first, then what a person asked for, then the schedule.
+PRIORITY = {"hook": 20, "manual": 10, "schedule": 0, "soft": 0}
+
+
+def build_huey(rt: Runtime) -> Huey:
+    settings = rt.settings
+    if settings.uses_redis:
+        try:
+            import redis
+
+            redis.Redis.from_url(settings.queue_url, socket_connect_timeout=5).ping()
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot reach the Redis queue at DEVLINK_QUEUE_URL: {type(exc).__name__}",
+                hint="start Redis, or leave DEVLINK_QUEUE_URL empty for the embedded queue",
+            ) from None
+        return PriorityRedisHuey("devlink", url=settings.queue_url, results=False)
+    path = settings.queue_url.removeprefix("sqlite:///") if settings.queue_url else str(settings.home / "queue.db")
+    return SqliteHuey("devlink", filename=path, results=False)
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """A Huey consumer that leaves signal handling to its host process (uvicorn, or the CLI)."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+class Queue:
+    """The Huey instance of one ``Runtime`` with devlink's tasks registered on it."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.huey = build_huey(rt)
+
+        @self.huey.task(name="sync_repository")  # type: ignore[untyped-decorator]
+        def sync_repository_task(repository_id: int, full: bool, trigger: str) -> None:
+            run_sync(rt, repository_id, full=full, trigger=trigger)
+
+        @self.huey.periodic_task(crontab(minute="*"), name="schedule_due")  # type: ignore[untyped-decorator]
+        def schedule_due_task() -> None:
+            queued = schedule_due(rt, self.enqueue_sync)
+            if queued:
+                log.info("schedule.queued repositories=%s", queued)
+
+        self._sync_task: Any = sync_repository_task
+
+    def enqueue_sync(self, repository_id: int, full: bool, trigger: str) -> None:
+        self.huey.enqueue(self._sync_task.s(repository_id, full, trigger, priority=PRIORITY.get(trigger, 0)))
+
+    def request_sync(self, repository_id: int, *, full: bool, trigger: str) -> str:
+        """Queue a sync (or fold it into the one running); returns ``queued`` or ``coalesced``."""
+        return request_sync(self.rt, repository_id, full=full, trigger=trigger, enqueue=self.enqueue_sync)
+
+    def consumer(self, workers: int) -> EmbeddedConsumer:
+        return EmbeddedConsumer(self.huey, workers=workers, worker_type="thread", periodic=True,
+                                check_worker_health=True)
