@@ -155,8 +155,11 @@ class Mirror:
     def count(self, include: Iterable[str], exclude: Iterable[str]) -> int:
         """How many commits ``commits(include, exclude)`` will yield; cheap, for progress bars."""
         proc = self._rev_list(include, exclude, ["--count"], stdout=subprocess.PIPE)
-        out, err = proc.communicate()
-        if proc.returncode != 0:
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = proc.stdout.read(), proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        if proc.wait() != 0:
             raise _classify(err.decode("utf-8", "replace"), self.location)
         return int(out or b"0")
 
@@ -171,6 +174,7 @@ class Mirror:
         cat_file = subprocess.Popen(
             ["git", "--git-dir", str(self.path), "cat-file", "--batch"],
             stdin=rev_list.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_git_env(),
+            bufsize=1 << 20,
         )
         assert rev_list.stdout is not None and cat_file.stdout is not None
         rev_list.stdout.close()  # cat-file owns the read end now
@@ -217,48 +221,59 @@ def _read_batch(stream: IO[bytes]) -> Iterator[GitCommit]:
 
 
 def _decode(raw: bytes, encoding: str) -> str:
-    try:
-        text = raw.decode(encoding)
-    except (LookupError, UnicodeDecodeError):
+    if encoding == "utf-8":
         text = raw.decode("utf-8", "replace")
-    return text.replace("\x00", "\ufffd")
+    else:
+        try:
+            text = raw.decode(encoding)
+        except (LookupError, UnicodeDecodeError):
+            text = raw.decode("utf-8", "replace")
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
-def _ident(raw: bytes, encoding: str) -> tuple[str, str, datetime, int]:
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _ident(value: str) -> tuple[str, str, datetime, int]:
     """Parse ``Name <email> 1700000000 +0100``; a malformed identity yields empty fields, not an error."""
-    lt, gt = raw.find(b"<"), raw.rfind(b">")
+    lt, gt = value.find("<"), value.rfind(">")
     if lt < 0 or gt < lt:
-        return _decode(raw.strip(), encoding), "", datetime.fromtimestamp(0, UTC), 0
-    name = _decode(raw[:lt].strip(), encoding)
-    email = _decode(raw[lt + 1 : gt].strip(), encoding)
-    when, tz = datetime.fromtimestamp(0, UTC), 0
-    parts = raw[gt + 1 :].split()
+        return value.strip(), "", _EPOCH, 0
+    when, tz = _EPOCH, 0
+    stamp, _, offset = value[gt + 1 :].strip().partition(" ")
     try:
-        when = datetime.fromtimestamp(int(parts[0]), UTC)
-        sign = -1 if parts[1].startswith(b"-") else 1
-        digits = parts[1].lstrip(b"+-")
-        tz = sign * (int(digits[:-2] or b"0") * 60 + int(digits[-2:]))
-    except (IndexError, ValueError, OverflowError, OSError):
+        when = datetime.fromtimestamp(int(stamp), UTC)
+        minutes = int(offset[-4:-2] or "0") * 60 + int(offset[-2:])
+        tz = -minutes if offset.startswith("-") else minutes
+    except (ValueError, OverflowError, OSError):
         pass
-    return name, email, when, tz
+    return value[:lt].strip(), value[lt + 1 : gt].strip(), when, tz
 
 
 def parse_commit(sha: str, body: bytes) -> GitCommit:
-    """Decode one raw commit object; never raises on odd bytes."""
-    head, _, message = body.partition(b"\n\n")
-    fields: dict[bytes, bytes] = {}
+    """Decode one raw commit object; never raises on odd bytes.
+
+    The header is ASCII except for names; it is decoded with the commit's
+    ``encoding`` header (UTF-8 when absent), like the message.
+    """
+    head_raw, _, message_raw = body.partition(b"\n\n")
+    encoding = "utf-8"
+    position = head_raw.find(b"\nencoding ")
+    if position >= 0:
+        encoding = head_raw[position + 10 :].split(b"\n", 1)[0].decode("ascii", "replace").strip().lower()
+        if encoding in ("utf8", "utf-8"):
+            encoding = "utf-8"
     parents: list[str] = []
-    for line in head.split(b"\n"):
-        if line.startswith(b" "):  # continuation of a multi-line header (gpgsig, mergetag)
-            continue
-        name, _, value = line.partition(b" ")
-        if name == b"parent":
-            parents.append(value.decode("ascii", "replace"))
-        else:
-            fields.setdefault(name, value)
-    encoding = fields.get(b"encoding", b"utf-8").decode("ascii", "replace")
-    a_name, a_email, a_when, a_tz = _ident(fields.get(b"author", b""), encoding)
-    c_name, c_email, c_when, _ = _ident(fields.get(b"committer", b""), encoding)
+    author = committer = ""
+    for line in _decode(head_raw, encoding).split("\n"):
+        if line.startswith("parent "):
+            parents.append(line[7:])
+        elif line.startswith("author ") and not author:
+            author = line[7:]
+        elif line.startswith("committer ") and not committer:
+            committer = line[10:]
+    a_name, a_email, a_when, a_tz = _ident(author)
+    c_name, c_email, c_when, _ = _ident(committer)
     return GitCommit(
         sha=sha,
         parents=tuple(parents),
@@ -269,7 +284,7 @@ def parse_commit(sha: str, body: bytes) -> GitCommit:
         committer_name=c_name,
         committer_email=c_email,
         committed_at=c_when,
-        message=_decode(message, encoding).rstrip("\n"),
+        message=_decode(message_raw, encoding).rstrip("\n"),
     )
 
 

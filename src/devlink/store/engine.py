@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError
@@ -19,7 +18,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from devlink.errors import ConfigError
 
-__all__ = ["insert_ignore", "make_engine", "make_sessionmaker"]
+__all__ = ["insert_ignore", "insert_tuples_ignore", "make_engine", "make_sessionmaker"]
 
 
 def make_engine(url: str) -> Engine:
@@ -67,17 +66,56 @@ def insert_ignore(
     rows: Iterable[Mapping[str, Any]],
     conflict_columns: list[str],
 ) -> int:
-    """Insert ``rows``, skipping those that collide on ``conflict_columns``; return rows inserted.
+    """Insert ``rows`` (dicts with the same keys), skipping those that collide on ``conflict_columns``.
 
-    Uniqueness is the lock: callers never check first and insert after.
+    Returns how many rows were inserted.  Uniqueness is the lock: callers never
+    check first and insert after.
     """
     rows = list(rows)
     if not rows:
         return 0
-    dialect = connection.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    columns = list(rows[0].keys())
+    return insert_tuples_ignore(connection, table, columns, [tuple(row.values()) for row in rows], conflict_columns)
+
+
+def insert_tuples_ignore(
+    connection: Connection | Session,
+    table: Table,
+    columns: list[str],
+    rows: list[tuple[Any, ...]],
+    conflict_columns: list[str],
+) -> int:
+    """The bulk path of ``insert_ignore``: rows as tuples in ``columns`` order.
+
+    A backfill writes through here, so it hands the driver one
+    ``executemany`` of plain tuples: column types still convert values (their
+    bind processors run), but SQLAlchemy's per-row statement machinery, which
+    cost more than the database itself, is skipped.  ``INSERT … ON CONFLICT
+    (…) DO NOTHING`` reads the same on SQLite and PostgreSQL; only the
+    parameter style differs.
+    """
+    if not rows:
+        return 0
+    bind = connection.connection() if isinstance(connection, Session) else connection
+    dialect = bind.dialect
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING"
+    )
+    processors = [
+        (index, proc)
+        for index, name in enumerate(columns)
+        if (proc := table.c[name].type.bind_processor(dialect)) is not None
+    ]
+    if processors:
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, proc in processors:
+                values[index] = proc(values[index])
+            converted.append(tuple(values))
+        result = bind.exec_driver_sql(sql, converted)
     else:
-        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
-    result = connection.execute(statement, rows)
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+        result = bind.exec_driver_sql(sql, rows)
+    return max(int(result.rowcount or 0), 0)

@@ -144,7 +144,7 @@ class Commit(Base):
     __table_args__ = (UniqueConstraint("repository_id", "sha"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
-    sha: Mapped[str] = mapped_column(String(64), index=True)
+    sha: Mapped[str] = mapped_column(String(64))
     author_name: Mapped[str] = mapped_column(String(500))
     author_email: Mapped[str] = mapped_column(String(500))
     authored_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -205,7 +205,7 @@ class IssueLink(Base):
         Index("ix_issue_links_entity", "entity_type", "entity_id"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(100), index=True)
+    key: Mapped[str] = mapped_column(String(100))  # indexed by the unique constraint
     project_key: Mapped[str] = mapped_column(String(100), index=True)
     repository_id: Mapped[int] = mapped_column(
         ForeignKey("repositories.id", ondelete="CASCADE"), index=True

@@ -107,19 +107,19 @@ def development(session: Session, key: str) -> dict[str, Any]:
         .join(Repository, Repository.id == Commit.repository_id)
         .where(Commit.id.in_(_linked("commit", key)))
         .order_by(Commit.committed_at.desc(), Commit.authored_at.desc(), Commit.id.desc())
-    ).tuples().all()
+    ).all()
     branches = session.execute(
         select(Branch, Repository)
         .join(Repository, Repository.id == Branch.repository_id)
         .where(Branch.id.in_(_linked("branch", key)))
         .order_by(Repository.name, Branch.name)
-    ).tuples().all()
+    ).all()
     pulls = session.execute(
         select(PullRequest, Repository)
         .join(Repository, Repository.id == PullRequest.repository_id)
         .where(PullRequest.id.in_(_linked("pull_request", key)))
         .order_by(PullRequest.updated_at.desc())
-    ).tuples().all()
+    ).all()
     repositories = {r.id for _, r in commits} | {r.id for _, r in branches} | {r.id for _, r in pulls}
     pull_states: dict[str, int] = {}
     for pull, _ in pulls:

@@ -25,7 +25,7 @@ from devlink.domain.issue_keys import extract_keys
 from devlink.domain.remotes import parse_remote, with_userinfo
 from devlink.hosts.git import GitCommit, Mirror
 from devlink.runtime import Runtime
-from devlink.store.engine import insert_ignore
+from devlink.store.engine import insert_ignore, insert_tuples_ignore
 from devlink.store.models import Branch, Commit, IssueLink, Repository, SyncCursor, utcnow
 from devlink.sync.linking import link_rows
 
@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int | None], None]
 
 COMMIT_CURSOR = "commits"
+COMMIT_COLUMNS = [
+    "repository_id", "sha", "author_name", "author_email", "authored_at", "author_tz",
+    "committer_name", "committer_email", "committed_at", "message", "parent_count",
+    "first_seen_at", "first_seen_by",
+]
 
 
 @dataclass(frozen=True)
@@ -127,34 +132,24 @@ def write_commits(session: Session, repository_id: int, commits: list[GitCommit]
     """Upsert ``commits`` and their issue links; return how many commits were new."""
     now = utcnow()
     rows = [
-        {
-            "repository_id": repository_id,
-            "sha": c.sha,
-            "author_name": c.author_name[:500],
-            "author_email": c.author_email[:500],
-            "authored_at": c.authored_at,
-            "author_tz": c.author_tz,
-            "committer_name": c.committer_name[:500],
-            "committer_email": c.committer_email[:500],
-            "committed_at": c.committed_at,
-            "message": c.message,
-            "parent_count": len(c.parents),
-            "first_seen_at": now,
-            "first_seen_by": seen_by,
-        }
+        (
+            repository_id, c.sha, c.author_name[:500], c.author_email[:500], c.authored_at, c.author_tz,
+            c.committer_name[:500], c.committer_email[:500], c.committed_at, c.message, len(c.parents),
+            now, seen_by,
+        )
         for c in commits
     ]
-    inserted = insert_ignore(session, Commit.__table__, rows, ["repository_id", "sha"])
-    keyed = [c for c in commits if extract_keys(c.message)]
+    inserted = insert_tuples_ignore(session, Commit.__table__, COMMIT_COLUMNS, rows, ["repository_id", "sha"])
+    keyed = [(c.sha, keys) for c in commits if (keys := extract_keys(c.message))]
     if keyed:
         ids = dict(
             session.execute(
                 select(Commit.sha, Commit.id).where(
-                    Commit.repository_id == repository_id, Commit.sha.in_([c.sha for c in keyed])
+                    Commit.repository_id == repository_id, Commit.sha.in_([sha for sha, _ in keyed])
                 )
-            ).tuples().all()
+            ).all()
         )
-        links = link_rows(repository_id, "commit", ((ids[c.sha], c.message) for c in keyed))
+        links = link_rows(repository_id, "commit", ((ids[sha], keys) for sha, keys in keyed))
         insert_ignore(session, IssueLink.__table__, links, ["key", "entity_type", "entity_id"])
     return inserted
 
@@ -165,7 +160,7 @@ def write_branches(session: Session, repository_id: int, heads: dict[str, str]) 
         name: (branch_id, sha)
         for branch_id, name, sha in session.execute(
             select(Branch.id, Branch.name, Branch.head_sha).where(Branch.repository_id == repository_id)
-        ).tuples()
+        )
     }
     created = heads.keys() - stored.keys()
     deleted = stored.keys() - heads.keys()
@@ -180,8 +175,8 @@ def write_branches(session: Session, repository_id: int, heads: dict[str, str]) 
         )
         new_ids = session.execute(
             select(Branch.id, Branch.name).where(Branch.repository_id == repository_id, Branch.name.in_(created))
-        ).tuples().all()
-        links = link_rows(repository_id, "branch", new_ids)
+        ).all()
+        links = link_rows(repository_id, "branch", ((i, extract_keys(name)) for i, name in new_ids))
         insert_ignore(session, IssueLink.__table__, links, ["key", "entity_type", "entity_id"])
     if moved:
         session.execute(

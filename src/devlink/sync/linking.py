@@ -3,13 +3,15 @@
 from collections.abc import Iterable
 from typing import Any
 
-from devlink.domain.issue_keys import extract_keys, project_key
+from devlink.domain.issue_keys import project_key
 
 __all__ = ["link_rows"]
 
 
-def link_rows(repository_id: int, entity_type: str, texts: Iterable[tuple[int, str]]) -> list[dict[str, Any]]:
-    """One row per (key, entity) for each ``(entity_id, text)``; the text is searched whole."""
+def link_rows(
+    repository_id: int, entity_type: str, keyed: Iterable[tuple[int, Iterable[str]]]
+) -> list[dict[str, Any]]:
+    """One row per (key, entity) for each ``(entity_id, keys)``; keys come from ``extract_keys``."""
     return [
         {
             "key": key,
@@ -18,6 +20,6 @@ def link_rows(repository_id: int, entity_type: str, texts: Iterable[tuple[int, s
             "entity_type": entity_type,
             "entity_id": entity_id,
         }
-        for entity_id, text in texts
-        for key in extract_keys(text)
+        for entity_id, keys in keyed
+        for key in keys
     ]

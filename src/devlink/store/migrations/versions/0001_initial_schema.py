@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-23 19:39:32.665442
+Revises:
+Create Date: 2026-11-23 19:45:16.175376
 """
 
 import sqlalchemy as sa
@@ -17,7 +17,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('hosts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
@@ -105,9 +104,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_commits')),
     sa.UniqueConstraint('repository_id', 'sha', name=op.f('uq_commits_repository_id_sha'))
     )
-    with op.batch_alter_table('commits', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_commits_sha'), ['sha'], unique=False)
-
     op.create_table('issue_links',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=100), nullable=False),
@@ -121,7 +117,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('issue_links', schema=None) as batch_op:
         batch_op.create_index('ix_issue_links_entity', ['entity_type', 'entity_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_issue_links_key'), ['key'], unique=False)
         batch_op.create_index(batch_op.f('ix_issue_links_project_key'), ['project_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_issue_links_repository_id'), ['repository_id'], unique=False)
 
@@ -166,22 +161,16 @@ def upgrade() -> None:
     )
 
 
-
 def downgrade() -> None:
-
     op.drop_table('webhook_deliveries')
     op.drop_table('sync_cursors')
     op.drop_table('pull_requests')
     with op.batch_alter_table('issue_links', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_issue_links_repository_id'))
         batch_op.drop_index(batch_op.f('ix_issue_links_project_key'))
-        batch_op.drop_index(batch_op.f('ix_issue_links_key'))
         batch_op.drop_index('ix_issue_links_entity')
 
     op.drop_table('issue_links')
-    with op.batch_alter_table('commits', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_commits_sha'))
-
     op.drop_table('commits')
     op.drop_table('branches')
     with op.batch_alter_table('repositories', schema=None) as batch_op:
@@ -190,4 +179,3 @@ def downgrade() -> None:
     op.drop_table('repositories')
     op.drop_table('accounts')
     op.drop_table('hosts')
-
