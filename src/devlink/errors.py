@@ -68,9 +68,9 @@ class InvalidInput(DevlinkError):
 
 
 class GitError(DevlinkError):
-    """Raised when git cannot clone, fetch or read a repository."""
+    """Raised when git cannot clone, fetch or read a repository (422: the location cannot be used)."""
 
-    status = 502
+    status = 422
     default_reason = "git"
 
 

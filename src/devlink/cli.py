@@ -1,0 +1,330 @@
+"""The ``devlink`` command: serve, worker, repo, sync, issue, keys.
+
+Commands call the same functions as the REST API (``sync/``, ``store/queries``)
+and never run SQL of their own.  A ``DevlinkError`` is caught once, in
+``main``: its message and hint are printed and the exit status is 1; usage
+errors exit 2.
+"""
+
+import json
+import logging
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from devlink.config import load_settings
+from devlink.domain.issue_keys import extract_keys, is_key
+from devlink.errors import DevlinkError, InvalidInput
+from devlink.runtime import Runtime
+from devlink.store import queries
+from devlink.store.models import Repository
+from devlink.sync.engine import SyncResult
+from devlink.sync.jobs import run_sync
+from devlink.sync.repositories import (
+    add_repository,
+    find_by_location,
+    find_repository,
+    hook_token,
+    remove_repository,
+)
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Link commits and branches to issue keys.")
+repo_app = typer.Typer(no_args_is_help=True, help="Link, list and unlink repositories.")
+app.add_typer(repo_app, name="repo")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _runtime() -> Runtime:
+    return Runtime.open(load_settings())
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------- serve, worker
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="port [default: 8000]")] = None,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="run the job queue in this process")] = True,
+) -> None:
+    """Run the web app, REST API and (by default) the job queue consumer."""
+    import uvicorn
+
+    from devlink.web.app import create_app
+
+    _configure_logging()
+    rt = _runtime()
+    bind_host, bind_port = host or rt.settings.host, port or rt.settings.port
+    err.print(f"devlink on http://{bind_host}:{bind_port}  (data in {rt.settings.home})")
+    uvicorn.run(create_app(rt, embedded_worker=worker), host=bind_host, port=bind_port, log_level="info")
+
+
+@app.command()
+def worker(
+    workers: Annotated[int | None, typer.Option(help="consumer threads [default: DEVLINK_WORKERS or 2]")] = None,
+) -> None:
+    """Run a job-queue consumer (use several with DEVLINK_QUEUE_URL=redis://…)."""
+    import signal
+    import threading
+
+    _configure_logging()
+    rt = _runtime()
+    consumer = rt.queue.consumer(workers or rt.settings.workers)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    consumer.start()
+    err.print(f"devlink worker: {consumer.workers} threads on {'redis' if rt.settings.uses_redis else 'sqlite'} queue")
+    stop.wait()
+    consumer.stop(graceful=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database to the newest schema (every command also does this on start)."""
+    rt = _runtime()
+    out.print(f"database is up to date: {rt.engine.url.render_as_string(hide_password=True)}")
+
+
+# ---------------------------------------------------------------- repositories
+
+
+def _sync_with_progress(rt: Runtime, repository_id: int, *, full: bool) -> list[SyncResult]:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    started = time.monotonic()
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+        task = bar.add_task("indexing commits", total=None, rate="")
+
+        def progress(done: int, total: int | None) -> None:
+            rate = done / max(time.monotonic() - started, 1e-6)
+            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} commits/s")
+
+        return run_sync(rt, repository_id, full=full, trigger="manual", progress=progress)
+
+
+def _report_sync(rt: Runtime, repository_id: int, results: list[SyncResult]) -> None:
+    with rt.sessions() as session:
+        repository = session.get(Repository, repository_id)
+        assert repository is not None
+        if repository.last_error_message and repository.sync_state == "failed":
+            raise DevlinkError(f"sync of {repository.name} failed: {repository.last_error_message}",
+                               reason=repository.last_error_reason)
+        if not results:
+            out.print(f"{repository.name}: a sync was already running; a follow-up soft sync will run after it")
+            return
+        for result in results:
+            out.print(
+                f"{repository.name}: {result.kind} sync done: {result.commits_seen} commits read, "
+                f"{result.commits_new} new, branches +{result.branches_created} ~{result.branches_moved} "
+                f"-{result.branches_deleted}; {repository.commits_indexed} commits indexed"
+            )
+
+
+@repo_app.command("add")
+def repo_add(
+    location: Annotated[str, typer.Argument(help="a local path or a git URL")],
+    name: Annotated[str | None, typer.Option(help="name shown everywhere [default: from the location]")] = None,
+    web_url: Annotated[str | None, typer.Option(help="web page of the repository, for links")] = None,
+    sync: Annotated[bool, typer.Option("--sync/--no-sync", help="backfill now, or leave it to the queue")] = True,
+) -> None:
+    """Link a repository and backfill its whole history."""
+    rt = _runtime()
+    repository = add_repository(rt, location, name=name, web_url=web_url)
+    out.print(f"linked {repository.name} (id {repository.id}) from {repository.url}")
+    if sync:
+        _report_sync(rt, repository.id, _sync_with_progress(rt, repository.id, full=False))
+    else:
+        rt.queue.request_sync(repository.id, full=False, trigger="manual")
+        out.print("initial sync queued: `devlink serve` or `devlink worker` will run it")
+
+
+@repo_app.command("list")
+def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """List linked repositories with their sync state."""
+    rt = _runtime()
+    with rt.sessions() as session:
+        views = [queries.repository_view(r) for r in session.query(Repository).order_by(Repository.name)]
+    if as_json:
+        _print_json(views)
+        return
+    if not views:
+        out.print("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
+        return
+    table = Table("id", "name", "location", "sync", "commits", "finished", "error")
+    for view in views:
+        sync = view["sync"]
+        error = sync["error"]["message"] if sync["error"] else ""
+        table.add_row(str(view["id"]), view["name"], view["url"], sync["state"], str(sync["commits_indexed"]),
+                      sync["finished_at"] or "", error)
+    out.print(table)
+
+
+@repo_app.command("remove")
+def repo_remove(repository: Annotated[str, typer.Argument(help="name or id")]) -> None:
+    """Unlink a repository: its commits, branches, links and mirror are removed."""
+    rt = _runtime()
+    out.print(f"removed {remove_repository(rt, repository)}")
+
+
+HOOK_SCRIPT = """#!/bin/sh
+# devlink post-receive hook for {name}: asks devlink for a soft sync after every push.
+# Installed by `devlink repo hook`; the token identifies this repository only.
+body=$(cat)
+url='{url}/hooks/git'
+if command -v curl >/dev/null 2>&1; then
+  printf '%s\\n' "$body" | curl -fsS -m 10 -X POST -H 'X-Devlink-Token: {token}' \\
+    -H 'Content-Type: text/plain' --data-binary @- "$url" >/dev/null || echo "devlink: notification failed" >&2
+else
+  printf '%s\\n' "$body" | python3 -c 'import sys, urllib.request as u
+req = u.Request(sys.argv[1], data=sys.stdin.buffer.read(), method="POST",
+                headers={{"X-Devlink-Token": sys.argv[2], "Content-Type": "text/plain"}})
+u.urlopen(req, timeout=10)' "$url" '{token}' || echo "devlink: notification failed" >&2
+fi
+exit 0
+"""
+
+
+@repo_app.command("hook")
+def repo_hook(
+    path: Annotated[str, typer.Argument(help="the bare repository devlink was linked from")],
+    install: Annotated[bool, typer.Option("--install", help="write PATH/hooks/post-receive")] = False,
+    url: Annotated[str | None, typer.Option(help="devlink's address as the git server sees it")] = None,
+) -> None:
+    """Print (or install) a post-receive hook that notifies devlink of every push."""
+    from pathlib import Path
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        repository = find_by_location(session, path)
+        token = hook_token(rt, repository)
+        name = repository.name
+    base = (url or f"http://{rt.settings.host}:{rt.settings.port}").rstrip("/")
+    script = HOOK_SCRIPT.format(name=name, url=base, token=token)
+    if not install:
+        sys.stdout.write(script)
+        return
+    hooks = Path(path).expanduser().resolve() / "hooks"
+    if not hooks.is_dir():
+        hooks = Path(path).expanduser().resolve() / ".git" / "hooks"
+    if not hooks.is_dir():
+        raise InvalidInput(f"{path} has no hooks directory", hint="pass the path of the bare repository")
+    target = hooks / "post-receive"
+    if target.exists() and "devlink post-receive hook" not in target.read_text(errors="replace"):
+        raise InvalidInput(f"{target} exists and was not written by devlink; merge it by hand",
+                           hint=f"print the script with: devlink repo hook {path}")
+    target.write_text(script)
+    target.chmod(0o755)
+    out.print(f"installed {target}")
+
+
+# ---------------------------------------------------------------- sync
+
+
+@app.command()
+def sync(
+    repository: Annotated[str | None, typer.Argument(help="name or id [default: every repository]")] = None,
+    full: Annotated[bool, typer.Option("--full", help="re-walk the whole history instead of what is new")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="run now, in this process, and show progress")] = False,
+) -> None:
+    """Sync one or every repository: queue it, or with --wait run it here."""
+    rt = _runtime()
+    with rt.sessions() as session:
+        if repository:
+            ids = [find_repository(session, repository).id]
+        else:
+            ids = list(session.scalars(session.query(Repository.id).order_by(Repository.id).statement))
+    if not ids:
+        out.print("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
+        return
+    for repository_id in ids:
+        if wait:
+            results = _sync_with_progress(rt, repository_id, full=full)
+            if not results:
+                _wait_idle(rt, repository_id)
+            _report_sync(rt, repository_id, results)
+        else:
+            status = rt.queue.request_sync(repository_id, full=full, trigger="manual")
+            out.print(f"repository {repository_id}: {'full' if full else 'soft'} sync {status}")
+    if not wait:
+        out.print("`devlink serve` or `devlink worker` runs queued syncs; add --wait to run them here")
+
+
+def _wait_idle(rt: Runtime, repository_id: int) -> None:
+    with err.status("waiting for the sync already running"):
+        while True:
+            with rt.sessions() as session:
+                repository = session.get(Repository, repository_id)
+                if repository is None or repository.sync_state != "running":
+                    return
+            time.sleep(0.5)
+
+
+# ---------------------------------------------------------------- read
+
+
+@app.command()
+def issue(
+    key: Annotated[str, typer.Argument(help="an issue key such as KAFKA-1234")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the development document as JSON")] = False,
+) -> None:
+    """Show the commits and branches that mention an issue key."""
+    if not is_key(key):
+        raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key")
+    rt = _runtime()
+    with rt.sessions() as session:
+        document = queries.development(session, key)
+    if as_json:
+        _print_json(document)
+        return
+    summary = document["summary"]
+    out.print(f"[bold]{key}[/]: {summary['commits']} commits, {summary['branches']} branches, "
+              f"{summary['pull_requests']} pull requests in {summary['repositories']} repositories")
+    for branch in document["branches"]:
+        out.print(f"  branch  {branch['repository']['name']}:{branch['name']} @ {branch['head_sha'][:12]}")
+    for commit in document["commits"]:
+        out.print(f"  {commit['short_sha']}  {commit['date'][:10]}  {commit['repository']['name']}  "
+                  f"{commit['author']['name']}  {commit['summary']}", markup=False, highlight=False)
+
+
+@app.command()
+def keys(
+    text: Annotated[str | None, typer.Argument(help="text to search [default: standard input]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array")] = False,
+) -> None:
+    """Print the issue keys found in TEXT or standard input, one per line."""
+    found = list(extract_keys(sys.stdin.read() if text is None else text))
+    if as_json:
+        sys.stdout.write(json.dumps(found) + "\n")
+    else:
+        sys.stdout.write("".join(f"{key}\n" for key in found))
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except DevlinkError as exc:
+        err.print(f"[red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err.print(f"hint: {exc.hint}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""The web layer: REST API under /api/v1, webhooks under /hooks, server-rendered pages."""

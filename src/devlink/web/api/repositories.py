@@ -1,0 +1,58 @@
+"""``/api/v1/repositories``: link, list, sync and unlink repositories."""
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from devlink.store import queries
+from devlink.store.models import Repository
+from devlink.sync.repositories import add_repository, find_repository, remove_repository
+from devlink.web.deps import RuntimeDep, SessionDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/repositories", tags=["repositories"])
+
+
+class RepositoryIn(BaseModel):
+    url: str = Field(description="a git URL (credentials allowed, never shown again) or a local path")
+    name: str | None = Field(default=None, description="defaults to the last part of the location")
+    web_url: str | None = Field(default=None, description="web page of the repository, for links")
+
+
+@router.get("")
+def list_repositories(session: SessionDep) -> list[dict[str, Any]]:
+    """Every linked repository with its sync state."""
+    return [queries.repository_view(r) for r in session.scalars(select(Repository).order_by(Repository.name))]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_repository(body: RepositoryIn, rt: RuntimeDep, response: Response) -> dict[str, Any]:
+    """Link a repository and queue its initial backfill."""
+    repository = add_repository(rt, body.url, name=body.name, web_url=body.web_url)
+    rt.queue.request_sync(repository.id, full=False, trigger="manual")
+    response.headers["Location"] = f"/api/v1/repositories/{repository.id}"
+    with rt.sessions() as session:
+        return queries.repository_view(find_repository(session, repository.id))
+
+
+@router.get("/{repository_id}")
+def get_repository(repository_id: int, session: SessionDep) -> dict[str, Any]:
+    return queries.repository_view(find_repository(session, repository_id))
+
+
+@router.delete("/{repository_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_repository(repository_id: int, rt: RuntimeDep) -> Response:
+    """Unlink: the repository's commits, branches, links and mirror are removed."""
+    remove_repository(rt, repository_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{repository_id}/sync", status_code=status.HTTP_202_ACCEPTED)
+def sync_repository(repository_id: int, rt: RuntimeDep, session: SessionDep, full: bool = False) -> dict[str, Any]:
+    """Queue a soft (default) or full sync; while one runs, the request becomes one follow-up soft sync."""
+    repository = find_repository(session, repository_id)
+    outcome = rt.queue.request_sync(repository.id, full=full, trigger="manual")
+    return {"repository": repository.id, "kind": "full" if full else "soft", "status": outcome}

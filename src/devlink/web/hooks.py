@@ -1,0 +1,103 @@
+"""``POST /hooks/{kind}``: push notifications.  This issue serves ``git``; host kinds come later.
+
+Order, as for every host: authenticate, parse, record (dedupe on the delivery
+id), enqueue, answer 202.  The body is never trusted to be complete: the sync
+fetches whatever changed.
+
+Plain git servers call ``/hooks/git`` from a ``post-receive`` hook (``devlink
+repo hook``) with the repository's token in ``X-Devlink-Token`` (or
+``Authorization: Bearer``).  The optional body is what post-receive reads on
+stdin, ``<old-sha> <new-sha> <ref>`` per line; an optional
+``X-Devlink-Delivery`` header makes retries idempotent.
+"""
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from devlink.errors import DeliveryError, NotFound
+from devlink.store.engine import insert_ignore
+from devlink.runtime import Runtime
+from devlink.store.models import WebhookDelivery, utcnow
+from devlink.sync.repositories import repository_for_token
+from devlink.web.deps import RuntimeDep
+
+__all__ = ["router"]
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/hooks", tags=["webhooks"])
+
+MAX_BODY = 256 * 1024
+_LINE = re.compile(r"^[0-9a-f]{40,64} [0-9a-f]{40,64} refs/\S+$")
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+
+
+class Unauthorized(DeliveryError):
+    status = 401
+    default_reason = "bad_token"
+
+
+def _token(request: Request) -> str:
+    token = request.headers.get("x-devlink-token", "")
+    authorization = request.headers.get("authorization", "")
+    if not token and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    if not token:
+        raise Unauthorized("missing token: send it in the X-Devlink-Token header")
+    return token
+
+
+@router.post("/git", status_code=status.HTTP_202_ACCEPTED)
+async def git_push(request: Request, rt: RuntimeDep) -> JSONResponse:
+    """Queue a soft sync of the repository the token belongs to."""
+    token = _token(request)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise DeliveryError(f"body too large: at most {MAX_BODY} bytes", reason="too_large")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DeliveryError("body is not UTF-8 text", reason="bad_body") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    bad = [line for line in lines if not _LINE.match(line)]
+    if bad:
+        raise DeliveryError(
+            f"body line {bad[0][:80]!r} is not '<old-sha> <new-sha> <ref>' (what post-receive reads)",
+            reason="bad_body",
+        )
+    delivery_id = request.headers.get("x-devlink-delivery") or str(uuid.uuid4())
+    if not _DELIVERY_ID.match(delivery_id):
+        raise DeliveryError("X-Devlink-Delivery must be 1-200 letters, digits or ._:-", reason="bad_delivery_id")
+    result = await run_in_threadpool(_accept, rt, token, delivery_id, "\n".join(lines))
+    return JSONResponse(result, status_code=status.HTTP_202_ACCEPTED)
+
+
+def _accept(rt: Runtime, token: str, delivery_id: str, payload: str) -> dict[str, Any]:
+    with rt.sessions.begin() as session:
+        repository = repository_for_token(session, token)
+        if repository is None:
+            log.info("hook.git.bad_token")
+            raise Unauthorized("unknown token")
+        if not repository.linked:
+            raise NotFound(f"repository {repository.name!r} is not linked")
+        repository_id, name = repository.id, repository.name
+        fresh = insert_ignore(
+            session,
+            WebhookDelivery.__table__,
+            [{"host_kind": "git", "delivery_id": delivery_id, "repository_id": repository_id, "event": "push",
+              "payload": payload, "received_at": utcnow()}],
+            ["host_kind", "delivery_id"],
+        )
+    if not fresh:
+        log.info("hook.git.duplicate delivery=%s", delivery_id)
+        return {"status": "duplicate", "delivery": delivery_id, "repository": name}
+    outcome = rt.queue.request_sync(repository_id, full=False, trigger="hook")
+    log.info("hook.git.accepted repository=%s delivery=%s sync=%s", repository_id, delivery_id, outcome)
+    return {"status": outcome, "delivery": delivery_id, "repository": name}
+
+

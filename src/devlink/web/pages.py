@@ -1,0 +1,104 @@
+"""Server-rendered pages: the repository list with sync state, and an issue's development panel.
+
+Plain HTML forms post to these routes and redirect back (post/redirect/get),
+so every page works without JavaScript; a page with a sync in progress
+refreshes itself every few seconds.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from devlink.domain.issue_keys import extract_keys, is_key
+from devlink.errors import DevlinkError
+from devlink.store import queries
+from devlink.store.models import Repository
+from devlink.sync.repositories import add_repository, find_repository, remove_repository
+from devlink.web.deps import RuntimeDep, SessionDep
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _group_by_repository(commits: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    groups: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    for commit in commits:
+        repo = commit["repository"]
+        groups.setdefault(repo["id"], (repo, []))[1].append(commit)
+    return list(groups.values())
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/repositories", status_code=status.HTTP_302_FOUND)
+
+
+def _repositories_page(request: Request, session: Any, error: str | None = None, code: int = 200) -> Response:
+    views = [queries.repository_view(r) for r in session.scalars(select(Repository).order_by(Repository.name))]
+    busy = any(v["sync"]["state"] in ("queued", "running") for v in views)
+    return templates.TemplateResponse(
+        request, "repositories.html", {"repositories": views, "busy": busy, "error": error}, status_code=code
+    )
+
+
+@router.get("/repositories", response_class=HTMLResponse)
+def repositories(request: Request, session: SessionDep) -> Response:
+    return _repositories_page(request, session)
+
+
+@router.post("/repositories", response_class=HTMLResponse)
+def add(
+    request: Request,
+    rt: RuntimeDep,
+    session: SessionDep,
+    url: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        repository = add_repository(rt, url, name=name.strip() or None)
+    except DevlinkError as exc:
+        return _repositories_page(request, session, error=exc.message, code=exc.status)
+    rt.queue.request_sync(repository.id, full=False, trigger="manual")
+    return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/repositories/{repository_id}/sync")
+def sync(repository_id: int, rt: RuntimeDep, session: SessionDep, full: Annotated[str, Form()] = "") -> Response:
+    repository = find_repository(session, repository_id)
+    rt.queue.request_sync(repository.id, full=full == "1", trigger="manual")
+    return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/repositories/{repository_id}/remove")
+def remove(repository_id: int, rt: RuntimeDep) -> Response:
+    remove_repository(rt, repository_id)
+    return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/issues", response_class=HTMLResponse)
+def find_issue(request: Request, key: str = "") -> Response:
+    found = extract_keys(key.strip().upper())
+    if found:
+        return RedirectResponse(f"/issues/{found[0]}", status_code=status.HTTP_302_FOUND)
+    error = f"{key!r} is not an issue key (like ABC-123)" if key else None
+    return templates.TemplateResponse(request, "search.html", {"error": error}, status_code=422 if key else 200)
+
+
+@router.get("/issues/{key}", response_class=HTMLResponse)
+def issue(request: Request, key: str, session: SessionDep) -> Response:
+    if not is_key(key):
+        return templates.TemplateResponse(
+            request, "search.html", {"error": f"{key!r} is not an issue key (like ABC-123)"}, status_code=404
+        )
+    document = queries.development(session, key)
+    return templates.TemplateResponse(
+        request,
+        "issue.html",
+        {"doc": document, "groups": _group_by_repository(document["commits"])},
+    )
