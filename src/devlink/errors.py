@@ -16,8 +16,8 @@ same fields as problem+json.  Messages never contain credentials.
 from typing import ClassVar
 
 __all__ = [
-    "Conflict",
     "ConfigError",
+    "Conflict",
     "DeliveryError",
     "DevlinkError",
     "GitError",

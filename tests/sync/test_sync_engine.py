@@ -20,8 +20,7 @@ from devlink.store.models import Branch, Commit, IssueLink, Repository
 from devlink.sync.engine import sync_repository
 from devlink.sync.jobs import run_sync
 from devlink.sync.repositories import add_repository
-
-from conftest import GitHttpServer, GitRepo
+from gitrepos import GitHttpServer, GitRepo
 
 
 def commit_links(rt: Runtime) -> dict[str, set[str]]:

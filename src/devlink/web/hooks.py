@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from devlink.errors import DeliveryError, NotFound
-from devlink.store.engine import insert_ignore
 from devlink.runtime import Runtime
+from devlink.store.engine import insert_ignore
 from devlink.store.models import WebhookDelivery, utcnow
 from devlink.sync.repositories import repository_for_token
 from devlink.web.deps import RuntimeDep

@@ -8,8 +8,6 @@ Create Date: 2026-11-23 19:45:16.175376
 import sqlalchemy as sa
 from alembic import op
 
-
-
 revision = '0001'
 down_revision = None
 branch_labels = None

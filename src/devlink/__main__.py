@@ -1,0 +1,5 @@
+"""``python -m devlink`` runs the CLI."""
+
+from devlink.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""A real ``devlink serve`` process on 127.0.0.1 with its own data directory, and a way to drive it."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+    env: dict[str, str]
+    process: "subprocess.Popen[bytes]"
+    log: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the devlink CLI against the same data directory as the server."""
+        return subprocess.run([sys.executable, "-m", "devlink", *args], env=self.env, capture_output=True,
+                              text=True, input=input, timeout=120)
+
+    def wait_idle(self, repository_id: int, timeout: float = 30) -> dict[str, Any]:
+        """Poll the API until the repository's sync is neither queued nor running."""
+        deadline = time.monotonic() + timeout
+        with self.client() as client:
+            while True:
+                view: dict[str, Any] = client.get(f"/api/v1/repositories/{repository_id}").json()
+                if view["sync"]["state"] in ("idle", "failed") and not view["sync"]["pending"]:
+                    return view
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"sync did not finish: {view}\n{self.log.read_text()[-3000:]}")
+                time.sleep(0.1)
+
+
+def start_server(home: Path, extra_env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    env = dict(os.environ, DEVLINK_HOME=str(home), **(extra_env or {}))
+    log = home.parent / f"serve-{port}.log"
+    home.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devlink", "serve", "--port", str(port)],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v1/repositories", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"devlink serve did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+    return Server(url, home, env, process, log)
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

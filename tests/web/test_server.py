@@ -1,0 +1,150 @@
+"""End to end against a real ``devlink serve`` on 127.0.0.1: REST API, push hook, pages, CLI."""
+
+import json
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from gitrepos import GitRepo
+from servers import Server
+
+
+def make_server_repo(tmp_path: Path, messages: list[str]) -> tuple[GitRepo, Path, list[str]]:
+    repo = GitRepo(tmp_path / "work")
+    bare = tmp_path / "server.git"
+    subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", "--bare", str(bare)], check=True)
+    repo.git("remote", "add", "origin", str(bare))
+    shas = [repo.commit(message) for message in messages]
+    repo.git("push", "-q", "origin", "main")
+    return repo, bare, shas
+
+
+def test_add_sync_and_read_over_the_api_and_the_page(server: Server, tmp_path: Path) -> None:
+    repo, bare, shas = make_server_repo(tmp_path, ["E2E-1 first", "E2E-2 second", "E2E-1 third, see E2E-2"])
+    repo.git("push", "-q", "origin", "main:feature/E2E-1-branch")
+    with server.client() as client:
+        created = client.post("/api/v1/repositories", json={"url": str(bare), "name": "e2e-core"})
+        assert created.status_code == 201, created.text
+        repository = created.json()
+        assert created.headers["location"] == f"/api/v1/repositories/{repository['id']}"
+        assert repository["sync"]["state"] in ("queued", "running", "idle")
+
+        view = server.wait_idle(repository["id"])
+        assert (view["sync"]["state"], view["sync"]["commits_indexed"], view["sync"]["error"]) == ("idle", 3, None)
+
+        document = client.get("/api/v1/issues/E2E-1/development").json()
+        assert [c["sha"] for c in document["commits"]] == [shas[2], shas[0]]
+        assert document["summary"]["commits"] == 2
+        assert document["summary"]["branches"] == 1
+        assert document["summary"]["repositories"] == 1
+        assert [b["name"] for b in document["branches"]] == ["feature/E2E-1-branch"]
+        assert document["commits"][0]["repository"]["name"] == "e2e-core"
+
+        page = client.get("/issues/E2E-1")
+        assert page.status_code == 200
+        assert 'data-repository="e2e-core"' in page.text
+        for sha in (shas[0], shas[2]):
+            assert f'data-sha="{sha}"' in page.text
+        assert f'data-sha="{shas[1]}"' not in page.text
+        listing = client.get("/repositories")
+        assert "e2e-core" in listing.text and "idle" in listing.text
+
+
+def test_cli_reads_the_same_document_as_the_api(server: Server, tmp_path: Path) -> None:
+    _, bare, _ = make_server_repo(tmp_path, ["CLI-1 from the cli test"])
+    added = server.cli("repo", "add", str(bare), "--name", "cli-repo")
+    assert added.returncode == 0, added.stderr
+    assert "linked cli-repo" in added.stdout and "1 new" in added.stdout
+
+    printed = server.cli("issue", "CLI-1", "--json")
+    with server.client() as client:
+        assert json.loads(printed.stdout) == client.get("/api/v1/issues/CLI-1/development").json()
+    human = server.cli("issue", "CLI-1")
+    assert "CLI-1: 1 commits" in human.stdout and "from the cli test" in human.stdout
+
+    listed = json.loads(server.cli("repo", "list", "--json").stdout)
+    assert "cli-repo" in [r["name"] for r in listed]
+
+
+def test_push_hook_triggers_a_sync(server: Server, tmp_path: Path) -> None:
+    repo, bare, _ = make_server_repo(tmp_path, ["HOOK-1 before the hook"])
+    assert server.cli("repo", "add", str(bare), "--name", "hooked").returncode == 0
+    port = server.url.rsplit(":", 1)[1]
+    installed = server.cli("repo", "hook", str(bare), "--install", "--url", server.url)
+    assert installed.returncode == 0, installed.stderr
+    script = (bare / "hooks" / "post-receive").read_text()
+    assert f"http://127.0.0.1:{port}/hooks/git" in script
+
+    pushed_at = time.monotonic()
+    new_sha = repo.commit("HOOK-2 arrives through the post-receive hook")
+    repo.git("push", "-q", "origin", "main")  # runs the real hook, which posts to devlink
+    with server.client() as client:
+        while True:
+            commits = client.get("/api/v1/issues/HOOK-2/development").json()["commits"]
+            if commits:
+                break
+            assert time.monotonic() - pushed_at < 20, "the pushed commit never appeared"
+            time.sleep(0.05)
+    assert [c["sha"] for c in commits] == [new_sha]
+
+
+def test_hook_rejects_bad_requests_and_ignores_replays(server: Server, tmp_path: Path) -> None:
+    _, bare, _ = make_server_repo(tmp_path, ["REPLAY-1 one"])
+    assert server.cli("repo", "add", str(bare), "--name", "replayed").returncode == 0
+    script = server.cli("repo", "hook", str(bare)).stdout
+    token = script.split("X-Devlink-Token: ", 1)[1].split("'", 1)[0]
+    with server.client() as client:
+        missing = client.post("/hooks/git")
+        assert (missing.status_code, missing.json()["type"]) == (401, "bad_token")
+        wrong = client.post("/hooks/git", headers={"X-Devlink-Token": "not-the-token"})
+        assert (wrong.status_code, wrong.json()["title"]) == (401, "unknown token")
+        malformed = client.post("/hooks/git", headers={"X-Devlink-Token": token}, content=b"this is not a ref line")
+        assert malformed.status_code == 400
+        assert "is not '<old-sha> <new-sha> <ref>'" in malformed.json()["title"]
+
+        delivery = str(uuid.uuid4())
+        line = f"{'0' * 40} {'a' * 40} refs/heads/main\n"
+        headers = {"Authorization": f"Bearer {token}", "X-Devlink-Delivery": delivery}
+        first = client.post("/hooks/git", headers=headers, content=line)
+        assert first.status_code == 202
+        assert first.json()["status"] in ("queued", "coalesced")
+        replay = client.post("/hooks/git", headers=headers, content=line)
+        assert (replay.status_code, replay.json()["status"]) == (202, "duplicate")
+
+
+def test_api_errors_are_problem_documents(server: Server, tmp_path: Path) -> None:
+    _, bare, _ = make_server_repo(tmp_path, ["ERR-1 x"])
+    with server.client() as client:
+        bad_key = client.get("/api/v1/issues/not-a-key/development")
+        assert bad_key.status_code == 422
+        assert bad_key.headers["content-type"] == "application/problem+json"
+        assert bad_key.json() == {"type": "bad_key", "title": "'not-a-key' is not an issue key (like ABC-123)",
+                                  "status": 422}
+        assert client.get("/api/v1/repositories/99999").json()["type"] == "not_found"
+        not_repo = client.post("/api/v1/repositories", json={"url": str(tmp_path)})
+        assert (not_repo.status_code, not_repo.json()["type"]) == (422, "not_a_repository")
+        secret = client.post("/api/v1/repositories", json={"url": "https://u:topsecret@127.0.0.1:9/r.git"})
+        assert secret.status_code == 422 and "topsecret" not in secret.text
+        first = client.post("/api/v1/repositories", json={"url": str(bare), "name": "dup"})
+        assert first.status_code == 201
+        again = client.post("/api/v1/repositories", json={"url": str(bare), "name": "dup"})
+        assert (again.status_code, again.json()["type"]) == (409, "conflict")
+
+
+def test_resync_and_remove_over_the_api(server: Server, tmp_path: Path) -> None:
+    repo, bare, _ = make_server_repo(tmp_path, ["GONE-1 soon removed"])
+    with server.client() as client:
+        repository = client.post("/api/v1/repositories", json={"url": str(bare), "name": "removable"}).json()
+        server.wait_idle(repository["id"])
+        repo.commit("GONE-2 second")
+        repo.git("push", "-q", "origin", "main")
+        accepted = client.post(f"/api/v1/repositories/{repository['id']}/sync", params={"full": "true"})
+        assert accepted.status_code == 202
+        assert accepted.json()["kind"] == "full"
+        assert server.wait_idle(repository["id"])["sync"]["commits_indexed"] == 2
+
+        assert client.delete(f"/api/v1/repositories/{repository['id']}").status_code == 204
+        assert client.get(f"/api/v1/repositories/{repository['id']}").status_code == 404
+        assert client.get("/api/v1/issues/GONE-1/development").json()["commits"] == []
+        assert not (server.home / "mirrors" / f"{repository['id']}.git").exists()
