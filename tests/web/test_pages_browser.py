@@ -1,0 +1,95 @@
+"""The pages in real Chromium (Debian's /usr/bin/chromium driven by Playwright), against ``devlink serve``."""
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gitrepos import GitRepo
+from servers import Server
+
+CHROMIUM = os.environ.get("DEVLINK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs it")
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def push_repo(tmp_path: Path, name: str, messages: list[str]) -> tuple[Path, list[str]]:
+    repo = GitRepo(tmp_path / f"{name}-work")
+    bare = tmp_path / f"{name}.git"
+    subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", "--bare", str(bare)], check=True)
+    repo.git("remote", "add", "origin", str(bare))
+    shas = [repo.commit(m) for m in messages]
+    repo.git("push", "-q", "origin", "main")
+    return bare, shas
+
+
+def test_link_a_repository_and_read_an_issue_in_the_browser(
+    server: Server, browser: object, tmp_path: Path
+) -> None:
+    first, first_shas = push_repo(tmp_path, "alpha", ["WEB-1 alpha change", "unrelated", "WEB-1 alpha again"])
+    second, second_shas = push_repo(tmp_path, "beta", ["WEB-1 beta change"])
+    page = browser.new_page()  # type: ignore[attr-defined]
+
+    # link both repositories through the form on the repositories page
+    page.goto(f"{server.url}/repositories")
+    assert "No repositories linked yet" in page.inner_text("main")
+    for path, name in ((first, "alpha"), (second, "beta")):
+        page.fill("input[name=url]", str(path))
+        page.fill("input[name=name]", name)
+        page.click("text=Link repository")
+        page.wait_for_url(f"{server.url}/repositories")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.badge')].every(b => b.textContent.trim() === 'idle')"
+        " && document.querySelectorAll('.badge').length === 2",
+        timeout=20000,
+    )
+    rows = page.locator("table.repos tbody tr")
+    assert rows.count() == 2
+    assert rows.nth(0).locator("td.num").inner_text() == "3"
+
+    # a bad location shows the reason, and loses nothing already linked
+    page.fill("input[name=url]", str(tmp_path / "missing"))
+    page.click("text=Link repository")
+    assert page.inner_text("p.error") == f"{tmp_path / 'missing'} does not exist"
+    assert page.locator("table.repos tbody tr").count() == 2
+
+    # search for the key; the panel groups commits by repository, newest first
+    page.fill("input[name=key]", "web-1")
+    page.click("header button")
+    page.wait_for_url(f"{server.url}/issues/WEB-1")
+    assert page.inner_text("[data-count=commits]") == "3"
+    assert page.inner_text("[data-count=repositories]") == "2"
+    groups = page.locator("section.commits")
+    assert groups.count() == 2
+    alpha = page.locator("section.commits[data-repository=alpha] tr.commit")
+    assert [alpha.nth(i).get_attribute("data-sha") for i in range(alpha.count())] == [first_shas[2], first_shas[0]]
+    beta = page.locator("section.commits[data-repository=beta] tr.commit")
+    assert [beta.nth(i).get_attribute("data-sha") for i in range(beta.count())] == [second_shas[0]]
+    page.click("section.commits[data-repository=alpha] summary >> nth=0")
+    assert "WEB-1 alpha again" in page.inner_text("section.commits[data-repository=alpha] pre >> nth=0")
+    page.screenshot(path=str(tmp_path / "issue.png"), full_page=True)
+
+    # a soft sync from the page goes through the queue and comes back idle
+    page.goto(f"{server.url}/repositories")
+    page.click("#repo-1 >> text=Soft sync")
+    page.wait_for_url(f"{server.url}/repositories")
+    page.wait_for_function("() => document.querySelector('#repo-1 .badge').textContent.trim() === 'idle'",
+                           timeout=20000)
+    page.close()
