@@ -41,13 +41,13 @@ class Server:
                 time.sleep(0.1)
 
 
-def start_server(home: Path, extra_env: dict[str, str] | None = None) -> Server:
+def start_server(home: Path, extra_env: dict[str, str] | None = None, *, worker: bool = True) -> Server:
     port = free_port()
     env = dict(os.environ, DEVLINK_HOME=str(home), **(extra_env or {}))
     log = home.parent / f"serve-{port}.log"
     home.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "devlink", "serve", "--port", str(port)],
+        [sys.executable, "-m", "devlink", "serve", "--port", str(port), *([] if worker else ["--no-worker"])],
         env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
