@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -39,12 +40,17 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Link commits
 repo_app = typer.Typer(no_args_is_help=True, help="Link, list and unlink repositories.")
 app.add_typer(repo_app, name="repo")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _runtime() -> Runtime:
     return Runtime.open(load_settings())
+
+
+def say(text: str) -> None:
+    """Print one plain line: user data is never read as Rich markup, and lines never wrap."""
+    sys.stdout.write(text + "\n")
 
 
 def _print_json(data: Any) -> None:
@@ -96,7 +102,7 @@ def worker(
 def migrate() -> None:
     """Bring the database to the newest schema (every command also does this on start)."""
     rt = _runtime()
-    out.print(f"database is up to date: {rt.engine.url.render_as_string(hide_password=True)}")
+    say(f"database is up to date: {rt.engine.url.render_as_string(hide_password=True)}")
 
 
 # ---------------------------------------------------------------- repositories
@@ -124,10 +130,10 @@ def _report_sync(rt: Runtime, repository_id: int, results: list[SyncResult]) -> 
             raise DevlinkError(f"sync of {repository.name} failed: {repository.last_error_message}",
                                reason=repository.last_error_reason)
         if not results:
-            out.print(f"{repository.name}: a sync was already running; a follow-up soft sync will run after it")
+            say(f"{repository.name}: a sync was already running; a follow-up soft sync will run after it")
             return
         for result in results:
-            out.print(
+            say(
                 f"{repository.name}: {result.kind} sync done: {result.commits_seen} commits read, "
                 f"{result.commits_new} new, branches +{result.branches_created} ~{result.branches_moved} "
                 f"-{result.branches_deleted}; {repository.commits_indexed} commits indexed"
@@ -144,12 +150,12 @@ def repo_add(
     """Link a repository and backfill its whole history."""
     rt = _runtime()
     repository = add_repository(rt, location, name=name, web_url=web_url)
-    out.print(f"linked {repository.name} (id {repository.id}) from {repository.url}")
+    say(f"linked {repository.name} (id {repository.id}) from {repository.url}")
     if sync:
         _report_sync(rt, repository.id, _sync_with_progress(rt, repository.id, full=False))
     else:
         rt.queue.request_sync(repository.id, full=False, trigger="manual")
-        out.print("initial sync queued: `devlink serve` or `devlink worker` will run it")
+        say("initial sync queued: `devlink serve` or `devlink worker` will run it")
 
 
 @repo_app.command("list")
@@ -162,7 +168,7 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
         _print_json(views)
         return
     if not views:
-        out.print("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
+        say("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
         return
     table = Table("id", "name", "location", "sync", "commits", "finished", "error")
     for view in views:
@@ -177,7 +183,7 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
 def repo_remove(repository: Annotated[str, typer.Argument(help="name or id")]) -> None:
     """Unlink a repository: its commits, branches, links and mirror are removed."""
     rt = _runtime()
-    out.print(f"removed {remove_repository(rt, repository)}")
+    say(f"removed {remove_repository(rt, repository)}")
 
 
 HOOK_SCRIPT = """#!/bin/sh
@@ -228,7 +234,7 @@ def repo_hook(
                            hint=f"print the script with: devlink repo hook {path}")
     target.write_text(script)
     target.chmod(0o755)
-    out.print(f"installed {target}")
+    say(f"installed {target}")
 
 
 # ---------------------------------------------------------------- sync
@@ -248,7 +254,7 @@ def sync(
         else:
             ids = list(session.scalars(session.query(Repository.id).order_by(Repository.id).statement))
     if not ids:
-        out.print("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
+        say("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
         return
     for repository_id in ids:
         if wait:
@@ -258,9 +264,9 @@ def sync(
             _report_sync(rt, repository_id, results)
         else:
             status = rt.queue.request_sync(repository_id, full=full, trigger="manual")
-            out.print(f"repository {repository_id}: {'full' if full else 'soft'} sync {status}")
+            say(f"repository {repository_id}: {'full' if full else 'soft'} sync {status}")
     if not wait:
-        out.print("`devlink serve` or `devlink worker` runs queued syncs; add --wait to run them here")
+        say("`devlink serve` or `devlink worker` runs queued syncs; add --wait to run them here")
 
 
 def _wait_idle(rt: Runtime, repository_id: int) -> None:
@@ -291,13 +297,13 @@ def issue(
         _print_json(document)
         return
     summary = document["summary"]
-    out.print(f"[bold]{key}[/]: {summary['commits']} commits, {summary['branches']} branches, "
+    say(f"{key}: {summary['commits']} commits, {summary['branches']} branches, "
               f"{summary['pull_requests']} pull requests in {summary['repositories']} repositories")
     for branch in document["branches"]:
-        out.print(f"  branch  {branch['repository']['name']}:{branch['name']} @ {branch['head_sha'][:12]}")
+        say(f"  branch  {branch['repository']['name']}:{branch['name']} @ {branch['head_sha'][:12]}")
     for commit in document["commits"]:
-        out.print(f"  {commit['short_sha']}  {commit['date'][:10]}  {commit['repository']['name']}  "
-                  f"{commit['author']['name']}  {commit['summary']}", markup=False, highlight=False)
+        say(f"  {commit['short_sha']}  {commit['date'][:10]}  {commit['repository']['name']}  "
+            f"{commit['author']['name']}  {commit['summary']}")
 
 
 @app.command()
@@ -324,7 +330,7 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except DevlinkError as exc:
-        err.print(f"[red]error:[/] {exc.message}", highlight=False)
+        err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err.print(f"hint: {exc.hint}", highlight=False)
+            err.print(f"hint: {escape(exc.hint)}", highlight=False)
         sys.exit(1)
