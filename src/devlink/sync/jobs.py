@@ -18,8 +18,10 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, Update, or_, select, update
+from sqlalchemy.orm import Session
 
 from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
@@ -37,19 +39,27 @@ QUEUED_FRESH = timedelta(minutes=15)  # a queued job older than this may have be
 Enqueue = Callable[[int, bool, str], None]
 
 
+def _changed(session: Session, statement: Update) -> int:
+    """Run a conditional UPDATE and return how many rows it changed: the lock primitive."""
+    result = session.execute(statement)
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
 def request_sync(rt: Runtime, repository_id: int, *, full: bool, trigger: str, enqueue: Enqueue) -> str:
     """Ask for a sync; return ``coalesced`` or ``queued``.  Never runs the sync itself."""
     now = utcnow()
     with rt.sessions.begin() as session:
-        running = session.execute(
+        running = _changed(
+            session,
             update(Repository)
             .where(Repository.id == repository_id, Repository.sync_state == "running")
             .values(sync_pending=True)
-        ).rowcount
+        )
         if running:
             return "coalesced"
         if not full:
-            absorbed = session.execute(
+            absorbed = _changed(
+                session,
                 update(Repository)
                 .where(
                     Repository.id == repository_id,
@@ -58,10 +68,11 @@ def request_sync(rt: Runtime, repository_id: int, *, full: bool, trigger: str, e
                     Repository.sync_heartbeat_at > now - QUEUED_FRESH,
                 )
                 .values(sync_heartbeat_at=Repository.sync_heartbeat_at)
-            ).rowcount
+            )
             if absorbed:
                 return "coalesced"
-        session.execute(
+        _changed(
+            session,
             update(Repository)
             .where(Repository.id == repository_id, Repository.sync_state != "running")
             .values(sync_state="queued", sync_kind="full" if full else "soft", sync_heartbeat_at=now)
@@ -74,7 +85,8 @@ def _acquire(rt: Runtime, repository_id: int, kind: str) -> bool:
     now = utcnow()
     with rt.sessions.begin() as session:
         return bool(
-            session.execute(
+            _changed(
+                session,
                 update(Repository)
                 .where(
                     Repository.id == repository_id,
@@ -84,29 +96,31 @@ def _acquire(rt: Runtime, repository_id: int, kind: str) -> bool:
                     sync_state="running", sync_kind=kind, sync_started_at=now, sync_finished_at=None,
                     sync_heartbeat_at=now, sync_progress=0,
                 )
-            ).rowcount
+            )
         )
 
 
 def _mark_pending(rt: Runtime, repository_id: int) -> bool:
     with rt.sessions.begin() as session:
         return bool(
-            session.execute(
+            _changed(
+                session,
                 update(Repository)
                 .where(Repository.id == repository_id, Repository.sync_state == "running")
                 .values(sync_pending=True)
-            ).rowcount
+            )
         )
 
 
 def _take_pending(rt: Runtime, repository_id: int) -> bool:
     with rt.sessions.begin() as session:
         return bool(
-            session.execute(
+            _changed(
+                session,
                 update(Repository)
                 .where(Repository.id == repository_id, Repository.sync_pending.is_(True))
                 .values(sync_pending=False, sync_kind="soft", sync_started_at=utcnow(), sync_progress=0)
-            ).rowcount
+            )
         )
 
 
@@ -114,7 +128,8 @@ def _release(rt: Runtime, repository_id: int, failed: bool) -> bool:
     now = utcnow()
     with rt.sessions.begin() as session:
         return bool(
-            session.execute(
+            _changed(
+                session,
                 update(Repository)
                 .where(Repository.id == repository_id, Repository.sync_pending.is_(False))
                 .values(
@@ -122,7 +137,7 @@ def _release(rt: Runtime, repository_id: int, failed: bool) -> bool:
                     sync_finished_at=now,
                     next_sync_at=now + timedelta(minutes=rt.settings.sync_interval),
                 )
-            ).rowcount
+            )
         )
 
 
@@ -156,7 +171,8 @@ class _Heartbeat:
         while not self._stop.wait(HEARTBEAT_EVERY):
             try:
                 with self._rt.sessions.begin() as session:
-                    session.execute(
+                    _changed(
+                        session,
                         update(Repository).where(Repository.id == self._id).values(sync_heartbeat_at=utcnow())
                     )
             except Exception:  # a missed beat is harmless; the next one retries
@@ -222,9 +238,10 @@ def schedule_due(rt: Runtime, enqueue: Enqueue) -> list[int]:
         due = list(session.scalars(select(Repository.id).where(*due_filter)))
     for repository_id in due:
         with rt.sessions.begin() as session:
-            claimed = session.execute(
+            claimed = _changed(
+                session,
                 update(Repository).where(Repository.id == repository_id, *due_filter).values(next_sync_at=later)
-            ).rowcount
+            )
         if claimed:
             request_sync(rt, repository_id, full=False, trigger="schedule", enqueue=enqueue)
             queued.append(repository_id)
