@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from devlink.config import load_settings
 from devlink.runtime import Runtime
-from gitrepos import GitRepo
+from gitrepos import GitHttpServer, GitRepo
 
 POSTGRES_URL = os.environ.get("DEVLINK_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DEVLINK_TEST_REDIS", "redis://127.0.0.1:6379/15")
@@ -109,3 +109,13 @@ def runtime(tmp_path: Path, database_url: str) -> Iterator[Runtime]:
     rt = Runtime.open(load_settings(make_env(tmp_path / "home", database_url)))
     yield rt
     rt.close()
+
+
+@pytest.fixture
+def git_http(tmp_path: Path) -> Iterator[GitHttpServer]:
+    """A smart-HTTP git server on loopback that wants ``robot:s3cr3t-t0ken``."""
+    root = tmp_path / "http-root"
+    root.mkdir()
+    server = GitHttpServer(root, "robot", "s3cr3t-t0ken")
+    yield server
+    server.close()

@@ -262,9 +262,18 @@ def test_remote_over_http_with_credentials_never_shows_them(
         assert stored.url_secret is not None and "s3cr3t" not in stored.url_secret  # encrypted at rest
     assert "s3cr3t" not in str(view) and "s3cr3t" not in caplog.text
 
+    # later syncs fetch with the credentials too
+    s2 = repo.commit("ABC-2 fetched with the stored credentials")
+    subprocess.run(["git", "-C", str(repo.path), "push", "-q", str(served), "main"], check=True)
+    [again] = run_sync(runtime, repository.id, full=False)
+    assert (again.commits_seen, again.commits_new) == (1, 1)
+    assert commit_links(runtime)["ABC-2"] == {s2}
+    assert "s3cr3t" not in (mirror / "config").read_text()
+
     # the server now refuses these credentials: the failure is recorded, still without the secret
     git_http.expected = "Basic bm9ib2R5Om5vcGU="
-    repo.commit("ABC-2 not fetched")
+    repo.commit("ABC-3 not fetched")
+    subprocess.run(["git", "-C", str(repo.path), "push", "-q", str(served), "main"], check=True)
     run_sync(runtime, repository.id, full=False)
     with runtime.sessions() as session:
         stored = session.get(Repository, repository.id)

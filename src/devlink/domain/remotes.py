@@ -14,7 +14,8 @@ __all__ = ["Remote", "parse_remote", "redact", "redact_text", "with_userinfo"]
 _SCHEMES = ("http", "https", "git", "ssh", "file")
 # scp-like syntax: user@host:path (no scheme, a colon before the first slash)
 _SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._~-]+@)?[A-Za-z0-9.-]+:(?!//)[^\\]")
-_USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+# the userinfo ends at the last "@" of the authority, which ends at "/", "?", "#" or white space
+_USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,18 @@ class GitCommit:
     message: str
 
 
-def _git_env() -> dict[str, str]:
+def _git_env(url: str | None = None, location: str | None = None) -> dict[str, str]:
+    """The environment of every git call; with ``url`` (credentials inside), how git reaches ``location``.
+
+    The credentials travel as ``url.<url>.insteadOf=<location>`` in ``GIT_CONFIG_*``
+    variables: git rewrites the stored, redacted location to the real URL in
+    memory, the secret is not in any command line (``ps``) or file, and the
+    mirror keeps ``origin`` as its partial-clone promisor remote.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(_ENV)
+    if url and location and url != location:
+        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{url}.insteadOf", GIT_CONFIG_VALUE_0=location)
     return env
 
 
@@ -69,7 +78,8 @@ def _classify(stderr: str, location: str) -> GitError:
     text = redact_text(stderr.strip())
     lower = text.lower()
     last = text.splitlines()[-1] if text else "git failed without a message"
-    if "not a git repository" in lower or "does not appear to be a git repository" in lower:
+    if any(s in lower for s in ("not a git repository", "does not appear to be a git repository",
+                                "fatal: repository '/")) or ("does not exist" in lower and "://" not in location):
         return GitError(f"{location} is not a git repository", reason="not_a_repository")
     if "repository" in lower and "not found" in lower:
         return GitError(f"repository {location} was not found: {last}", reason="not_found")
@@ -86,10 +96,12 @@ def _classify(stderr: str, location: str) -> GitError:
     return GitError(f"git failed for {location}: {last}", reason="git")
 
 
-def _run(args: list[str], *, location: str, cwd: Path | None = None, timeout: float = 600) -> str:
+def _run(
+    args: list[str], *, location: str, cwd: Path | None = None, timeout: float = 600, url: str | None = None
+) -> str:
     try:
         done = subprocess.run(
-            ["git", *args], cwd=cwd, env=_git_env(), capture_output=True, timeout=timeout,
+            ["git", *args], cwd=cwd, env=_git_env(url, location), capture_output=True, timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
@@ -103,7 +115,7 @@ def _run(args: list[str], *, location: str, cwd: Path | None = None, timeout: fl
 
 def check_remote(url: str, location: str) -> None:
     """Fail fast with a clear GitError if ``url`` cannot be listed (wrong path, host down, no access)."""
-    _run([*_NETWORK_OPTIONS, "ls-remote", "--heads", url], location=location, timeout=120)
+    _run([*_NETWORK_OPTIONS, "ls-remote", "--heads", location], location=location, timeout=120, url=url)
 
 
 class Mirror:
@@ -126,8 +138,8 @@ class Mirror:
         target = scratch / "mirror.git"
         try:
             options = ["--filter=blob:none"] if partial else []
-            _run([*_NETWORK_OPTIONS, "clone", "--bare", "--no-tags", "--quiet", *options, url, str(target)],
-                 location=self.location, timeout=NETWORK_TIMEOUT)
+            _run([*_NETWORK_OPTIONS, "clone", "--bare", "--no-tags", "--quiet", *options, self.location, str(target)],
+                 location=self.location, timeout=NETWORK_TIMEOUT, url=url)
             config = ["--git-dir", str(target), "config"]
             _run([*config, "remote.origin.url", self.location], location=self.location)
             _run([*config, "remote.origin.fetch", "+refs/heads/*:refs/heads/*"], location=self.location)
@@ -140,8 +152,8 @@ class Mirror:
 
     def fetch(self, url: str) -> None:
         """Bring branches in line with the remote: new, moved, force-pushed and deleted."""
-        self.git(*_NETWORK_OPTIONS, "-c", f"remote.origin.url={url}", "fetch", "--prune", "--no-tags",
-                 "--quiet", "origin", timeout=NETWORK_TIMEOUT)
+        _run(["--git-dir", str(self.path), *_NETWORK_OPTIONS, "fetch", "--prune", "--no-tags", "--quiet", "origin"],
+             location=self.location, timeout=NETWORK_TIMEOUT, url=url)
 
     def branches(self) -> dict[str, str]:
         """Branch name → head sha, for every ``refs/heads/*``."""
