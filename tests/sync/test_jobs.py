@@ -151,3 +151,28 @@ def test_a_finished_sync_schedules_the_next_one(runtime: Runtime, linked: int) -
         repository = session.get(Repository, linked)
         assert repository is not None and repository.next_sync_at and repository.sync_finished_at
         assert repository.next_sync_at - repository.sync_finished_at == timedelta(minutes=60)
+
+
+def test_a_repository_removed_during_its_sync_ends_the_run(
+    runtime: Runtime, linked: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devlink.sync.repositories import remove_repository
+
+    real = jobs.sync_repository
+
+    def engine(rt: Runtime, repository_id: int, **options: object) -> SyncResult:
+        result = real(rt, repository_id, **options)  # type: ignore[arg-type]
+        remove_repository(rt, repository_id)  # unlinked by someone while the sync ran
+        return result
+
+    monkeypatch.setattr(jobs, "sync_repository", engine)
+    finished = threading.Event()
+    outcome: list[list[SyncResult]] = []
+
+    def run() -> None:
+        outcome.append(run_sync(runtime, linked, full=False))
+        finished.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert finished.wait(20), "run_sync kept looping after the repository was removed"
+    assert [r.commits_new for r in outcome[0]] == [1]

@@ -125,20 +125,20 @@ def _take_pending(rt: Runtime, repository_id: int) -> bool:
 
 
 def _release(rt: Runtime, repository_id: int, failed: bool) -> bool:
+    """Give the lock back unless a follow-up is pending; a repository removed meanwhile counts as released."""
     now = utcnow()
     with rt.sessions.begin() as session:
-        return bool(
-            _changed(
-                session,
-                update(Repository)
-                .where(Repository.id == repository_id, Repository.sync_pending.is_(False))
-                .values(
-                    sync_state="failed" if failed else "idle",
-                    sync_finished_at=now,
-                    next_sync_at=now + timedelta(minutes=rt.settings.sync_interval),
-                )
-            )
+        released = _changed(
+            session,
+            update(Repository)
+            .where(Repository.id == repository_id, Repository.sync_pending.is_(False))
+            .values(
+                sync_state="failed" if failed else "idle",
+                sync_finished_at=now,
+                next_sync_at=now + timedelta(minutes=rt.settings.sync_interval),
+            ),
         )
+        return bool(released) or session.get(Repository, repository_id) is None
 
 
 def _record(rt: Runtime, repository_id: int, error: DevlinkError | None) -> None:

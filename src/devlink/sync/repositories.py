@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from devlink.domain.remotes import parse_remote, with_userinfo
@@ -94,7 +95,7 @@ def add_repository(rt: Runtime, location: str, *, name: str | None = None, web_u
         session.add(repository)
         try:
             session.flush()
-        except Exception as exc:  # a concurrent add of the same name or URL
+        except IntegrityError as exc:  # a concurrent add of the same name or URL
             raise Conflict(f"a repository named {name!r} or at {safe_location} is already linked") from exc
     return repository
 
