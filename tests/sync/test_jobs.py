@@ -176,3 +176,49 @@ def test_a_repository_removed_during_its_sync_ends_the_run(
     threading.Thread(target=run, daemon=True).start()
     assert finished.wait(20), "run_sync kept looping after the repository was removed"
     assert [r.commits_new for r in outcome[0]] == [1]
+
+
+def test_a_request_for_a_crashed_sync_is_queued_for_takeover(runtime: Runtime, linked: int) -> None:
+    queued: list[tuple[int, bool, str]] = []
+    set_state(runtime, linked, sync_state="running", sync_heartbeat_at=utcnow() - STALE_AFTER - timedelta(minutes=1))
+    assert request_sync(runtime, linked, full=False, trigger="schedule", enqueue=lambda *j: queued.append(j)) == "queued"
+    assert queued == [(linked, False, "schedule")]
+    assert state(runtime, linked) == ("queued", False)
+
+
+def test_a_queued_full_sync_absorbs_soft_requests_and_stays_full(runtime: Runtime, linked: int) -> None:
+    queued: list[tuple[int, bool, str]] = []
+    enqueue = lambda *job: queued.append(job)  # noqa: E731
+    assert request_sync(runtime, linked, full=True, trigger="manual", enqueue=enqueue) == "queued"
+    assert request_sync(runtime, linked, full=False, trigger="hook", enqueue=enqueue) == "coalesced"
+    assert queued == [(linked, True, "manual")]
+    with runtime.sessions() as session:
+        repository = session.get(Repository, linked)
+        assert repository is not None and repository.sync_kind == "full"
+
+
+def test_a_request_racing_the_release_runs_one_soft_follow_up_only(
+    runtime: Runtime, linked: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_engine, real_take = jobs.sync_repository, jobs._take_pending
+    calls: list[str] = []
+    raced = [False]
+
+    def engine(rt: Runtime, repository_id: int, **options: object) -> SyncResult:
+        calls.append("full" if options["full"] else "soft")
+        return real_engine(rt, repository_id, **options)  # type: ignore[arg-type]
+
+    def take_pending(rt: Runtime, repository_id: int) -> bool:
+        taken = real_take(rt, repository_id)
+        if not taken and not raced[0]:  # a push lands right after the check, before the release
+            raced[0] = True
+            request_sync(rt, repository_id, full=False, trigger="hook", enqueue=lambda *j: calls.append("enqueued"))
+        return taken
+
+    monkeypatch.setattr(jobs, "sync_repository", engine)
+    monkeypatch.setattr(jobs, "_take_pending", take_pending)
+    results = run_sync(runtime, linked, full=True)
+
+    assert calls == ["full", "soft"]
+    assert [r.kind for r in results] == ["full", "soft"]
+    assert state(runtime, linked) == ("idle", False)

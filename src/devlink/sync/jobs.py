@@ -46,14 +46,21 @@ def _changed(session: Session, statement: Update) -> int:
 
 
 def request_sync(rt: Runtime, repository_id: int, *, full: bool, trigger: str, enqueue: Enqueue) -> str:
-    """Ask for a sync; return ``coalesced`` or ``queued``.  Never runs the sync itself."""
+    """Ask for a sync; return ``coalesced`` or ``queued``.  Never runs the sync itself.
+
+    A request is folded into a sync that is running (as one follow-up soft
+    sync) or, when soft, into one already queued (soft or full).  A lock whose
+    heartbeat went stale belongs to a crashed worker: the request is queued,
+    and the job takes the lock over.
+    """
     now = utcnow()
+    alive = Repository.sync_heartbeat_at >= now - STALE_AFTER
     with rt.sessions.begin() as session:
         running = _changed(
             session,
             update(Repository)
-            .where(Repository.id == repository_id, Repository.sync_state == "running")
-            .values(sync_pending=True)
+            .where(Repository.id == repository_id, Repository.sync_state == "running", alive)
+            .values(sync_pending=True),
         )
         if running:
             return "coalesced"
@@ -64,18 +71,17 @@ def request_sync(rt: Runtime, repository_id: int, *, full: bool, trigger: str, e
                 .where(
                     Repository.id == repository_id,
                     Repository.sync_state == "queued",
-                    Repository.sync_kind == "soft",
                     Repository.sync_heartbeat_at > now - QUEUED_FRESH,
                 )
-                .values(sync_heartbeat_at=Repository.sync_heartbeat_at)
+                .values(sync_heartbeat_at=Repository.sync_heartbeat_at),
             )
             if absorbed:
                 return "coalesced"
         _changed(
             session,
             update(Repository)
-            .where(Repository.id == repository_id, Repository.sync_state != "running")
-            .values(sync_state="queued", sync_kind="full" if full else "soft", sync_heartbeat_at=now)
+            .where(Repository.id == repository_id, or_(Repository.sync_state != "running", ~alive))
+            .values(sync_state="queued", sync_kind="full" if full else "soft", sync_heartbeat_at=now),
         )
     enqueue(repository_id, full, trigger)
     return "queued"
@@ -200,28 +206,36 @@ def run_sync(
     results: list[SyncResult] = []
     with _Heartbeat(rt, repository_id):
         while True:
-            failed = False
-            try:
-                results.append(sync_repository(rt, repository_id, full=full, trigger=trigger, progress=progress))
-                _record(rt, repository_id, None)
-            except DevlinkError as exc:
-                failed = True
-                log.warning("sync.failed repository=%s reason=%s message=%s", repository_id, exc.reason, exc.message)
-                _record(rt, repository_id, exc)
-            except Exception as exc:
-                failed = True
-                log.exception("sync.crashed repository=%s", repository_id)
-                _record(rt, repository_id, DevlinkError(f"internal error: {type(exc).__name__}: {exc}",
-                                                        reason="internal"))
-            if _take_pending(rt, repository_id):
-                full, trigger, progress = False, "soft", None
-                continue
-            if _release(rt, repository_id, failed):
-                return results
+            failed = not _run_once(rt, repository_id, full, trigger, progress, results)
+            # a request that arrived meanwhile is run once, as a soft sync; otherwise the lock is released.
+            # The release fails while something is pending, so that check comes again, never the original run.
+            while not _take_pending(rt, repository_id):
+                if _release(rt, repository_id, failed):
+                    return results
+            full, trigger, progress = False, "soft", None
+
+
+def _run_once(
+    rt: Runtime, repository_id: int, full: bool, trigger: str, progress: Progress | None,
+    results: list[SyncResult],
+) -> bool:
+    """Run one sync and record its outcome on the repository; return whether it succeeded."""
+    try:
+        results.append(sync_repository(rt, repository_id, full=full, trigger=trigger, progress=progress))
+    except DevlinkError as exc:
+        log.warning("sync.failed repository=%s reason=%s message=%s", repository_id, exc.reason, exc.message)
+        _record(rt, repository_id, exc)
+        return False
+    except Exception as exc:
+        log.exception("sync.crashed repository=%s", repository_id)
+        _record(rt, repository_id, DevlinkError(f"internal error: {type(exc).__name__}: {exc}", reason="internal"))
+        return False
+    _record(rt, repository_id, None)
+    return True
 
 
 def schedule_due(rt: Runtime, enqueue: Enqueue) -> list[int]:
-    """Queue a soft sync of every linked repository whose interval has passed; return their ids.
+    """Queue a soft sync of every linked repository whose interval has passed; return the ids queued.
 
     Claiming a repository is a conditional UPDATE of ``next_sync_at``, so
     several schedulers (one per worker) never queue the same repository twice.
@@ -242,7 +256,6 @@ def schedule_due(rt: Runtime, enqueue: Enqueue) -> list[int]:
                 session,
                 update(Repository).where(Repository.id == repository_id, *due_filter).values(next_sync_at=later)
             )
-        if claimed:
-            request_sync(rt, repository_id, full=False, trigger="schedule", enqueue=enqueue)
+        if claimed and request_sync(rt, repository_id, full=False, trigger="schedule", enqueue=enqueue) == "queued":
             queued.append(repository_id)
     return queued
