@@ -36,11 +36,14 @@ from devlink.sync.repositories import (
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Link commits and branches to issue keys.")
-repo_app = typer.Typer(no_args_is_help=True, help="Link, list and unlink repositories.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None, help="Link commits and branches to issue keys."
+)
+repo_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Link, list and unlink repositories.")
 app.add_typer(repo_app, name="repo")
 
-out = Console(soft_wrap=True)
+# a table piped to a file or another program keeps its full cells
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -233,7 +236,7 @@ def repo_hook(
         raise InvalidInput(f"{target} exists and was not written by devlink; merge it by hand",
                            hint=f"print the script with: devlink repo hook {path}")
     target.write_text(script)
-    target.chmod(0o755)
+    target.chmod(0o700)  # the script holds the repository's token: only the git server's user reads it
     say(f"installed {target}")
 
 
@@ -256,17 +259,25 @@ def sync(
     if not ids:
         say("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
         return
+    failures: list[str] = []
     for repository_id in ids:
         if wait:
             results = _sync_with_progress(rt, repository_id, full=full)
             if not results:
                 _wait_idle(rt, repository_id)
-            _report_sync(rt, repository_id, results)
+            try:
+                _report_sync(rt, repository_id, results)
+            except DevlinkError as exc:  # report it and go on with the other repositories
+                err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
+                failures.append(str(repository_id))
         else:
             status = rt.queue.request_sync(repository_id, full=full, trigger="manual")
             say(f"repository {repository_id}: {'full' if full else 'soft'} sync {status}")
     if not wait:
         say("`devlink serve` or `devlink worker` runs queued syncs; add --wait to run them here")
+    if failures:
+        raise DevlinkError(f"{len(failures)} of {len(ids)} repositories failed to sync", reason="sync_failed",
+                           hint="see: devlink repo list")
 
 
 def _wait_idle(rt: Runtime, repository_id: int) -> None:

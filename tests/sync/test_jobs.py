@@ -181,7 +181,8 @@ def test_a_repository_removed_during_its_sync_ends_the_run(
 def test_a_request_for_a_crashed_sync_is_queued_for_takeover(runtime: Runtime, linked: int) -> None:
     queued: list[tuple[int, bool, str]] = []
     set_state(runtime, linked, sync_state="running", sync_heartbeat_at=utcnow() - STALE_AFTER - timedelta(minutes=1))
-    assert request_sync(runtime, linked, full=False, trigger="schedule", enqueue=lambda *j: queued.append(j)) == "queued"
+    outcome = request_sync(runtime, linked, full=False, trigger="schedule", enqueue=lambda *j: queued.append(j))
+    assert outcome == "queued"
     assert queued == [(linked, False, "schedule")]
     assert state(runtime, linked) == ("queued", False)
 

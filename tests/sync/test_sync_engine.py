@@ -331,3 +331,21 @@ def test_sync_engine_skips_an_unlinked_repository(runtime: Runtime, bare_remote:
         stored.linked = False
     assert sync_repository(runtime, repository.id, full=False).skipped == "unlinked"
     assert commit_count(runtime) == 0
+
+
+def test_ids_are_never_reused_so_no_stale_mirror_is_inherited(
+    runtime: Runtime, bare_remote: tuple[GitRepo, Path], tmp_path: Path
+) -> None:
+    from devlink.sync.repositories import remove_repository
+
+    repo, server = bare_remote
+    build_history(repo)
+    first = add_repository(runtime, str(server), name="first")
+    run_sync(runtime, first.id, full=False)
+    remove_repository(runtime, "first")
+    other = GitRepo(tmp_path / "other")
+    only = other.commit("ZZZ-1 the only commit")
+    second = add_repository(runtime, str(other.path), name="second")
+    assert second.id != first.id
+    [result] = run_sync(runtime, second.id, full=False)
+    assert (result.commits_new, commit_links(runtime)) == (1, {"ZZZ-1": {only}})

@@ -148,3 +148,38 @@ def test_resync_and_remove_over_the_api(server: Server, tmp_path: Path) -> None:
         assert client.get(f"/api/v1/repositories/{repository['id']}").status_code == 404
         assert client.get("/api/v1/issues/GONE-1/development").json()["commits"] == []
         assert not (server.home / "mirrors" / f"{repository['id']}.git").exists()
+
+
+def test_framework_errors_are_problem_documents_too(server: Server) -> None:
+    with server.client() as client:
+        missing = client.post("/api/v1/repositories", json={"name": "no-url"})
+        assert missing.status_code == 422
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["title"] == "body.url: Field required"
+        unknown = client.get("/api/v1/nothing-here")
+        assert (unknown.status_code, unknown.json()["type"]) == (404, "not_found")
+        wrong_type = client.get("/api/v1/repositories/abc")
+        assert (wrong_type.status_code, wrong_type.json()["type"]) == (422, "invalid")
+
+
+def test_hook_checks_the_token_before_the_body_and_bounds_its_size(server: Server, tmp_path: Path) -> None:
+    _, bare, _ = make_server_repo(tmp_path, ["SIZE-1 x"])
+    assert server.cli("repo", "add", str(bare), "--name", "sized").returncode == 0
+    token = server.cli("repo", "hook", str(bare)).stdout.split("X-Devlink-Token: ", 1)[1].split("'", 1)[0]
+    with server.client() as client:
+        stranger = client.post("/hooks/git", headers={"X-Devlink-Token": "nope"}, content=b"garbage")
+        assert stranger.status_code == 401
+        huge = client.post("/hooks/git", headers={"X-Devlink-Token": token}, content=b"x" * (300 * 1024))
+        assert (huge.status_code, huge.json()["type"]) == (413, "too_large")
+
+
+def test_cross_site_form_posts_are_refused(server: Server, tmp_path: Path) -> None:
+    _, bare, _ = make_server_repo(tmp_path, ["CSRF-1 x"])
+    with server.client() as client:
+        repository = client.post("/api/v1/repositories", json={"url": str(bare), "name": "guarded"}).json()
+        forged = client.post(f"/repositories/{repository['id']}/remove", headers={"Origin": "http://evil.example"})
+        assert forged.status_code == 403
+        assert client.get(f"/api/v1/repositories/{repository['id']}").status_code == 200
+        own = client.post(f"/repositories/{repository['id']}/remove", headers={"Origin": server.url})
+        assert own.status_code == 303
+        assert client.get(f"/api/v1/repositories/{repository['id']}").status_code == 404

@@ -108,7 +108,8 @@ class Repository(Base):
     """
 
     __tablename__ = "repositories"
-    __table_args__ = (UniqueConstraint("host_id", "external_id"),)
+    # AUTOINCREMENT: an id is never reused, so a new repository never meets an old one's mirror
+    __table_args__ = (UniqueConstraint("host_id", "external_id"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
@@ -155,7 +156,7 @@ class Commit(Base):
     message: Mapped[str] = mapped_column(Text)
     parent_count: Mapped[int] = mapped_column(Integer)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    first_seen_by: Mapped[str] = mapped_column(String(8))  # full | soft | hook: decides smart commits
+    first_seen_by: Mapped[str] = mapped_column(String(8))  # backfill | soft | hook: decides smart commits
 
 
 class Branch(Base):

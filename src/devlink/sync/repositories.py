@@ -18,6 +18,7 @@ from devlink.errors import Conflict, GitError, InvalidInput, NotFound
 from devlink.hosts.git import check_remote
 from devlink.runtime import Runtime
 from devlink.store.models import Host, IssueLink, Repository, utcnow
+from devlink.sync.engine import mirror_for
 
 __all__ = [
     "add_repository",
@@ -76,7 +77,7 @@ def add_repository(rt: Runtime, location: str, *, name: str | None = None, web_u
         raise InvalidInput("the web URL must start with http:// or https://", reason="bad_url")
     with rt.sessions() as session:
         if session.scalars(select(Repository.id).where(Repository.name == name)).first():
-            raise Conflict(f"a repository named {name!r} is already linked", hint="choose another with --name")
+            raise Conflict(f"a repository named {name!r} is already linked", hint="choose another name")
         if session.scalars(select(Repository.id).where(Repository.url == safe_location)).first():
             raise Conflict(f"{safe_location} is already linked")
     check_remote(with_userinfo(safe_location, userinfo), safe_location)
@@ -97,6 +98,7 @@ def add_repository(rt: Runtime, location: str, *, name: str | None = None, web_u
             session.flush()
         except IntegrityError as exc:  # a concurrent add of the same name or URL
             raise Conflict(f"a repository named {name!r} or at {safe_location} is already linked") from exc
+    shutil.rmtree(mirror_for(rt, repository).path, ignore_errors=True)  # never inherit a stale mirror
     return repository
 
 
@@ -125,10 +127,11 @@ def remove_repository(rt: Runtime, ref: str | int) -> str:
     """Unlink a repository: its rows, links and mirror go; return its name."""
     with rt.sessions.begin() as session:
         repository = find_repository(session, ref)
-        name, repository_id = repository.name, repository.id
+        name, mirror_path = repository.name, mirror_for(rt, repository).path
+        repository_id = repository.id
         session.execute(delete(IssueLink).where(IssueLink.repository_id == repository_id))
         session.delete(repository)
-    shutil.rmtree(Path(rt.settings.mirrors_dir) / f"{repository_id}.git", ignore_errors=True)
+    shutil.rmtree(mirror_path, ignore_errors=True)
     return name
 
 

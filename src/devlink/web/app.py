@@ -5,13 +5,16 @@ Huey consumer in threads of this process and stops it on shutdown.
 """
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from devlink import __version__
 from devlink.errors import DevlinkError
@@ -19,7 +22,7 @@ from devlink.runtime import Runtime
 from devlink.web import hooks, pages
 from devlink.web.api import issues, repositories
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "problem"]
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,33 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
 
     @app.exception_handler(DevlinkError)
     async def devlink_error(request: Request, exc: DevlinkError) -> JSONResponse:
-        body = {"type": exc.reason, "title": exc.message, "status": exc.status}
-        if exc.hint:
-            body["hint"] = exc.hint
-        return JSONResponse(body, status_code=exc.status, media_type="application/problem+json")
+        return problem(exc.status, exc.reason, exc.message, exc.hint)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (204, 304):
+            return Response(status_code=exc.status_code)
+        reason = "not_found" if exc.status_code == 404 else "http_error"
+        return problem(exc.status_code, reason, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"location": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
+            for error in exc.errors()
+        ]
+        title = "; ".join(f"{e['location']}: {e['message']}" for e in errors) or "invalid request"
+        return problem(422, "invalid", title, errors=errors)
 
     return app
+
+
+def problem(
+    status: int, reason: str, title: str, hint: str | None = None, *, headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """Every error the web layer sends: RFC 9457 problem details with devlink's reason as ``type``."""
+    body: dict[str, Any] = {"type": reason, "title": title, "status": status, **extra}
+    if hint:
+        body["hint"] = hint
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)

@@ -42,6 +42,11 @@ class Unauthorized(DeliveryError):
     default_reason = "bad_token"
 
 
+class TooLarge(DeliveryError):
+    status = 413
+    default_reason = "too_large"
+
+
 def _token(request: Request) -> str:
     token = request.headers.get("x-devlink-token", "")
     authorization = request.headers.get("authorization", "")
@@ -54,11 +59,20 @@ def _token(request: Request) -> str:
 
 @router.post("/git", status_code=status.HTTP_202_ACCEPTED)
 async def git_push(request: Request, rt: RuntimeDep) -> JSONResponse:
-    """Queue a soft sync of the repository the token belongs to."""
-    token = _token(request)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise DeliveryError(f"body too large: at most {MAX_BODY} bytes", reason="too_large")
+    """Queue a soft sync of the repository the token belongs to.
+
+    Guards in order, each with its own status: token (401), size (413),
+    body (400), then record and enqueue (202).
+    """
+    repository_id, name = await run_in_threadpool(_authenticate, rt, _token(request))
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY:
+        raise TooLarge(f"body too large: at most {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise TooLarge(f"body too large: at most {MAX_BODY} bytes")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -73,19 +87,23 @@ async def git_push(request: Request, rt: RuntimeDep) -> JSONResponse:
     delivery_id = request.headers.get("x-devlink-delivery") or str(uuid.uuid4())
     if not _DELIVERY_ID.match(delivery_id):
         raise DeliveryError("X-Devlink-Delivery must be 1-200 letters, digits or ._:-", reason="bad_delivery_id")
-    result = await run_in_threadpool(_accept, rt, token, delivery_id, "\n".join(lines))
+    result = await run_in_threadpool(_accept, rt, repository_id, name, delivery_id, "\n".join(lines))
     return JSONResponse(result, status_code=status.HTTP_202_ACCEPTED)
 
 
-def _accept(rt: Runtime, token: str, delivery_id: str, payload: str) -> dict[str, Any]:
-    with rt.sessions.begin() as session:
+def _authenticate(rt: Runtime, token: str) -> tuple[int, str]:
+    with rt.sessions() as session:
         repository = repository_for_token(session, token)
         if repository is None:
             log.info("hook.git.bad_token")
             raise Unauthorized("unknown token")
         if not repository.linked:
             raise NotFound(f"repository {repository.name!r} is not linked")
-        repository_id, name = repository.id, repository.name
+        return repository.id, repository.name
+
+
+def _accept(rt: Runtime, repository_id: int, name: str, delivery_id: str, payload: str) -> dict[str, Any]:
+    with rt.sessions.begin() as session:
         fresh = insert_ignore(
             session,
             WebhookDelivery.__table__,
@@ -99,5 +117,3 @@ def _accept(rt: Runtime, token: str, delivery_id: str, payload: str) -> dict[str
     outcome = rt.queue.request_sync(repository_id, full=False, trigger="hook")
     log.info("hook.git.accepted repository=%s delivery=%s sync=%s", repository_id, delivery_id, outcome)
     return {"status": outcome, "delivery": delivery_id, "repository": name}
-
-

@@ -7,8 +7,9 @@ refreshes itself every few seconds.
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -22,7 +23,21 @@ from devlink.web.deps import RuntimeDep, SessionDep
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False)
+def same_origin(request: Request) -> None:
+    """Refuse a form post that another site's page made the browser send (CSRF).
+
+    Browsers send ``Origin`` (or at least ``Referer``) with every cross-site
+    POST; a request whose origin is not this server's host is refused.  Tools
+    that send neither (curl, scripts) are not browsers and pass.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site form posts are refused")
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(same_origin)])
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 

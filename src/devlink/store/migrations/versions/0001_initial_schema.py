@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:45:16.175376
+Create Date: 2026-11-23 20:17:12.433473
 """
 
 import sqlalchemy as sa
@@ -68,7 +68,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_repositories')),
     sa.UniqueConstraint('hook_token_hash', name=op.f('uq_repositories_hook_token_hash')),
     sa.UniqueConstraint('host_id', 'external_id', name=op.f('uq_repositories_host_id_external_id')),
-    sa.UniqueConstraint('name', name=op.f('uq_repositories_name'))
+    sa.UniqueConstraint('name', name=op.f('uq_repositories_name')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('repositories', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_repositories_next_sync_at'), ['next_sync_at'], unique=False)
