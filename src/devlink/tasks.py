@@ -68,6 +68,7 @@ class Queue:
                 log.info("schedule.queued repositories=%s", queued)
 
         self._sync_task: Any = sync_repository_task
+        self.schedule_task: Any = schedule_due_task  # for ``call_local()`` in tests and tools
 
     def enqueue_sync(self, repository_id: int, full: bool, trigger: str) -> None:
         self.huey.enqueue(self._sync_task.s(repository_id, full, trigger, priority=PRIORITY.get(trigger, 0)))
