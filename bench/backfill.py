@@ -19,7 +19,6 @@ import json
 import os
 import re
 import resource
-import statistics
 import string
 import subprocess
 import sys

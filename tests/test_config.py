@@ -53,3 +53,16 @@ def test_bad_toml_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings({"DEVLINK_HOME": str(tmp_path)})
     assert error.value.message.startswith(f"{tmp_path / 'devlink.toml'} is not valid TOML")
+
+
+def test_postgres_urls_in_every_spelling_are_accepted() -> None:
+    from devlink.store.engine import make_engine
+
+    for url in ("postgres://root@127.0.0.1/test", "postgresql://root@127.0.0.1/test",
+                "postgresql+psycopg://root@127.0.0.1/test"):
+        engine = make_engine(url)
+        assert engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        engine.dispose()
+    with pytest.raises(ConfigError) as error:
+        make_engine("mysql://root@127.0.0.1/test")
+    assert error.value.message == "DEVLINK_DATABASE_URL must start with sqlite:/// or postgresql+psycopg://"

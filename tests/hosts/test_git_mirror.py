@@ -406,3 +406,18 @@ def test_reading_a_mirror_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(GitError) as caught:
         mirror.count([MISSING_SHA], [])
     assert caught.value.reason == "not_a_repository"
+
+
+def test_an_ssh_failure_names_its_cause() -> None:
+    from devlink.hosts.git import _classify
+
+    stderr = (
+        "ssh: connect to host 127.0.0.1 port 22: Connection refused\n"
+        "fatal: Could not read from remote repository.\n\n"
+        "Please make sure you have the correct access rights\nand the repository exists.\n"
+    )
+    error = _classify(stderr, "git@127.0.0.1:team/app.git")
+    assert (error.reason, error.message) == (
+        "unreachable",
+        "git@127.0.0.1:team/app.git is unreachable: ssh: connect to host 127.0.0.1 port 22: Connection refused",
+    )

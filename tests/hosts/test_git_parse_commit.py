@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from devlink.hosts.git import GitCommit, parse_commit, tz_of
+from devlink.domain.times import tz_of
+from devlink.hosts.git import GitCommit, parse_commit
 
 SHA = "1111111111111111111111111111111111111111"
 TREE = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"

@@ -7,6 +7,7 @@ through ``IssueLink``; the development panel reads nothing else first.
 """
 
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import (
     Boolean,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -34,12 +36,18 @@ __all__ = [
     "Repository",
     "SyncCursor",
     "WebhookDelivery",
+    "table",
     "utcnow",
 ]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def table(model: "type[Base]") -> Table:
+    """A model's Core table, typed as one (SQLAlchemy types ``__table__`` as a plain FromClause)."""
+    return cast(Table, model.__table__)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from devlink.hosts.git import tz_of
+from devlink.domain.times import tz_of
 from devlink.store.models import Branch, Commit, IssueLink, PullRequest, Repository
 
 __all__ = ["development", "repository_summary", "repository_view"]

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from devlink.errors import DeliveryError, NotFound
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
-from devlink.store.models import WebhookDelivery, utcnow
+from devlink.store.models import WebhookDelivery, table, utcnow
 from devlink.sync.repositories import repository_for_token
 from devlink.web.deps import RuntimeDep
 
@@ -106,7 +106,7 @@ def _accept(rt: Runtime, repository_id: int, name: str, delivery_id: str, payloa
     with rt.sessions.begin() as session:
         fresh = insert_ignore(
             session,
-            WebhookDelivery.__table__,
+            table(WebhookDelivery),
             [{"host_kind": "git", "delivery_id": delivery_id, "repository_id": repository_id, "event": "push",
               "payload": payload, "received_at": utcnow()}],
             ["host_kind", "delivery_id"],
