@@ -177,8 +177,9 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
     for view in views:
         sync = view["sync"]
         error = sync["error"]["message"] if sync["error"] else ""
+        finished = (sync["finished_at"] or "")[:19].replace("T", " ")
         table.add_row(str(view["id"]), view["name"], view["url"], sync["state"], str(sync["commits_indexed"]),
-                      sync["finished_at"] or "", error)
+                      finished, error)
     out.print(table)
 
 
@@ -308,8 +309,9 @@ def issue(
         _print_json(document)
         return
     summary = document["summary"]
-    say(f"{key}: {summary['commits']} commits, {summary['branches']} branches, "
-              f"{summary['pull_requests']} pull requests in {summary['repositories']} repositories")
+    counts = ", ".join(_plural(summary[name], noun) for name, noun in (
+        ("commits", "commit"), ("branches", "branch"), ("pull_requests", "pull request")))
+    say(f"{key}: {counts} in {_plural(summary['repositories'], 'repository')}")
     for branch in document["branches"]:
         say(f"  branch  {branch['repository']['name']}:{branch['name']} @ {branch['head_sha'][:12]}")
     for commit in document["commits"]:
@@ -331,6 +333,13 @@ def keys(
 
 
 # ---------------------------------------------------------------- entry point
+
+
+def _plural(count: int, noun: str) -> str:
+    if count == 1:
+        return f"1 {noun}"
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + ("es" if noun.endswith("ch") else "s")
+    return f"{count} {plural}"
 
 
 def _configure_logging() -> None:

@@ -61,7 +61,8 @@ def test_cli_reads_the_same_document_as_the_api(server: Server, tmp_path: Path) 
     with server.client() as client:
         assert json.loads(printed.stdout) == client.get("/api/v1/issues/CLI-1/development").json()
     human = server.cli("issue", "CLI-1")
-    assert "CLI-1: 1 commits" in human.stdout and "from the cli test" in human.stdout
+    assert "CLI-1: 1 commit, 0 branches, 0 pull requests in 1 repository" in human.stdout
+    assert "from the cli test" in human.stdout
 
     listed = json.loads(server.cli("repo", "list", "--json").stdout)
     assert "cli-repo" in [r["name"] for r in listed]
