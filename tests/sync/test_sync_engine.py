@@ -8,6 +8,7 @@ key gets after initial, soft and full syncs.
 import logging
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -23,30 +24,27 @@ from devlink.sync.repositories import add_repository
 from gitrepos import GitHttpServer, GitRepo
 
 
-def commit_links(rt: Runtime) -> dict[str, set[str]]:
+def _links(rt: Runtime, entity_type: str, label: Any) -> dict[str, set[str]]:
+    """Key → labels (commit shas, branch names) of the entities linked to it, read from the store."""
+    model = label.class_
     with rt.sessions() as session:
         rows = session.execute(
-            select(IssueLink.key, Commit.sha)
-            .join(Commit, Commit.id == IssueLink.entity_id)
-            .where(IssueLink.entity_type == "commit")
+            select(IssueLink.key, label)
+            .join(model, model.id == IssueLink.entity_id)
+            .where(IssueLink.entity_type == entity_type)
         ).all()
     links: dict[str, set[str]] = {}
-    for key, sha in rows:
-        links.setdefault(key, set()).add(sha)
+    for key, value in rows:
+        links.setdefault(key, set()).add(value)
     return links
+
+
+def commit_links(rt: Runtime) -> dict[str, set[str]]:
+    return _links(rt, "commit", Commit.sha)
 
 
 def branch_links(rt: Runtime) -> dict[str, set[str]]:
-    with rt.sessions() as session:
-        rows = session.execute(
-            select(IssueLink.key, Branch.name)
-            .join(Branch, Branch.id == IssueLink.entity_id)
-            .where(IssueLink.entity_type == "branch")
-        ).all()
-    links: dict[str, set[str]] = {}
-    for key, name in rows:
-        links.setdefault(key, set()).add(name)
-    return links
+    return _links(rt, "branch", Branch.name)
 
 
 def branches(rt: Runtime) -> dict[str, str]:
