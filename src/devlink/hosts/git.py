@@ -10,9 +10,10 @@ invalid UTF-8 cannot desynchronise the stream, and memory stays flat because
 objects are parsed one at a time.
 
 Credentials never touch disk here: the mirror's configured URL is the redacted
-one, and the full URL is passed for the one command that needs it with
-``-c remote.origin.url=…``.  Every message that leaves this module goes
-through ``redact_text``.
+one, and the commands that talk to the remote get the full URL through
+``GIT_CONFIG_*`` environment variables (``url.<full>.insteadOf=<redacted>``),
+never on a command line.  Every message that leaves this module goes through
+``redact_text``.
 """
 
 import contextlib
