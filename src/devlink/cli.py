@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from devlink.config import load_settings
 from devlink.domain.issue_keys import extract_keys, is_key
+from devlink.domain.smart_commits import TimeUnits, parse, to_json
 from devlink.errors import DevlinkError, InvalidInput
 from devlink.runtime import Runtime
 from devlink.store import queries
@@ -33,6 +35,7 @@ from devlink.sync.repositories import (
     hook_token,
     remove_repository,
 )
+from devlink.trackers.builtin import add_alias, create_issue, create_project, create_user, import_data, load_file
 
 __all__ = ["app", "main"]
 
@@ -41,6 +44,12 @@ app = typer.Typer(
 )
 repo_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Link, list and unlink repositories.")
 app.add_typer(repo_app, name="repo")
+tracker_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The built-in issue tracker.")
+app.add_typer(tracker_app, name="tracker")
+smart_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Smart commits: #comment, #time, #transition."
+)
+app.add_typer(smart_app, name="smart-commit")
 
 # a table piped to a file or another program keeps its full cells
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
@@ -141,6 +150,12 @@ def _report_sync(rt: Runtime, repository_id: int, results: list[SyncResult]) -> 
                 f"{result.commits_new} new, branches +{result.branches_created} ~{result.branches_moved} "
                 f"-{result.branches_deleted}; {repository.commits_indexed} commits indexed"
             )
+            smart = result.smart_commits
+            if smart.done or smart.error or smart.skipped:
+                say(f"  smart commits: {smart.done} done, {smart.error} failed, {smart.skipped} skipped")
+                for sha, key, _, outcome, message in smart.outcomes:
+                    if outcome != "done":
+                        say(f"    {sha[:12]} {key}: {outcome}: {message}")
 
 
 @repo_app.command("add")
@@ -215,8 +230,6 @@ def repo_hook(
     url: Annotated[str | None, typer.Option(help="devlink's address as the git server sees it")] = None,
 ) -> None:
     """Print (or install) a post-receive hook that notifies devlink of every push."""
-    from pathlib import Path
-
     rt = _runtime()
     with rt.sessions() as session:
         repository = find_by_location(session, path)
@@ -330,6 +343,91 @@ def keys(
         sys.stdout.write(json.dumps(found) + "\n")
     else:
         sys.stdout.write("".join(f"{key}\n" for key in found))
+
+
+# ---------------------------------------------------------------- tracker
+
+
+@tracker_app.command("import")
+def tracker_import(file: Annotated[Path, typer.Argument(help="a .toml or .json file (docs/tracker.md)")]) -> None:
+    """Load workflows, users, projects, aliases and issues; re-importing the same file changes nothing."""
+    rt = _runtime()
+    data = load_file(file)
+    with rt.sessions.begin() as session:
+        counts = import_data(session, data)
+    say("imported " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+
+
+@tracker_app.command("alias")
+def tracker_alias(
+    email: Annotated[str, typer.Argument(help="a commit author e-mail")],
+    username: Annotated[str, typer.Argument(help="the tracker user it stands for")],
+) -> None:
+    """Map a commit author e-mail to a tracker user for smart commits."""
+    rt = _runtime()
+    with rt.sessions.begin() as session:
+        add_alias(session, email, username)
+    say(f"{email.strip().lower()} → {username}")
+
+
+@tracker_app.command("project")
+def tracker_project(
+    key: Annotated[str, typer.Argument(help="project key, e.g. DEMO")],
+    name: Annotated[str, typer.Argument(help="display name")],
+    workflow: Annotated[str | None, typer.Option(help="workflow name [default: Default]")] = None,
+) -> None:
+    """Create a project (every permission granted to everyone), or rename it."""
+    rt = _runtime()
+    with rt.sessions.begin() as session:
+        create_project(session, key, name, workflow=workflow)
+    say(f"project {key}: {name}")
+
+
+@tracker_app.command("user")
+def tracker_user(
+    username: Annotated[str, typer.Argument(help="login name")],
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+    email: Annotated[list[str] | None, typer.Option(help="an e-mail address (repeat for more)")] = None,
+) -> None:
+    """Create a user, or add addresses to one."""
+    rt = _runtime()
+    with rt.sessions.begin() as session:
+        create_user(session, username, name, email or [])
+    say(f"user {username}")
+
+
+@tracker_app.command("issue")
+def tracker_issue(
+    key: Annotated[str, typer.Argument(help="issue key in an existing project, e.g. DEMO-1")],
+    summary: Annotated[str, typer.Argument(help="one line")],
+    description: Annotated[str, typer.Option(help="longer text")] = "",
+    assignee: Annotated[str | None, typer.Option(help="username")] = None,
+) -> None:
+    """Create an issue in the built-in tracker."""
+    rt = _runtime()
+    with rt.sessions.begin() as session:
+        create_issue(session, key, summary, description=description, assignee=assignee, must_be_new=True)
+    say(f"issue {key}: {summary}")
+
+
+@smart_app.command("parse")
+def smart_parse(
+    message: Annotated[str | None, typer.Argument(help="a commit message [default: standard input]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the parse as JSON (the stable format)")] = False,
+) -> None:
+    """Show which commands a commit message carries, for which keys."""
+    settings = load_settings()
+    units = TimeUnits(hours_per_day=settings.hours_per_day, days_per_week=settings.days_per_week)
+    groups = parse(sys.stdin.read() if message is None else message, units)
+    if as_json:
+        _print_json(to_json(groups))
+        return
+    if not groups:
+        say("no smart-commit commands")
+    for group in groups:
+        for command in group.commands:
+            extra = f" ({command.seconds} s)" if command.type == "time" else ""
+            say(f"{', '.join(group.keys)}: #{command.name} [{command.type}]{extra} {command.args}".rstrip())
 
 
 # ---------------------------------------------------------------- entry point

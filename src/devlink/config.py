@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "workers": 2,  # consumer threads of the embedded queue
     "secret_key": "",  # empty: a key file in home, created on first use
     "batch_size": 2000,  # commits written per database round trip
+    "smart_commit_max_age": 14,  # days: older commits run no smart commits
+    "hours_per_day": 8,  # #time 1d
+    "days_per_week": 5,  # #time 1w
 }
 
 
@@ -47,6 +50,9 @@ class Settings:
     workers: int
     secret_key: str
     batch_size: int
+    smart_commit_max_age: int
+    hours_per_day: int
+    days_per_week: int
 
     @property
     def mirrors_dir(self) -> Path:
@@ -86,6 +92,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         workers=_positive_int("workers", raw["workers"]),
         secret_key=str(raw["secret_key"]),
         batch_size=_positive_int("batch_size", raw["batch_size"]),
+        smart_commit_max_age=_positive_int("smart_commit_max_age", raw["smart_commit_max_age"]),
+        hours_per_day=_positive_int("hours_per_day", raw["hours_per_day"]),
+        days_per_week=_positive_int("days_per_week", raw["days_per_week"]),
     )
 
 

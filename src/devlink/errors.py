@@ -7,6 +7,7 @@
     ├── InvalidInput                a request a user can fix (bad key, bad location)
     ├── GitError                    git could not read a repository; ``reason`` says why:
     │                               not_a_repository, unreachable, auth, bad_url, git
+    ├── TrackerError                the tracker refused an action (no such issue, no permission)
     └── DeliveryError               a webhook delivery that is refused (bad token, bad body)
 
 The CLI prints ``message`` (and ``hint``) and exits 1; the web layer renders the
@@ -23,6 +24,7 @@ __all__ = [
     "GitError",
     "InvalidInput",
     "NotFound",
+    "TrackerError",
 ]
 
 
@@ -72,6 +74,13 @@ class GitError(DevlinkError):
 
     status = 422
     default_reason = "git"
+
+
+class TrackerError(DevlinkError):
+    """Raised when the tracker refuses an action; the message is what a smart-commit error shows."""
+
+    status = 422
+    default_reason = "tracker"
 
 
 class DeliveryError(DevlinkError):

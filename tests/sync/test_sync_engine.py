@@ -127,6 +127,7 @@ def test_development_document(runtime: Runtime, bare_remote: tuple[GitRepo, Path
         "message": "Work on it\n\nSee ABC-3 and DEF-1 in the body.",
         "merge": False,
         "url": f"https://git.example.test/core/commit/{s['c4']}",
+        "smart_commits": [],
     }
     assert [b["name"] for b in document["branches"]] == ["feature/ABC-3-thing"]
     assert document["branches"][0]["url"] == "https://git.example.test/core/tree/feature/ABC-3-thing"

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from devlink.domain.times import tz_of
 from devlink.store.models import Branch, Commit, IssueLink, PullRequest, Repository
+from devlink.store.tracker import SmartCommitRun
 
-__all__ = ["development", "repository_summary", "repository_view"]
+__all__ = ["development", "repository_summary", "repository_view", "smart_commit_view", "smart_commits"]
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -96,6 +97,41 @@ def _pull_request_view(pull: PullRequest, repository: Repository) -> dict[str, A
     }
 
 
+def smart_commit_view(run: SmartCommitRun) -> dict[str, Any]:
+    return {
+        "commit": run.commit_sha,
+        "key": run.issue_key,
+        "position": run.position,
+        "command": run.command,
+        "args": run.args,
+        "outcome": run.outcome,
+        "message": run.message,
+        "author_email": run.author_email,
+        "repository_id": run.repository_id,
+        "at": _iso(run.created_at),
+    }
+
+
+def _smart_commit_runs(session: Session, shas: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Ledger rows of these commits, by sha, in command order (for the panel's badges)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(shas), 500):
+        for run in session.scalars(
+            select(SmartCommitRun).where(SmartCommitRun.commit_sha.in_(shas[start : start + 500]))
+            .order_by(SmartCommitRun.position, SmartCommitRun.issue_key)
+        ):
+            runs.setdefault(run.commit_sha, []).append(smart_commit_view(run))
+    return runs
+
+
+def smart_commits(session: Session, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Recent ledger rows, newest first, optionally only one outcome (``done``, ``error``, ``skipped``)."""
+    query = select(SmartCommitRun).order_by(SmartCommitRun.created_at.desc(), SmartCommitRun.id.desc())
+    if status:
+        query = query.where(SmartCommitRun.outcome == status)
+    return [smart_commit_view(run) for run in session.scalars(query.limit(limit))]
+
+
 def _linked(entity_type: str, key: str) -> Any:
     return select(IssueLink.entity_id).where(IssueLink.key == key, IssueLink.entity_type == entity_type)
 
@@ -120,6 +156,7 @@ def development(session: Session, key: str) -> dict[str, Any]:
         .where(PullRequest.id.in_(_linked("pull_request", key)))
         .order_by(PullRequest.updated_at.desc())
     ).all()
+    runs = _smart_commit_runs(session, [c.sha for c, _ in commits])
     repositories = {r.id for _, r in commits} | {r.id for _, r in branches} | {r.id for _, r in pulls}
     pull_states: dict[str, int] = {}
     for pull, _ in pulls:
@@ -134,7 +171,7 @@ def development(session: Session, key: str) -> dict[str, Any]:
             "repositories": len(repositories),
             "latest_commit_at": _iso(commits[0][0].committed_at) if commits else None,
         },
-        "commits": [_commit_view(c, r) for c, r in commits],
+        "commits": [{**_commit_view(c, r), "smart_commits": runs.get(c.sha, [])} for c, r in commits],
         "branches": [_branch_view(b, r) for b, r in branches],
         "pull_requests": [_pull_request_view(p, r) for p, r in pulls],
     }

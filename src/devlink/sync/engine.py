@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from devlink.store.engine import (
 )
 from devlink.store.models import Branch, Commit, IssueLink, Repository, SyncCursor, table, utcnow
 from devlink.sync.linking import LINK_COLUMNS, link_rows, link_tuples
+from devlink.sync.smart_commits import SmartCommitTally, run_smart_commits
+from devlink.trackers.builtin import BuiltinTracker
 
 __all__ = ["Progress", "SyncResult", "mirror_for", "sync_repository"]
 
@@ -63,6 +65,7 @@ class SyncResult:
     branches_moved: int = 0
     branches_deleted: int = 0
     skipped: str | None = None  # why nothing was done, e.g. "unlinked"
+    smart_commits: SmartCommitTally = field(default_factory=SmartCommitTally)
 
 
 def mirror_for(rt: Runtime, repository: Repository) -> Mirror:
@@ -89,6 +92,8 @@ def sync_repository(
         mirror = mirror_for(rt, repository)
         url = _remote_url(rt, repository)
         is_local = not parse_remote(repository.url).is_url
+        # only keys of existing projects link, once the tracker has projects (docs/issue-keys.md)
+        known = BuiltinTracker(session).project_keys()
     if mirror.exists():
         mirror.fetch(url)
     else:
@@ -107,7 +112,7 @@ def sync_repository(
         with _old_objects_set_aside(), background_checkpoints(rt.engine) as checkpoint:
             for batch in _batched(mirror.commits(tips, exclude), rt.settings.batch_size):
                 with rt.sessions.begin() as session:
-                    inserted = write_commits(session, repository_id, batch, seen_by)
+                    inserted = write_commits(session, repository_id, batch, seen_by, known)
                     session.execute(
                         update(Repository)
                         .where(Repository.id == repository_id)
@@ -124,13 +129,18 @@ def sync_repository(
                     progress(seen, total)
 
     with rt.sessions.begin() as session:
-        created, moved, deleted = write_branches(session, repository_id, heads)
+        created, moved, deleted = write_branches(session, repository_id, heads, known)
         _save_cursor(session, repository_id, tips, cursor is not None)
     log.info(
         "sync.done repository=%s kind=%s commits_seen=%d commits_new=%d branches=+%d ~%d -%d",
         repository_id, kind, seen, new, created, moved, deleted,
     )
-    return SyncResult(repository_id, kind, seen, new, created, moved, deleted)
+    smart = SmartCommitTally()
+    try:
+        smart = run_smart_commits(rt, repository_id)
+    except Exception:  # smart commits never fail a sync; the next pass retries from their cursor
+        log.exception("smart_commits.failed repository=%s", repository_id)
+    return SyncResult(repository_id, kind, seen, new, created, moved, deleted, smart_commits=smart)
 
 
 @contextmanager
@@ -161,7 +171,17 @@ def _batched(items: Iterable[GitCommit], size: int) -> Iterator[list[GitCommit]]
         yield batch
 
 
-def write_commits(session: Session, repository_id: int, commits: list[GitCommit], seen_by: str) -> int:
+def known_keys(keys: tuple[str, ...], known: frozenset[str] | None) -> tuple[str, ...]:
+    """``keys`` whose project exists, when the tracker knows its projects (``known``); else all of them."""
+    if known is None:
+        return keys
+    return tuple(key for key in keys if key.rpartition("-")[0] in known)
+
+
+def write_commits(
+    session: Session, repository_id: int, commits: list[GitCommit], seen_by: str,
+    known: frozenset[str] | None = None,
+) -> int:
     """Upsert ``commits`` and their issue links; return how many commits were new.
 
     New commits' ids come back from the insert itself (``RETURNING``); only a
@@ -188,7 +208,7 @@ def write_commits(session: Session, repository_id: int, commits: list[GitCommit]
     else:
         inserted = insert_tuples_ignore(session, commits_table, COMMIT_COLUMNS, rows, ["repository_id", "sha"])
         ids = {}
-    keyed = [(commit.sha, keys) for commit in commits if (keys := extract_keys(commit.message))]
+    keyed = [(commit.sha, keys) for commit in commits if (keys := known_keys(extract_keys(commit.message), known))]
     missing = [sha for sha, _ in keyed if sha not in ids]
     if missing:
         ids.update(
@@ -201,7 +221,9 @@ def write_commits(session: Session, repository_id: int, commits: list[GitCommit]
     return inserted
 
 
-def write_branches(session: Session, repository_id: int, heads: dict[str, str]) -> tuple[int, int, int]:
+def write_branches(
+    session: Session, repository_id: int, heads: dict[str, str], known: frozenset[str] | None = None
+) -> tuple[int, int, int]:
     """Make the branch rows (and their links) equal ``heads``; return (created, moved, deleted)."""
     stored = {
         name: (branch_id, sha)
@@ -223,7 +245,7 @@ def write_branches(session: Session, repository_id: int, heads: dict[str, str]) 
         new_ids = session.execute(
             select(Branch.id, Branch.name).where(Branch.repository_id == repository_id, Branch.name.in_(created))
         ).all()
-        links = link_rows(repository_id, "branch", ((i, extract_keys(name)) for i, name in new_ids))
+        links = link_rows(repository_id, "branch", ((i, known_keys(extract_keys(name), known)) for i, name in new_ids))
         insert_ignore(session, table(IssueLink), links, ["key", "entity_type", "entity_id"])
     if moved:  # ORM bulk UPDATE by primary key: one executemany
         session.execute(update(Branch), [{"id": stored[n][0], "head_sha": heads[n], "updated_at": now} for n in moved])

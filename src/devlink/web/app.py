@@ -20,7 +20,7 @@ from devlink import __version__
 from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
 from devlink.web import hooks, pages
-from devlink.web.api import issues, repositories
+from devlink.web.api import issues, repositories, smart_commits, tracker
 
 __all__ = ["create_app", "problem"]
 
@@ -51,6 +51,8 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     app.state.runtime = rt
     app.include_router(repositories.router)
     app.include_router(issues.router)
+    app.include_router(tracker.router)
+    app.include_router(smart_commits.router)
     app.include_router(hooks.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")

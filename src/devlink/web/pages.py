@@ -15,10 +15,11 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from devlink.domain.issue_keys import extract_keys, is_key
-from devlink.errors import DevlinkError
+from devlink.errors import DevlinkError, NotFound
 from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.repositories import add_repository, find_repository, remove_repository
+from devlink.trackers.builtin import issue_view
 from devlink.web.deps import RuntimeDep, SessionDep
 
 __all__ = ["router"]
@@ -112,8 +113,20 @@ def issue(request: Request, key: str, session: SessionDep) -> Response:
             request, "search.html", {"error": f"{key!r} is not an issue key (like ABC-123)"}, status_code=404
         )
     document = queries.development(session, key)
+    try:
+        tracked: dict[str, Any] | None = issue_view(session, key)
+    except NotFound:
+        tracked = None
     return templates.TemplateResponse(
         request,
         "issue.html",
-        {"doc": document, "groups": _group_by_repository(document["commits"])},
+        {"doc": document, "issue": tracked, "groups": _group_by_repository(document["commits"])},
     )
+
+
+@router.get("/smart-commits", response_class=HTMLResponse)
+def smart_commit_runs(request: Request, session: SessionDep, status: str = "error") -> Response:
+    """Recent smart-commit results, errors by default, with the commit, the key and the reason."""
+    wanted = status if status in ("done", "error", "skipped") else None
+    runs = queries.smart_commits(session, status=wanted, limit=200)
+    return templates.TemplateResponse(request, "smart_commits.html", {"runs": runs, "status": wanted or "all"})

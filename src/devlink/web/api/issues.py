@@ -2,16 +2,43 @@
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
 
 from devlink.domain.issue_keys import is_key
 from devlink.errors import InvalidInput
 from devlink.store import queries
-from devlink.web.deps import SessionDep
+from devlink.trackers.builtin import create_issue, issue_view
+from devlink.web.deps import RuntimeDep, SessionDep
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/issues", tags=["issues"])
+
+
+class IssueIn(BaseModel):
+    key: str
+    summary: str
+    description: str = ""
+    status: str | None = Field(default=None, description="the workflow's first status when absent")
+    assignee: str | None = None
+    reporter: str | None = None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create(body: IssueIn, rt: RuntimeDep) -> dict[str, Any]:
+    """Create an issue in the built-in tracker (its project must exist)."""
+    with rt.sessions.begin() as session:
+        create_issue(session, body.key, body.summary, description=body.description, status=body.status,
+                     assignee=body.assignee, reporter=body.reporter, must_be_new=True)
+    with rt.sessions() as session:
+        return issue_view(session, body.key)
+
+
+@router.get("/{key}")
+def issue(key: str, session: SessionDep) -> dict[str, Any]:
+    """The issue with status, comments, worklogs, status history and the transitions available now."""
+    return issue_view(session, key)
 
 
 @router.get("/{key}/development")

@@ -1,0 +1,177 @@
+"""Tables of the built-in tracker, and the smart-commit ledger.
+
+The built-in tracker is devlink's embedded default: projects with a workflow,
+issues, users (one or more e-mail addresses each, plus aliases), comments,
+worklogs, status history and per-project permissions.  ``SmartCommitRun`` is
+the ledger that makes each (commit sha, issue key, command position) run at
+most once, whatever brings the commit back.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from devlink.store.models import Base, UTCDateTime, utcnow
+
+__all__ = [
+    "PERMISSIONS",
+    "Permission",
+    "Project",
+    "SmartCommitRun",
+    "StatusChange",
+    "TrackerComment",
+    "TrackerIssue",
+    "TrackerUser",
+    "UserAlias",
+    "UserEmail",
+    "Workflow",
+    "WorkflowStatus",
+    "WorkflowTransition",
+    "Worklog",
+]
+
+#: What a permission row may grant; a row with no user grants it to everyone.
+PERMISSIONS = ("browse", "view_development", "comment", "log_work", "transition")
+
+
+class Workflow(Base):
+    """Statuses and named transitions; ``Default`` is created on first use."""
+
+    __tablename__ = "workflows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class WorkflowStatus(Base):
+    __tablename__ = "workflow_statuses"
+    __table_args__ = (UniqueConstraint("workflow_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WorkflowTransition(Base):
+    """One edge: ``name`` leads from ``from_status`` to ``to_status`` (a name may have several edges)."""
+
+    __tablename__ = "workflow_transitions"
+    __table_args__ = (UniqueConstraint("workflow_id", "name", "from_status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    from_status: Mapped[str] = mapped_column(String(100))
+    to_status: Mapped[str] = mapped_column(String(100))
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflows.id"))
+
+
+class TrackerUser(Base):
+    __tablename__ = "tracker_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+
+
+class UserEmail(Base):
+    """An address of a user, stored lower-case; two users may share one (mapping then fails, by design)."""
+
+    __tablename__ = "user_emails"
+    __table_args__ = (UniqueConstraint("user_id", "email"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("tracker_users.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+
+
+class UserAlias(Base):
+    """An explicit e-mail → user mapping (``devlink tracker alias``); it wins over addresses."""
+
+    __tablename__ = "user_aliases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("tracker_users.id", ondelete="CASCADE"))
+
+
+class Permission(Base):
+    """Grants ``permission`` on a project to a user, or to everyone when ``user_id`` is NULL."""
+
+    __tablename__ = "permissions"
+    __table_args__ = (UniqueConstraint("project_id", "permission", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    permission: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("tracker_users.id", ondelete="CASCADE"))
+
+
+class TrackerIssue(Base):
+    __tablename__ = "tracker_issues"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    summary: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(100))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("tracker_users.id", ondelete="SET NULL"))
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("tracker_users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrackerComment(Base):
+    __tablename__ = "tracker_comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("tracker_issues.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("tracker_users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Worklog(Base):
+    __tablename__ = "worklogs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("tracker_issues.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("tracker_users.id", ondelete="SET NULL"))
+    seconds: Mapped[int] = mapped_column(Integer)
+    started: Mapped[datetime] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StatusChange(Base):
+    __tablename__ = "status_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("tracker_issues.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("tracker_users.id", ondelete="SET NULL"))
+    transition: Mapped[str] = mapped_column(String(100))
+    from_status: Mapped[str] = mapped_column(String(100))
+    to_status: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmartCommitRun(Base):
+    """The ledger: one row per (commit sha, issue key, command position), inserted before it runs.
+
+    The unique constraint is the exactly-once guarantee: whoever inserts the
+    row runs the command, in the same transaction as the command's effect on
+    the built-in tracker, so a crash rolls both back together.
+    """
+
+    __tablename__ = "smart_commit_runs"
+    __table_args__ = (UniqueConstraint("commit_sha", "issue_key", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    commit_sha: Mapped[str] = mapped_column(String(64))
+    issue_key: Mapped[str] = mapped_column(String(120), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    repository_id: Mapped[int | None] = mapped_column(ForeignKey("repositories.id", ondelete="SET NULL"))
+    command: Mapped[str] = mapped_column(String(100))  # as written, without '#'
+    args: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(String(8), index=True)  # done | error | skipped
+    message: Mapped[str] = mapped_column(Text, default="")
+    author_email: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -1,0 +1,191 @@
+"""Run the smart commits of newly seen commits, each (commit sha, issue key, command position) once.
+
+Which commits: those of one repository with an id past the repository's
+``smart_commits`` cursor, first seen by a soft sync or a push hook (never by
+the first sync or a full resync: ``first_seen_by = 'backfill'``), in a
+repository with smart commits on, oldest first.  The cursor is set past every
+commit of the repository after each pass, so the first sync leaves nothing to
+run, and a crash before the cursor moves only means the next pass looks again.
+
+Exactly once: a command's ledger row (``SmartCommitRun``, unique on sha, key
+and position) is inserted in the same transaction as the command's effect on
+the built-in tracker.  Whoever inserts it runs the command; everyone else
+(another branch, repository or fork with the same commit, a retry, a resync)
+finds it there and does nothing.  A crash rolls back both together.
+
+A failing command is recorded with its reason and never stops the others or
+the sync.  Every check (issue, user, permission, duration, transition) happens
+before the tracker is changed, so a refused command leaves no trace but its
+ledger row.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from devlink.domain.smart_commits import Command, CommandType, TimeUnits, match_transition, parse
+from devlink.errors import TrackerError
+from devlink.runtime import Runtime
+from devlink.store.engine import insert_ignore
+from devlink.store.models import Commit, Repository, SyncCursor, table, utcnow
+from devlink.store.tracker import SmartCommitRun
+from devlink.trackers.base import Tracker
+from devlink.trackers.builtin import BuiltinTracker
+
+__all__ = ["SMART_COMMIT_CURSOR", "SmartCommitTally", "run_smart_commits"]
+
+log = logging.getLogger(__name__)
+
+SMART_COMMIT_CURSOR = "smart_commits"
+_PERMISSION = {CommandType.COMMENT: "comment", CommandType.TIME: "log_work", CommandType.TRANSITION: "transition"}
+_VERB = {"comment": "comment on", "log_work": "log work on", "transition": "transition"}
+
+
+@dataclass
+class SmartCommitTally:
+    """What one pass did; the counts are of ledger rows written by this pass."""
+
+    done: int = 0
+    error: int = 0
+    skipped: int = 0
+    outcomes: list[tuple[str, str, int, str, str]] = field(default_factory=list)  # sha, key, pos, outcome, message
+
+
+def run_smart_commits(rt: Runtime, repository_id: int) -> SmartCommitTally:
+    """Run what is new in ``repository_id``; never raises for a bad message, user or command."""
+    tally = SmartCommitTally()
+    with rt.sessions() as session:
+        repository = session.get(Repository, repository_id)
+        if repository is None:
+            return tally
+        enabled = repository.smart_commits
+        cursor = session.get(SyncCursor, (repository_id, SMART_COMMIT_CURSOR))
+        last_id = int(cursor.value) if cursor else None
+        newest = session.scalar(select(func.max(Commit.id)).where(Commit.repository_id == repository_id)) or 0
+    if last_id is not None and enabled:
+        units = TimeUnits(hours_per_day=rt.settings.hours_per_day, days_per_week=rt.settings.days_per_week)
+        oldest_allowed = utcnow() - timedelta(days=rt.settings.smart_commit_max_age)
+        for commit in _new_commits(rt, repository_id, last_id, newest):
+            _run_commit(rt, repository_id, commit, units, oldest_allowed, tally)
+    _save_cursor(rt, repository_id, newest, exists=last_id is not None)
+    if tally.done or tally.error or tally.skipped:
+        log.info("smart_commits.done repository=%s done=%d error=%d skipped=%d",
+                 repository_id, tally.done, tally.error, tally.skipped)
+    return tally
+
+
+@dataclass(frozen=True)
+class _CommitRef:
+    id: int
+    sha: str
+    author_email: str
+    authored_at: datetime
+    committed_at: datetime
+    message: str
+
+
+def _new_commits(rt: Runtime, repository_id: int, after_id: int, up_to_id: int) -> list[_CommitRef]:
+    """Commits past the cursor first seen by a soft sync or hook, oldest first (by commit time, then id)."""
+    with rt.sessions() as session:
+        rows = session.execute(
+            select(Commit.id, Commit.sha, Commit.author_email, Commit.authored_at, Commit.committed_at,
+                   Commit.message)
+            .where(Commit.repository_id == repository_id, Commit.id > after_id, Commit.id <= up_to_id,
+                   Commit.first_seen_by.in_(("soft", "hook")), Commit.message.contains("#"))
+            .order_by(Commit.committed_at, Commit.id)
+        ).all()
+    return [_CommitRef(*row) for row in rows]
+
+
+def _run_commit(
+    rt: Runtime, repository_id: int, commit: _CommitRef, units: TimeUnits, oldest_allowed: datetime,
+    tally: SmartCommitTally,
+) -> None:
+    too_old = commit.committed_at < oldest_allowed
+    for group in parse(commit.message, units):
+        for key in group.keys:
+            for command in group.commands:
+                # anything but a TrackerError (a lost database, say) propagates: the cursor stays, and the
+                # next pass runs again what this one had not committed
+                with rt.sessions.begin() as session:
+                    outcome, message = _run_command(session, repository_id, commit, key, command, too_old, rt)
+                if outcome is None:
+                    continue
+                setattr(tally, outcome, getattr(tally, outcome) + 1)
+                tally.outcomes.append((commit.sha, key, command.position, outcome, message))
+
+
+def _run_command(
+    session: Session, repository_id: int, commit: _CommitRef, key: str, command: Command, too_old: bool,
+    rt: Runtime,
+) -> tuple[str | None, str]:
+    """Claim the ledger row, check, apply; return (outcome, message), or (None, "") if someone else ran it."""
+    row = {
+        "commit_sha": commit.sha, "issue_key": key, "position": command.position,
+        "repository_id": repository_id, "command": command.name[:100], "args": command.args,
+        "outcome": "error", "message": "", "author_email": commit.author_email[:320], "created_at": utcnow(),
+    }
+    if not insert_ignore(session, table(SmartCommitRun), [row], ["commit_sha", "issue_key", "position"]):
+        return None, ""
+    if too_old:
+        outcome, message = "skipped", f"commit is older than {rt.settings.smart_commit_max_age} days"
+    else:
+        try:
+            message = _apply(BuiltinTracker(session), key, command, commit)
+            outcome = "done"
+        except TrackerError as exc:
+            outcome, message = "error", exc.message
+    session.execute(
+        update(SmartCommitRun)
+        .where(SmartCommitRun.commit_sha == commit.sha, SmartCommitRun.issue_key == key,
+               SmartCommitRun.position == command.position)
+        .values(outcome=outcome, message=message)
+    )
+    return outcome, message
+
+
+def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef) -> str:
+    """Check everything, then change the tracker; raise TrackerError with the reason a user reads."""
+    tracker.transitions(key)  # raises "no issue KEY" before anything else
+    users = tracker.users_for_email(commit.author_email)
+    if not users:
+        raise TrackerError(f"no user with e-mail {commit.author_email}")
+    if len(users) > 1:
+        raise TrackerError(f"more than one user with e-mail {commit.author_email}: {', '.join(users)}")
+    user = users[0]
+    permission = _PERMISSION[command.type]
+    if not tracker.can(user, key, permission):
+        raise TrackerError(f"{user} may not {_VERB[permission]} {key}")
+    if command.type is CommandType.COMMENT:
+        if not command.args:
+            raise TrackerError("#comment needs text after it")
+        tracker.comment(key, user, command.args)
+        return f"commented as {user}"
+    if command.type is CommandType.TIME:
+        if command.seconds is None:
+            raise TrackerError(f"no duration in #{command.name} {command.args}".rstrip()
+                               + ": write it like 1w 2d 4h 30m")
+        tracker.log_work(key, user, command.seconds, commit.authored_at, command.comment or "")
+        return f"logged {command.seconds} s as {user}"
+    name, error = match_transition(command.name, tracker.transitions(key))
+    if name is None:
+        raise TrackerError(error or f"no transition matches #{command.name}")
+    status = tracker.transition(key, user, name)
+    if command.args:
+        tracker.comment(key, user, command.args)
+    return f"{name} → {status} as {user}"
+
+
+def _save_cursor(rt: Runtime, repository_id: int, newest: int, *, exists: bool) -> None:
+    with rt.sessions.begin() as session:
+        if exists:
+            session.execute(
+                update(SyncCursor)
+                .where(SyncCursor.repository_id == repository_id, SyncCursor.entity_type == SMART_COMMIT_CURSOR)
+                .values(value=str(newest), updated_at=utcnow())
+            )
+        elif session.get(Repository, repository_id) is not None:
+            session.add(SyncCursor(repository_id=repository_id, entity_type=SMART_COMMIT_CURSOR, value=str(newest)))

@@ -1,0 +1,1 @@
+"""Issue trackers behind one protocol: ``builtin`` (the embedded default), Jira later."""

@@ -1,0 +1,383 @@
+"""The built-in tracker: devlink's embedded default, stored in devlink's own database.
+
+``BuiltinTracker`` implements ``trackers.base.Tracker`` around one session, so
+a smart command's effect and its ledger row commit (or roll back) together.
+The functions below it create projects, users and issues one at a time, load
+them in bulk from a TOML or JSON file (idempotently: re-importing changes
+nothing), and render an issue for the API and the page.
+
+The import format is documented with an example in docs/tracker.md.
+"""
+
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from devlink.domain.issue_keys import is_key, project_key
+from devlink.errors import Conflict, InvalidInput, NotFound, TrackerError
+from devlink.store.models import utcnow
+from devlink.store.tracker import (
+    PERMISSIONS,
+    Permission,
+    Project,
+    StatusChange,
+    TrackerComment,
+    TrackerIssue,
+    TrackerUser,
+    UserAlias,
+    UserEmail,
+    Workflow,
+    WorkflowStatus,
+    WorkflowTransition,
+    Worklog,
+)
+
+__all__ = [
+    "DEFAULT_WORKFLOW",
+    "BuiltinTracker",
+    "add_alias",
+    "create_issue",
+    "create_project",
+    "create_user",
+    "import_data",
+    "issue_view",
+    "load_file",
+]
+
+#: The workflow every project gets unless it names its own.
+DEFAULT_WORKFLOW: dict[str, Any] = {
+    "name": "Default",
+    "statuses": ["To Do", "In Progress", "In Review", "Done"],
+    "transitions": [
+        {"name": "Start Progress", "from": ["To Do"], "to": "In Progress"},
+        {"name": "Stop Progress", "from": ["In Progress"], "to": "To Do"},
+        {"name": "Send To Review", "from": ["In Progress"], "to": "In Review"},
+        {"name": "Resolve", "from": ["In Progress", "In Review"], "to": "Done"},
+        {"name": "Reopen", "from": ["Done"], "to": "To Do"},
+    ],
+}
+
+
+class BuiltinTracker:
+    """``Tracker`` over devlink's database; every method works inside the caller's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def project_keys(self) -> frozenset[str] | None:
+        keys = frozenset(self.session.scalars(select(Project.key)))
+        return keys or None  # no projects yet: the tracker knows nothing, every key links
+
+    def users_for_email(self, email: str) -> list[str]:
+        address = email.strip().lower()
+        aliased = self.session.scalars(
+            select(TrackerUser.username).join(UserAlias, UserAlias.user_id == TrackerUser.id)
+            .where(UserAlias.email == address)
+        ).all()
+        if aliased:
+            return list(aliased)
+        return sorted(set(self.session.scalars(
+            select(TrackerUser.username).join(UserEmail, UserEmail.user_id == TrackerUser.id)
+            .where(UserEmail.email == address)
+        )))
+
+    def can(self, username: str, issue_key: str, permission: str) -> bool:
+        issue = self._issue(issue_key)
+        user_id = self.session.scalar(select(TrackerUser.id).where(TrackerUser.username == username))
+        return self.session.scalar(
+            select(func.count()).select_from(Permission).where(
+                Permission.project_id == issue.project_id,
+                Permission.permission == permission,
+                or_(Permission.user_id.is_(None), Permission.user_id == user_id),
+            )
+        ) != 0
+
+    def comment(self, issue_key: str, username: str, body: str) -> None:
+        issue = self._issue(issue_key)
+        self.session.add(TrackerComment(issue_id=issue.id, author_id=self._user_id(username), body=body))
+        issue.updated_at = utcnow()
+
+    def log_work(self, issue_key: str, username: str, seconds: int, started: datetime, comment: str) -> None:
+        issue = self._issue(issue_key)
+        self.session.add(Worklog(issue_id=issue.id, author_id=self._user_id(username), seconds=seconds,
+                                 started=started, comment=comment))
+        issue.updated_at = utcnow()
+
+    def transitions(self, issue_key: str) -> list[tuple[str, str]]:
+        issue = self._issue(issue_key)
+        workflow_id = self.session.scalar(select(Project.workflow_id).where(Project.id == issue.project_id))
+        rows = self.session.execute(
+            select(WorkflowTransition.name, WorkflowTransition.to_status)
+            .where(WorkflowTransition.workflow_id == workflow_id, WorkflowTransition.from_status == issue.status)
+            .order_by(WorkflowTransition.id)
+        ).all()
+        return [(name, to) for name, to in rows]
+
+    def transition(self, issue_key: str, username: str, name: str) -> str:
+        issue = self._issue(issue_key)
+        target = dict(self.transitions(issue_key)).get(name)
+        if target is None:
+            raise TrackerError(f"transition {name!r} is not available from {issue.status!r}")
+        self.session.add(StatusChange(issue_id=issue.id, author_id=self._user_id(username), transition=name,
+                                      from_status=issue.status, to_status=target))
+        issue.status = target
+        issue.updated_at = utcnow()
+        return target
+
+    def _issue(self, key: str) -> TrackerIssue:
+        issue = self.session.scalars(select(TrackerIssue).where(TrackerIssue.key == key)).first()
+        if issue is None:
+            raise TrackerError(f"no issue {key}")
+        return issue
+
+    def _user_id(self, username: str) -> int:
+        user_id = self.session.scalar(select(TrackerUser.id).where(TrackerUser.username == username))
+        if user_id is None:
+            raise TrackerError(f"no user {username!r}")
+        return user_id
+
+
+# ---------------------------------------------------------------- creating things
+
+
+def _workflow(session: Session, spec: Mapping[str, Any]) -> Workflow:
+    """Create or update a workflow from ``{"name", "statuses", "transitions"}``; idempotent."""
+    name = _text(spec, "name", "workflow")
+    statuses = spec.get("statuses")
+    if not isinstance(statuses, list) or not statuses or not all(isinstance(s, str) and s for s in statuses):
+        raise InvalidInput(f"workflow {name!r}: 'statuses' must be a non-empty list of names")
+    workflow = session.scalars(select(Workflow).where(Workflow.name == name)).first()
+    if workflow is None:
+        workflow = Workflow(name=name)
+        session.add(workflow)
+        session.flush()
+    session.execute(delete(WorkflowStatus).where(WorkflowStatus.workflow_id == workflow.id))
+    session.execute(delete(WorkflowTransition).where(WorkflowTransition.workflow_id == workflow.id))
+    session.add_all(WorkflowStatus(workflow_id=workflow.id, name=s, position=i) for i, s in enumerate(statuses))
+    for transition in spec.get("transitions", []):
+        t_name = _text(transition, "name", f"a transition of workflow {name!r}")
+        target = _text(transition, "to", f"transition {t_name!r}")
+        sources = transition.get("from", [])
+        sources = [sources] if isinstance(sources, str) else sources
+        for status in [*sources, target]:
+            if status not in statuses:
+                raise InvalidInput(f"workflow {name!r}: transition {t_name!r} names unknown status {status!r}")
+        session.add_all(WorkflowTransition(workflow_id=workflow.id, name=t_name, from_status=s, to_status=target)
+                        for s in sources)
+    session.flush()
+    return workflow
+
+
+def _default_workflow(session: Session) -> Workflow:
+    workflow = session.scalars(select(Workflow).where(Workflow.name == DEFAULT_WORKFLOW["name"])).first()
+    return workflow or _workflow(session, DEFAULT_WORKFLOW)
+
+
+def create_project(session: Session, key: str, name: str, *, workflow: str | None = None,
+                   permissions: Mapping[str, Iterable[str]] | None = None) -> Project:
+    """Create (or, on re-import, update) a project; ``permissions`` maps a permission to usernames or "everyone".
+
+    Without ``permissions`` a new project grants every permission to everyone,
+    the friendly default of a single-team install.
+    """
+    if not is_key(f"{key}-1"):
+        raise InvalidInput(f"invalid project key {key!r}: an upper-case letter, then upper-case letters or digits")
+    flow = _default_workflow(session) if workflow is None else session.scalars(
+        select(Workflow).where(Workflow.name == workflow)).first()
+    if flow is None:
+        raise InvalidInput(f"project {key}: no workflow named {workflow!r}")
+    project = session.scalars(select(Project).where(Project.key == key)).first()
+    if project is None:
+        project = Project(key=key, name=name, workflow_id=flow.id)
+        session.add(project)
+        session.flush()
+        permissions = permissions if permissions is not None else {p: ["everyone"] for p in PERMISSIONS}
+    else:
+        project.name, project.workflow_id = name, flow.id
+    if permissions is not None:
+        _set_permissions(session, project, permissions)
+    return project
+
+
+def _set_permissions(session: Session, project: Project, permissions: Mapping[str, Iterable[str]]) -> None:
+    session.execute(delete(Permission).where(Permission.project_id == project.id))
+    for permission, holders in permissions.items():
+        if permission not in PERMISSIONS:
+            raise InvalidInput(f"project {project.key}: unknown permission {permission!r} "
+                               f"(one of {', '.join(PERMISSIONS)})")
+        for holder in [holders] if isinstance(holders, str) else holders:
+            user_id = None if holder == "everyone" else _user(session, holder).id
+            session.add(Permission(project_id=project.id, permission=permission, user_id=user_id))
+    session.flush()
+
+
+def _user(session: Session, username: str) -> TrackerUser:
+    user = session.scalars(select(TrackerUser).where(TrackerUser.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user {username!r}", hint="create it with: devlink tracker user add USERNAME")
+    return user
+
+
+def create_user(session: Session, username: str, display_name: str | None = None,
+                emails: Iterable[str] = ()) -> TrackerUser:
+    """Create a user, or update its name and add addresses on re-import."""
+    if not username or any(c.isspace() for c in username):
+        raise InvalidInput(f"invalid username {username!r}")
+    user = session.scalars(select(TrackerUser).where(TrackerUser.username == username)).first()
+    if user is None:
+        user = TrackerUser(username=username, display_name=display_name or username)
+        session.add(user)
+        session.flush()
+    elif display_name:
+        user.display_name = display_name
+    known = set(session.scalars(select(UserEmail.email).where(UserEmail.user_id == user.id)))
+    for email in emails:
+        address = email.strip().lower()
+        if "@" not in address:
+            raise InvalidInput(f"user {username}: {email!r} is not an e-mail address")
+        if address not in known:
+            session.add(UserEmail(user_id=user.id, email=address))
+            known.add(address)
+    session.flush()
+    return user
+
+
+def add_alias(session: Session, email: str, username: str) -> None:
+    """Map ``email`` to ``username`` for smart commits, whatever addresses users have."""
+    address = email.strip().lower()
+    if "@" not in address:
+        raise InvalidInput(f"{email!r} is not an e-mail address")
+    user = _user(session, username)
+    alias = session.scalars(select(UserAlias).where(UserAlias.email == address)).first()
+    if alias is None:
+        session.add(UserAlias(email=address, user_id=user.id))
+    else:
+        alias.user_id = user.id
+    session.flush()
+
+
+def create_issue(session: Session, key: str, summary: str, *, description: str = "", status: str | None = None,
+                 assignee: str | None = None, reporter: str | None = None, must_be_new: bool = False) -> TrackerIssue:
+    """Create an issue in its project (the key's prefix), or update it on re-import."""
+    if not is_key(key):
+        raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key")
+    project = session.scalars(select(Project).where(Project.key == project_key(key))).first()
+    if project is None:
+        raise NotFound(f"no project {project_key(key)}", hint="create it with: devlink tracker project add KEY NAME")
+    statuses = list(session.scalars(select(WorkflowStatus.name).where(
+        WorkflowStatus.workflow_id == project.workflow_id).order_by(WorkflowStatus.position)))
+    if status is not None and status not in statuses:
+        raise InvalidInput(f"issue {key}: unknown status {status!r} (one of {', '.join(statuses)})")
+    issue = session.scalars(select(TrackerIssue).where(TrackerIssue.key == key)).first()
+    if issue is not None and must_be_new:
+        raise Conflict(f"issue {key} already exists")
+    assignee_id = _user(session, assignee).id if assignee else None
+    reporter_id = _user(session, reporter).id if reporter else None
+    if issue is None:
+        issue = TrackerIssue(project_id=project.id, key=key, summary=summary, description=description,
+                             status=status or statuses[0], assignee_id=assignee_id, reporter_id=reporter_id)
+        session.add(issue)
+    else:
+        issue.summary, issue.description = summary, description
+        issue.assignee_id, issue.reporter_id = assignee_id, reporter_id
+        if status is not None:
+            issue.status = status
+    session.flush()
+    return issue
+
+
+# ---------------------------------------------------------------- import
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read an import file: ``.toml`` or ``.json``."""
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"{path} does not exist") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path} cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: the top level must be a table/object")
+    return data
+
+
+def import_data(session: Session, data: Mapping[str, Any]) -> dict[str, int]:
+    """Load workflows, users, projects, aliases and issues, in that order; return counts per kind."""
+    unknown = set(data) - {"workflows", "users", "projects", "aliases", "issues"}
+    if unknown:
+        raise InvalidInput(f"unknown section(s): {', '.join(sorted(unknown))}")
+    for spec in _list(data, "workflows"):
+        _workflow(session, spec)
+    for spec in _list(data, "users"):
+        create_user(session, _text(spec, "username", "a user"), spec.get("name"), spec.get("emails", []))
+    for spec in _list(data, "projects"):
+        create_project(session, _text(spec, "key", "a project"), _text(spec, "name", "a project"),
+                       workflow=spec.get("workflow"), permissions=spec.get("permissions"))
+    for spec in _list(data, "aliases"):
+        add_alias(session, _text(spec, "email", "an alias"), _text(spec, "username", "an alias"))
+    for spec in _list(data, "issues"):
+        create_issue(session, _text(spec, "key", "an issue"), _text(spec, "summary", "an issue"),
+                     description=spec.get("description", ""), status=spec.get("status"),
+                     assignee=spec.get("assignee"), reporter=spec.get("reporter"))
+    return {kind: len(_list(data, kind)) for kind in ("workflows", "users", "projects", "aliases", "issues")}
+
+
+def _list(data: Mapping[str, Any], kind: str) -> list[Mapping[str, Any]]:
+    items = data.get(kind, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise InvalidInput(f"'{kind}' must be a list of tables/objects")
+    return items
+
+
+def _text(spec: Mapping[str, Any], field: str, what: str) -> str:
+    value = spec.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{what}: '{field}' is required and must be text")
+    return value.strip()
+
+
+# ---------------------------------------------------------------- reading
+
+
+def issue_view(session: Session, key: str) -> dict[str, Any]:
+    """The issue with its status, comments, worklogs, history and available transitions."""
+    issue = session.scalars(select(TrackerIssue).where(TrackerIssue.key == key)).first()
+    if issue is None:
+        raise NotFound(f"no issue {key}")
+    names = dict(session.execute(select(TrackerUser.id, TrackerUser.username)).all())
+    comments = session.scalars(select(TrackerComment).where(TrackerComment.issue_id == issue.id)
+                               .order_by(TrackerComment.created_at, TrackerComment.id))
+    worklogs = session.scalars(select(Worklog).where(Worklog.issue_id == issue.id).order_by(Worklog.id))
+    history = session.scalars(select(StatusChange).where(StatusChange.issue_id == issue.id)
+                              .order_by(StatusChange.id))
+    project = session.get(Project, issue.project_id)
+    assert project is not None
+    return {
+        "key": issue.key,
+        "project": {"key": project.key, "name": project.name},
+        "summary": issue.summary,
+        "description": issue.description,
+        "status": issue.status,
+        "assignee": names.get(issue.assignee_id) if issue.assignee_id else None,
+        "reporter": names.get(issue.reporter_id) if issue.reporter_id else None,
+        "created_at": issue.created_at.isoformat(),
+        "updated_at": issue.updated_at.isoformat(),
+        "transitions": [{"name": n, "to": t} for n, t in BuiltinTracker(session).transitions(key)],
+        "comments": [{"author": names.get(c.author_id) if c.author_id else None, "body": c.body,
+                      "created_at": c.created_at.isoformat()} for c in comments],
+        "worklogs": [{"author": names.get(w.author_id) if w.author_id else None, "seconds": w.seconds,
+                      "started": w.started.isoformat(), "comment": w.comment} for w in worklogs],
+        "history": [{"transition": h.transition, "from": h.from_status, "to": h.to_status,
+                     "author": names.get(h.author_id) if h.author_id else None,
+                     "at": h.created_at.isoformat()} for h in history],
+    }

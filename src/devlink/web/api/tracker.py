@@ -1,0 +1,69 @@
+"""``/api/v1/projects``, ``/api/v1/users``, ``/api/v1/aliases``: the built-in tracker, one thing at a time."""
+
+from typing import Any
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from devlink.store.tracker import Project, TrackerUser, UserEmail
+from devlink.trackers.builtin import add_alias, create_project, create_user
+from devlink.web.deps import RuntimeDep, SessionDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["tracker"])
+
+
+class ProjectIn(BaseModel):
+    key: str = Field(description="upper-case letter, then upper-case letters or digits: DEMO")
+    name: str
+    workflow: str | None = Field(default=None, description="a workflow by name; the default one when absent")
+
+
+class UserIn(BaseModel):
+    username: str
+    name: str | None = None
+    emails: list[str] = []
+
+
+class AliasIn(BaseModel):
+    email: str
+    username: str
+
+
+@router.get("/projects")
+def list_projects(session: SessionDep) -> list[dict[str, Any]]:
+    return [{"key": p.key, "name": p.name} for p in session.scalars(select(Project).order_by(Project.key))]
+
+
+@router.post("/projects", status_code=status.HTTP_201_CREATED)
+def add_project(body: ProjectIn, rt: RuntimeDep) -> dict[str, Any]:
+    """Create a project (every permission granted to everyone), or rename an existing one."""
+    with rt.sessions.begin() as session:
+        project = create_project(session, body.key, body.name, workflow=body.workflow)
+        return {"key": project.key, "name": project.name}
+
+
+@router.get("/users")
+def list_users(session: SessionDep) -> list[dict[str, Any]]:
+    emails: dict[int, list[str]] = {}
+    for user_id, email in session.execute(select(UserEmail.user_id, UserEmail.email).order_by(UserEmail.email)):
+        emails.setdefault(user_id, []).append(email)
+    return [{"username": u.username, "name": u.display_name, "emails": emails.get(u.id, [])}
+            for u in session.scalars(select(TrackerUser).order_by(TrackerUser.username))]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED)
+def add_user(body: UserIn, rt: RuntimeDep) -> dict[str, Any]:
+    with rt.sessions.begin() as session:
+        user = create_user(session, body.username, body.name, body.emails)
+        return {"username": user.username, "name": user.display_name}
+
+
+@router.post("/aliases", status_code=status.HTTP_201_CREATED)
+def alias(body: AliasIn, rt: RuntimeDep) -> dict[str, Any]:
+    """Map a commit author e-mail to a user for smart commits."""
+    with rt.sessions.begin() as session:
+        add_alias(session, body.email, body.username)
+    return {"email": body.email.strip().lower(), "username": body.username}
