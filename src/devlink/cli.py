@@ -345,6 +345,30 @@ def keys(
         sys.stdout.write("".join(f"{key}\n" for key in found))
 
 
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="address to bind [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="port [default: 8000]")] = None,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the demo when it is ready")] = True,
+) -> None:
+    """Set up a demo (project DEMO, users, issues, a git repository with smart commits) and serve it."""
+    from devlink.demo import build_demo
+
+    rt = _runtime()
+    bind_host, bind_port = host or rt.settings.host, port or rt.settings.port
+    base = f"http://{bind_host}:{bind_port}"
+    result = build_demo(rt, server_url=base)
+    say(f"demo repository {result.repository} linked as 'demo': {result.commits} commits indexed; "
+        f"smart commits: {result.smart_commits_done} done, {result.smart_commits_failed} failed")
+    say(f"look at:  {base}/issues/DEMO-1   (resolved by a smart commit, with a comment and work logged)")
+    say(f"          {base}/issues/DEMO-2   (a branch, commits, a merge, work logged)")
+    say(f"          {base}/smart-commits   (DEMO-4's '#fnish' typo, with the reason)")
+    say(f"          {base}/repositories")
+    say(f"push to it: git clone {result.repository} && ... && git push  (a post-receive hook notifies devlink)")
+    if serve_after:
+        serve(host=bind_host, port=bind_port, worker=True)
+
+
 # ---------------------------------------------------------------- tracker
 
 

@@ -1,0 +1,149 @@
+"""``devlink demo``: a complete, local demonstration on the embedded default.
+
+It creates a project DEMO with users and issues in the built-in tracker, a
+git repository with a realistic few days of history that mentions them
+(branches, a merge, keys in messages and branch names), links and backfills
+it (the backfill runs no smart commits), then pushes a few more commits with
+smart commits and syncs again, so the issues show comments, work logged and
+status changes, and one deliberate error.  A post-receive hook is installed
+so that pushing to the demo repository updates devlink while it serves.
+
+Everything lives under ``$DEVLINK_HOME/demo``; running it again reuses it.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devlink.errors import DevlinkError
+from devlink.runtime import Runtime
+from devlink.store.models import Repository
+from devlink.sync.jobs import run_sync
+from devlink.sync.repositories import add_repository, hook_token
+from devlink.trackers.builtin import import_data
+
+__all__ = ["DemoResult", "build_demo"]
+
+PEOPLE = {
+    "alice": ("Alice Example", "alice@demo.example"),
+    "bob": ("Bob Example", "bob@demo.example"),
+}
+
+TRACKER = {
+    "users": [{"username": u, "name": n, "emails": [e]} for u, (n, e) in PEOPLE.items()],
+    "projects": [{"key": "DEMO", "name": "Demo project"}],
+    "issues": [
+        {"key": "DEMO-1", "summary": "Importer drops the last line of a file", "status": "In Progress",
+         "assignee": "alice", "reporter": "bob"},
+        {"key": "DEMO-2", "summary": "Sign-in page", "assignee": "bob", "reporter": "alice"},
+        {"key": "DEMO-3", "summary": "Speed up the nightly report", "assignee": "alice", "reporter": "alice"},
+        {"key": "DEMO-4", "summary": "Upgrade the HTTP client", "assignee": "bob", "reporter": "bob"},
+        {"key": "DEMO-5", "summary": "Document the import format", "reporter": "alice"},
+    ],
+}
+
+# (author, message, branch to commit on) for the history that exists before devlink links the repository
+HISTORY = [
+    ("alice", "Initial project layout", "main"),
+    ("alice", "Add the file importer", "main"),
+    ("bob", "DEMO-4 Upgrade httpx to the current release", "main"),
+    ("alice", "DEMO-1 Add a failing test for files without a final newline", "main"),
+    ("bob", "DEMO-2 Sketch the sign-in form", "feature/DEMO-2-sign-in"),
+    ("bob", "DEMO-2 Validate the e-mail field\n\nAlso fixes a typo noticed in DEMO-5's draft.",
+     "feature/DEMO-2-sign-in"),
+    ("alice", "DEMO-3 Cache the report query", "main"),
+    ("alice", "DEMO-1 Read the last line even without a newline", "main"),
+]
+
+# pushed after linking: these run as smart commits
+LIVE = [
+    ("alice", "DEMO-1 #resolve #comment Fixed: the importer now reads the last line. #time 1h 30m debugging", "main"),
+    ("bob", "DEMO-2 #start #time 3h form and validation", "feature/DEMO-2-sign-in"),
+    ("alice", "DEMO-3 #start #comment Query is cached; measuring the nightly run next", "main"),
+    ("bob", "DEMO-4 #fnish upgrade", "main"),  # a typo on purpose: shows up as a smart-commit error
+]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    repository: Path
+    repository_id: int
+    commits: int
+    smart_commits_done: int
+    smart_commits_failed: int
+
+
+def _git(work: Path, *args: str, author: str | None = None, when: int | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    name, email = PEOPLE[author or "alice"]
+    env.update(GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email, GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=email)
+    if when is not None:
+        env.update(GIT_AUTHOR_DATE=f"@{when} +0100", GIT_COMMITTER_DATE=f"@{when} +0100")
+    done = subprocess.run(["git", "-C", str(work), *args], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DevlinkError(f"demo: git {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def _commit(work: Path, author: str, message: str, branch: str, when: int) -> None:
+    if _git(work, "branch", "--show-current") != branch:
+        exists = _git(work, "branch", "--list", branch)
+        _git(work, "checkout", "-q", *([] if exists else ["-b"]), branch)
+    notes = work / f"notes-{branch.replace('/', '-')}.md"  # one file per branch: merges never conflict
+    notes.write_text((notes.read_text() if notes.exists() else "") + f"- {message.splitlines()[0]}\n")
+    _git(work, "add", notes.name)
+    _git(work, "commit", "-q", "-m", message, author=author, when=when)
+
+
+def build_demo(rt: Runtime, *, server_url: str) -> DemoResult:
+    """Create (or reuse) the demo data and repository; returns what was set up."""
+    root = rt.settings.home / "demo"
+    work, bare = root / "work", root / "demo.git"
+    with rt.sessions.begin() as session:
+        import_data(session, TRACKER)
+    with rt.sessions() as session:
+        existing = session.query(Repository).filter(Repository.name == "demo").first()
+        repository_id = existing.id if existing else None
+    if repository_id is None:
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", "--bare", str(bare)], check=True)
+        subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", str(work)], check=True)
+        _git(work, "remote", "add", "origin", str(bare))
+        start = int(time.time()) - 4 * 86400
+        for index, (author, message, branch) in enumerate(HISTORY):
+            _commit(work, author, message, branch, start + index * 3 * 3600)
+        _git(work, "checkout", "-q", "main")
+        _git(work, "merge", "-q", "--no-ff", "-m", "Merge DEMO-2 sign-in form", "feature/DEMO-2-sign-in",
+             when=start + len(HISTORY) * 3 * 3600)
+        _git(work, "push", "-q", "origin", "--all")
+        repository_id = add_repository(rt, str(bare), name="demo").id
+        run_sync(rt, repository_id, full=False)  # the backfill: no smart commits run
+        now = int(time.time()) - 3600
+        for index, (author, message, branch) in enumerate(LIVE):
+            _commit(work, author, message, branch, now + index * 60)
+        _git(work, "push", "-q", "origin", "--all")
+    results = run_sync(rt, repository_id, full=False)
+    _install_hook(rt, bare, repository_id, server_url)
+    with rt.sessions() as session:
+        repository = session.get(Repository, repository_id)
+        commits = repository.commits_indexed if repository else 0
+    done = sum(r.smart_commits.done for r in results)
+    failed = sum(r.smart_commits.error for r in results)
+    return DemoResult(bare, repository_id, commits, done, failed)
+
+
+def _install_hook(rt: Runtime, bare: Path, repository_id: int, server_url: str) -> None:
+    from devlink.cli import HOOK_SCRIPT
+
+    with rt.sessions() as session:
+        repository = session.get(Repository, repository_id)
+        assert repository is not None
+        token = hook_token(rt, repository)
+    hook = bare / "hooks" / "post-receive"
+    hook.write_text(HOOK_SCRIPT.format(name="demo", url=server_url.rstrip("/"), token=token))
+    hook.chmod(0o700)
