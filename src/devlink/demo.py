@@ -103,12 +103,12 @@ def build_demo(rt: Runtime, *, server_url: str) -> DemoResult:
     """Create (or reuse) the demo data and repository; returns what was set up."""
     root = rt.settings.home / "demo"
     work, bare = root / "work", root / "demo.git"
-    with rt.sessions.begin() as session:
-        import_data(session, TRACKER)
     with rt.sessions() as session:
         existing = session.query(Repository).filter(Repository.name == "demo").first()
         repository_id = existing.id if existing else None
-    if repository_id is None:
+    if repository_id is None:  # a second run keeps what the first one (and the smart commits) left
+        with rt.sessions.begin() as session:
+            import_data(session, TRACKER)
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
         subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", "--bare", str(bare)], check=True)
