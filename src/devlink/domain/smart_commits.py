@@ -205,7 +205,7 @@ def _items(line: str) -> list[_Run | _Mark]:
     line, after white space or right after a key, unless a key starts right after it (``#ABC-12`` is a
     reference); a key inside a command's name (``#close-ABC-2``) belongs to the name.
     """
-    keys = [(m.start(), m.end()) for m in _KEY.finditer(line) if _stands_alone(line, m.end())]
+    keys = [(m.start(), m.end()) for m in _KEY.finditer(line) if _stands_alone(line, m.start(), m.end())]
     key_starts = {start for start, _ in keys}
     marks = [m.start() for m in _HASH.finditer(line)]
     tokens: list[tuple[int, int, str, bool]] = []  # start, end, key or command name, is a key
@@ -249,10 +249,9 @@ def _items(line: str) -> list[_Run | _Mark]:
     return items
 
 
-def _stands_alone(line: str, end: int) -> bool:
-    """The key extractor's rule for a match of _KEY ending at ``end`` (its start is checked by _KEY)."""
-    start_ok = True  # _KEY's look-behind left a separator, a non-ASCII or lower-case character, or the edge
-    return start_ok and (end == len(line) or line[end] in SEPARATORS)
+def _stands_alone(line: str, start: int, end: int) -> bool:
+    """The key extractor's rule: the edge of the line or a separator on each side of ``line[start:end]``."""
+    return (start == 0 or line[start - 1] in SEPARATORS) and (end == len(line) or line[end] in SEPARATORS)
 
 
 def _only_gap(line: str, start: int, end: int) -> bool:
