@@ -13,7 +13,8 @@ The grammar, in brief (docs/smart-commits.md is the definition, with examples):
 - The first command of a line that has a key run before it opens a *group* for the nearest such run
   (``fix A-1 and B-2 #close`` closes only B-2); earlier commands are ignored.  Each command's
   arguments run to the next command or the end of the line.  Inside arguments, a key run followed by a
-  command (with only white space or commas between) opens the next group; any other key is text.
+  command (with only white space or commas between) opens the next group, and the arguments before
+  it end at the run, less trailing commas; any other key is text.
 - ``#time`` logs work, ``#comment`` comments, any other name is a transition (names case-insensitive).
 
 Everything here is pure: a ``str`` in, frozen values out.  A message never makes :func:`parse` raise;
@@ -176,8 +177,8 @@ def _parse_line(line: str, units: TimeUnits, position: int, groups: list[Group])
             following = items[index + 1] if index + 1 < len(items) else None
             if not (isinstance(following, _Mark) and _only_gap(line, item.end, following.start)):
                 continue  # a key inside arguments: text
-            if pending is not None:
-                commands.append(_command(pending, line[pending.end : item.start], position, units))
+            if pending is not None:  # the commas before the run separate the groups: not arguments
+                commands.append(_command(pending, line[pending.end : item.start].rstrip(_GAP), position, units))
                 position += 1
             groups.append(Group(keys, tuple(commands)))
             keys, commands, pending = item.keys, [], None
