@@ -182,11 +182,11 @@ def _parse_line(line: str, units: TimeUnits, position: int, groups: list[Group])
                 position += 1
             groups.append(Group(keys, tuple(commands)))
             keys, commands, pending = item.keys, [], None
-        elif keys is None and nearest is None:
-            continue  # a command with no key run before it
         else:
             if keys is None:
-                keys = nearest.keys if nearest is not None else ()
+                if nearest is None:
+                    continue  # a command with no key run before it
+                keys = nearest.keys
             elif pending is not None:
                 commands.append(_command(pending, line[pending.end : item.start], position, units))
                 position += 1
