@@ -50,7 +50,7 @@ def test_import_is_idempotent_and_one_at_a_time_commands_work(tmp_path: Path) ->
     duplicate = devlink(home, "tracker", "issue", "DEMO-2", "again")
     assert (duplicate.returncode, duplicate.stderr.strip()) == (1, "error: issue DEMO-2 already exists")
     unknown = devlink(home, "tracker", "issue", "NOPE-1", "x")
-    assert unknown.stderr.startswith("error: no project NOPE\nhint: create it with: devlink tracker project add")
+    assert unknown.stderr.startswith("error: no project NOPE\nhint: create it with: devlink tracker project KEY NAME")
 
     rt = Runtime.open(load_settings({"DEVLINK_HOME": str(home)}))
     with rt.sessions() as session:
@@ -98,13 +98,13 @@ def test_demo_sets_everything_up(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == (
         f"demo repository {home / 'demo' / 'demo.git'} linked as 'demo': 13 commits indexed; "
-        "smart commits: 7 done, 1 failed"
+        "smart commits: 7 done, 1 error"
     )
     assert "http://127.0.0.1:8999/issues/DEMO-1" in done.stdout
     hook = home / "demo" / "demo.git" / "hooks" / "post-receive"
     assert "url='http://127.0.0.1:8999/hooks/git'" in hook.read_text()
     again = devlink(home, "demo", "--no-serve")
-    assert "smart commits: 0 done, 0 failed" in again.stdout  # nothing runs twice
+    assert "smart commits: 0 done, 0 error" in again.stdout  # nothing runs twice
     rt = Runtime.open(load_settings({"DEVLINK_HOME": str(home)}))
     with rt.sessions() as session:
         demo1 = issue_view(session, "DEMO-1")

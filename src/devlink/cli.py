@@ -34,6 +34,7 @@ from devlink.sync.repositories import (
     find_repository,
     hook_token,
     remove_repository,
+    set_smart_commits,
 )
 from devlink.trackers.builtin import add_alias, create_issue, create_project, create_user, import_data, load_file
 
@@ -152,7 +153,7 @@ def _report_sync(rt: Runtime, repository_id: int, results: list[SyncResult]) -> 
             )
             smart = result.smart_commits
             if smart.done or smart.error or smart.skipped:
-                say(f"  smart commits: {smart.done} done, {smart.error} failed, {smart.skipped} skipped")
+                say(f"  smart commits: {smart.done} done, {smart.error} error, {smart.skipped} skipped")
                 for sha, key, _, outcome, message in smart.outcomes:
                     if outcome != "done":
                         say(f"    {sha[:12]} {key}: {outcome}: {message}")
@@ -164,10 +165,13 @@ def repo_add(
     name: Annotated[str | None, typer.Option(help="name shown everywhere [default: from the location]")] = None,
     web_url: Annotated[str | None, typer.Option(help="web page of the repository, for links")] = None,
     sync: Annotated[bool, typer.Option("--sync/--no-sync", help="backfill now, or leave it to the queue")] = True,
+    smart_commits: Annotated[
+        bool, typer.Option("--smart-commits/--no-smart-commits", help="run smart commits pushed after linking")
+    ] = True,
 ) -> None:
     """Link a repository and backfill its whole history."""
     rt = _runtime()
-    repository = add_repository(rt, location, name=name, web_url=web_url)
+    repository = add_repository(rt, location, name=name, web_url=web_url, smart_commits=smart_commits)
     say(f"linked {repository.name} (id {repository.id}) from {repository.url}")
     if sync:
         _report_sync(rt, repository.id, _sync_with_progress(rt, repository.id, full=False))
@@ -196,6 +200,19 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
         table.add_row(str(view["id"]), view["name"], view["url"], sync["state"], str(sync["commits_indexed"]),
                       finished, error)
     out.print(table)
+
+
+@repo_app.command("set")
+def repo_set(
+    repository: Annotated[str, typer.Argument(help="name or id")],
+    smart_commits: Annotated[
+        bool, typer.Option("--smart-commits/--no-smart-commits", help="run smart commits of new commits")
+    ],
+) -> None:
+    """Change a repository's settings: smart commits on or off."""
+    rt = _runtime()
+    changed = set_smart_commits(rt, repository, smart_commits)
+    say(f"{changed.name}: smart commits {'on' if smart_commits else 'off'}")
 
 
 @repo_app.command("remove")
@@ -359,7 +376,7 @@ def demo(
     base = f"http://{bind_host}:{bind_port}"
     result = build_demo(rt, server_url=base)
     say(f"demo repository {result.repository} linked as 'demo': {result.commits} commits indexed; "
-        f"smart commits: {result.smart_commits_done} done, {result.smart_commits_failed} failed")
+        f"smart commits: {result.smart_commits_done} done, {result.smart_commits_failed} error")
     say(f"look at:  {base}/issues/DEMO-1   (resolved by a smart commit, with a comment and work logged)")
     say(f"          {base}/issues/DEMO-2   (a branch, commits, a merge, work logged)")
     say(f"          {base}/smart-commits   (DEMO-4's '#fnish' typo, with the reason)")

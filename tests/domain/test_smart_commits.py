@@ -611,3 +611,13 @@ def test_parse_never_raises_and_json_serialises(message: str) -> None:
         for command in found.commands:
             assert command.args == command.args.strip(" \t\v\f")  # ASCII white space, as for keys
             assert (command.seconds is not None or command.comment is not None) == (command.type is CommandType.TIME)
+
+
+def test_a_line_that_ends_right_at_the_length_limit_is_kept() -> None:
+    from devlink.domain.smart_commits import MAX_MESSAGE_LENGTH
+
+    last = "AB-1 #close"
+    filler = "x" * (MAX_MESSAGE_LENGTH - len(last) - 1) + "\n"
+    message = filler + last + "\nCD-2 #close beyond the limit"
+    assert len(filler + last) == MAX_MESSAGE_LENGTH
+    assert [g.keys for g in parse(message)] == [("AB-1",)]

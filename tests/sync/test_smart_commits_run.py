@@ -199,16 +199,19 @@ def test_keys_of_unknown_projects_are_not_linked(linked: tuple[GitRepo, Path, in
 def test_smart_commits_can_be_turned_off_per_repository(
     linked: tuple[GitRepo, Path, int], tracked: Runtime
 ) -> None:
-    from sqlalchemy import update
 
-    from devlink.store.models import Repository
+
+    from devlink.sync.repositories import set_smart_commits
 
     repo, _, repository_id = linked
-    with tracked.sessions.begin() as session:
-        session.execute(update(Repository).values(smart_commits=False))
+    assert set_smart_commits(tracked, repository_id, False).smart_commits is False
     push(repo, "DEMO-1 #comment ignored")
     run_sync(tracked, repository_id, full=False)
     assert (issue(tracked, "DEMO-1")["comments"], ledger(tracked)) == ([], [])
+    set_smart_commits(tracked, repository_id, True)  # commits first seen while off stay off
+    push(repo, "DEMO-1 #comment counted")
+    run_sync(tracked, repository_id, full=False)
+    assert [c["body"] for c in issue(tracked, "DEMO-1")["comments"]] == ["counted"]  # type: ignore[index]
 
 
 KILLED_WORKER = r"""
@@ -254,3 +257,57 @@ def test_a_worker_killed_mid_run_executes_nothing_twice(
     assert [c["body"] for c in issue(tracked, "DEMO-2")["comments"]] == ["three"]  # type: ignore[index]
     with tracked.sessions() as session:
         assert session.scalar(select(func.count()).select_from(SmartCommitRun)) == 3
+
+
+def test_commits_of_the_same_second_run_parents_first(linked: tuple[GitRepo, Path, int], tracked: Runtime) -> None:
+    repo, _, repository_id = linked
+    for message in ("DEMO-2 #start", "DEMO-2 #resolve fixed", "DEMO-2 #reopen"):
+        repo.git("commit", "-q", "--allow-empty", "-m", message)  # the same timestamp for all three
+    repo.git("push", "-q", "origin", "HEAD:main")
+    run_sync(tracked, repository_id, full=False)
+    assert [h["transition"] for h in issue(tracked, "DEMO-2")["history"]] == [  # type: ignore[index]
+        "Start Progress", "Resolve", "Reopen"
+    ]
+
+
+def test_values_the_database_cannot_hold_do_not_block_later_commands(
+    linked: tuple[GitRepo, Path, int], tracked: Runtime
+) -> None:
+    repo, _, repository_id = linked
+    long_key = "DEMO-" + "9" * 200
+    push(repo, "DEMO-1 #time 999999h", f"{long_key} #comment far too long", "DEMO-1 #time 0m",
+         "DEMO-1 #comment after them")
+    run_sync(tracked, repository_id, full=False)
+    assert [(key, outcome, message) for key, _, outcome, message in ledger(tracked)] == [
+        ("DEMO-1", "error", "#time 999999h: more than a year of work in one entry"),
+        ("DEMO-1", "error", "#time needs a duration of at least one second"),
+        ("DEMO-1", "done", "commented as ada"),
+    ]
+    run_sync(tracked, repository_id, full=False)  # nothing is left to retry
+    assert len(ledger(tracked)) == 3
+
+
+def test_text_after_a_transition_needs_the_comment_permission(
+    linked: tuple[GitRepo, Path, int], tracked: Runtime
+) -> None:
+    from devlink.trackers.builtin import create_project
+
+    repo, _, repository_id = linked
+    with tracked.sessions.begin() as session:
+        create_project(session, "DEMO", "Demo", permissions={"transition": ["ada"]})
+    push(repo, "DEMO-1 #start sneaking a comment in")
+    run_sync(tracked, repository_id, full=False)
+    assert ledger(tracked)[0][2:] == ("error", "ada may not comment on DEMO-1 (the text after #start)")
+    assert (issue(tracked, "DEMO-1")["status"], issue(tracked, "DEMO-1")["comments"]) == ("To Do", [])
+
+
+def test_an_alias_cannot_take_another_users_address(tracked: Runtime) -> None:
+    from devlink.errors import Conflict
+    from devlink.trackers.builtin import BuiltinTracker, add_alias
+
+    with tracked.sessions.begin() as session, pytest.raises(Conflict) as refused:
+        add_alias(session, "ADA@example.com", "bob")
+    assert refused.value.message == "ada@example.com is an address of ada; an alias cannot give it to bob"
+    with tracked.sessions.begin() as session:
+        add_alias(session, "ada@laptop.local", "ada")
+        assert BuiltinTracker(session).users_for_email("Ada@Laptop.local") == ["ada"]

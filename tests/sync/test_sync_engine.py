@@ -190,9 +190,9 @@ def test_soft_and_full_syncs_are_idempotent(
     walks: list[tuple[list[str], list[str]]] = []
     original = Mirror.commits
 
-    def spy(self: Mirror, include: list[str], exclude: list[str]):  # type: ignore[no-untyped-def]
+    def spy(self: Mirror, include: list[str], exclude: list[str], **options: bool):  # type: ignore[no-untyped-def]
         walks.append((list(include), list(exclude)))
-        return original(self, include, exclude)
+        return original(self, include, exclude, **options)
 
     monkeypatch.setattr(Mirror, "commits", spy)
     [soft] = run_sync(runtime, repository.id, full=False)
@@ -348,3 +348,14 @@ def test_ids_are_never_reused_so_no_stale_mirror_is_inherited(
     assert second.id != first.id
     [result] = run_sync(runtime, second.id, full=False)
     assert (result.commits_new, commit_links(runtime)) == (1, {"ZZZ-1": {only}})
+
+
+def test_a_key_too_long_to_store_does_not_stop_the_sync(runtime: Runtime, bare_remote: tuple[GitRepo, Path]) -> None:
+    repo, server = bare_remote
+    huge = "ABC-" + "7" * 200
+    sha = repo.commit(f"ABC-1 and {huge}")
+    repo.branch(f"feature/{huge}")
+    repo.git("push", "-q", "origin", "--all")
+    repository = add_repository(runtime, str(server))
+    [result] = run_sync(runtime, repository.id, full=False)
+    assert (result.commits_new, commit_links(runtime), branch_links(runtime)) == (1, {"ABC-1": {sha}}, {})

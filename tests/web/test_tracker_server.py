@@ -53,6 +53,12 @@ def test_tracker_api_and_smart_commits_through_the_push_hook(server: Server, tmp
         assert len(client.get("/api/v1/smart-commits", params={"status": "done"}).json()) == 3
         assert client.get("/api/v1/smart-commits", params={"status": "bogus"}).status_code == 422
 
+        repository_id = client.get("/api/v1/repositories").json()[0]["id"]
+        patched = client.patch(f"/api/v1/repositories/{repository_id}", json={"smart_commits": False})
+        assert (patched.status_code, patched.json()["smart_commits"]) == (200, False)
+        assert server.cli("repo", "set", "web", "--smart-commits").stdout == "web: smart commits on\n"
+        assert client.get(f"/api/v1/repositories/{repository_id}").json()["smart_commits"] is True
+
         page = client.get("/issues/WEB-1").text
         assert 'data-status="In Progress"' in page and "Fix the header" in page and "on it" in page
         assert page.count("smart commit done") == 3 and page.count("smart commit error") == 1

@@ -14,7 +14,10 @@ no key.  The rules are written out in docs/issue-keys.md.
 import re
 import string
 
-__all__ = ["KEY_PATTERN", "SEPARATORS", "extract_keys", "is_key", "project_key"]
+__all__ = ["KEY_PATTERN", "MAX_KEY_LENGTH", "SEPARATORS", "extract_keys", "is_key", "project_key"]
+
+#: The longest key devlink stores or acts on; a longer one (a 200-digit number) names no issue anywhere.
+MAX_KEY_LENGTH = 100
 
 _WHITESPACE = " \t\n\r\v\f"
 SEPARATORS = frozenset(_WHITESPACE + string.punctuation)

@@ -152,8 +152,11 @@ def parse(message: str, units: TimeUnits = DEFAULT_TIME_UNITS) -> tuple[Group, .
         ()
     """
     if len(message) > MAX_MESSAGE_LENGTH:
-        message = message[:MAX_MESSAGE_LENGTH]
-        message = message[: max(message.rfind("\n"), message.rfind("\r"), 0)]
+        if message[MAX_MESSAGE_LENGTH] in "\r\n":  # the limit falls on a line break: the last line is whole
+            message = message[:MAX_MESSAGE_LENGTH]
+        else:
+            message = message[:MAX_MESSAGE_LENGTH]
+            message = message[: max(message.rfind("\n"), message.rfind("\r"), 0)]
     groups: list[Group] = []
     position = 0
     for line in _LINE_BREAK.split(message):

@@ -190,14 +190,19 @@ class Mirror:
             raise _classify(err.decode("utf-8", "replace"), self.location)
         return int(out or b"0")
 
-    def commits(self, include: Iterable[str], exclude: Iterable[str]) -> Iterator[GitCommit]:
+    def commits(
+        self, include: Iterable[str], exclude: Iterable[str], *, topo_order: bool = False
+    ) -> Iterator[GitCommit]:
         """Yield every commit reachable from ``include`` and not from ``exclude``, newest first.
 
-        Excluded ids that no longer exist (a force-push followed by a prune) are
-        ignored; the caller's invariant is that everything reachable from them
-        was indexed before.
+        With ``topo_order`` no commit comes before any of its children (git's
+        ``--topo-order``; git then walks everything before the first commit
+        comes out, so the bulk backfill does without it).  Excluded ids that no
+        longer exist (a force-push followed by a prune) are ignored; the
+        caller's invariant is that everything reachable from them was indexed
+        before.
         """
-        rev_list = self._rev_list(include, exclude, [], stdout=subprocess.PIPE)
+        rev_list = self._rev_list(include, exclude, ["--topo-order"] if topo_order else [], stdout=subprocess.PIPE)
         cat_file = subprocess.Popen(
             # --buffer: plain --batch flushes after every object, which costs more than git's own work
             ["git", "--git-dir", str(self.path), "cat-file", "--batch", "--buffer"],

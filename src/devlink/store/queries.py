@@ -41,6 +41,7 @@ def repository_view(repository: Repository) -> dict[str, Any]:
         "kind": "git",
         "state": repository.state,
         "linked": repository.linked,
+        "smart_commits": repository.smart_commits,
         "created_at": _iso(repository.created_at),
         "sync": {
             "state": repository.sync_state,

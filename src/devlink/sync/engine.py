@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from devlink.domain.issue_keys import extract_keys
+from devlink.domain.issue_keys import MAX_KEY_LENGTH, extract_keys
 from devlink.domain.remotes import parse_remote, with_userinfo
 from devlink.hosts.git import GitCommit, Mirror
 from devlink.runtime import Runtime
@@ -110,7 +110,9 @@ def sync_repository(
         if progress:
             progress(0, total)
         with _old_objects_set_aside(), background_checkpoints(rt.engine) as checkpoint:
-            for batch in _batched(mirror.commits(tips, exclude), rt.settings.batch_size):
+            # a soft sync stores children before parents, so smart commits can run parents first (by id, descending)
+            commits = mirror.commits(tips, exclude, topo_order=bool(exclude))
+            for batch in _batched(commits, rt.settings.batch_size):
                 with rt.sessions.begin() as session:
                     inserted = write_commits(session, repository_id, batch, seen_by, known)
                     session.execute(
@@ -172,10 +174,15 @@ def _batched(items: Iterable[GitCommit], size: int) -> Iterator[list[GitCommit]]
 
 
 def known_keys(keys: tuple[str, ...], known: frozenset[str] | None) -> tuple[str, ...]:
-    """``keys`` whose project exists, when the tracker knows its projects (``known``); else all of them."""
-    if known is None:
-        return keys
-    return tuple(key for key in keys if key.rpartition("-")[0] in known)
+    """The keys to link: those of existing projects when the tracker knows its projects (``known``).
+
+    Keys longer than ``MAX_KEY_LENGTH`` are never linked: no issue has one, and
+    a column must not refuse a commit message.
+    """
+    return tuple(
+        key for key in keys
+        if len(key) <= MAX_KEY_LENGTH and (known is None or key.rpartition("-")[0] in known)
+    )
 
 
 def write_commits(

@@ -26,6 +26,7 @@ __all__ = [
     "hook_token",
     "remove_repository",
     "repository_for_token",
+    "set_smart_commits",
     "token_hash",
 ]
 
@@ -65,7 +66,9 @@ def _normalise_location(text: str) -> tuple[str, str, bool]:
     return str(path), "", False
 
 
-def add_repository(rt: Runtime, location: str, *, name: str | None = None, web_url: str | None = None) -> Repository:
+def add_repository(
+    rt: Runtime, location: str, *, name: str | None = None, web_url: str | None = None, smart_commits: bool = True
+) -> Repository:
     """Check that ``location`` is a readable git repository and link it; no sync is started here."""
     safe_location, userinfo, _ = _normalise_location(location)
     name = name or _default_name(safe_location)
@@ -92,6 +95,7 @@ def add_repository(rt: Runtime, location: str, *, name: str | None = None, web_u
             hook_token_hash=token_hash(token),
             hook_token=rt.vault.encrypt(token),
             next_sync_at=utcnow(),
+            smart_commits=smart_commits,
         )
         session.add(repository)
         try:
@@ -99,6 +103,14 @@ def add_repository(rt: Runtime, location: str, *, name: str | None = None, web_u
         except IntegrityError as exc:  # a concurrent add of the same name or URL
             raise Conflict(f"a repository named {name!r} or at {safe_location} is already linked") from exc
     shutil.rmtree(mirror_for(rt, repository).path, ignore_errors=True)  # never inherit a stale mirror
+    return repository
+
+
+def set_smart_commits(rt: Runtime, ref: str | int, enabled: bool) -> Repository:
+    """Turn smart commits on or off for a repository; commits first seen while off never run them."""
+    with rt.sessions.begin() as session:
+        repository = find_repository(session, ref)
+        repository.smart_commits = enabled
     return repository
 
 

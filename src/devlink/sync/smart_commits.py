@@ -3,7 +3,7 @@
 Which commits: those of one repository with an id past the repository's
 ``smart_commits`` cursor, first seen by a soft sync or a push hook (never by
 the first sync or a full resync: ``first_seen_by = 'backfill'``), in a
-repository with smart commits on, oldest first.  The cursor is set past every
+repository with smart commits on, parents before children.  The cursor is set past every
 commit of the repository after each pass, so the first sync leaves nothing to
 run, and a crash before the cursor moves only means the next pass looks again.
 
@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
+from devlink.domain.issue_keys import MAX_KEY_LENGTH
 from devlink.domain.smart_commits import Command, CommandType, TimeUnits, match_transition, parse
 from devlink.errors import TrackerError
 from devlink.runtime import Runtime
@@ -40,6 +42,7 @@ __all__ = ["SMART_COMMIT_CURSOR", "SmartCommitTally", "run_smart_commits"]
 log = logging.getLogger(__name__)
 
 SMART_COMMIT_CURSOR = "smart_commits"
+_MAX_WORKLOG = 366 * 24 * 3600
 _PERMISSION = {CommandType.COMMENT: "comment", CommandType.TIME: "log_work", CommandType.TRANSITION: "transition"}
 _VERB = {"comment": "comment on", "log_work": "log work on", "transition": "transition"}
 
@@ -88,14 +91,19 @@ class _CommitRef:
 
 
 def _new_commits(rt: Runtime, repository_id: int, after_id: int, up_to_id: int) -> list[_CommitRef]:
-    """Commits past the cursor first seen by a soft sync or hook, oldest first (by commit time, then id)."""
+    """Commits past the cursor first seen by a soft sync or hook, parents before children.
+
+    A soft sync stores what it reads in git's ``--topo-order`` (children
+    first), so the highest id of a pass is its oldest commit.  Timestamps are
+    no order: rebased or scripted commits share one, and clocks lie.
+    """
     with rt.sessions() as session:
         rows = session.execute(
             select(Commit.id, Commit.sha, Commit.author_email, Commit.authored_at, Commit.committed_at,
                    Commit.message)
             .where(Commit.repository_id == repository_id, Commit.id > after_id, Commit.id <= up_to_id,
                    Commit.first_seen_by.in_(("soft", "hook")), Commit.message.contains("#"))
-            .order_by(Commit.committed_at, Commit.id)
+            .order_by(Commit.id.desc())
         ).all()
     return [_CommitRef(*row) for row in rows]
 
@@ -106,16 +114,49 @@ def _run_commit(
 ) -> None:
     too_old = commit.committed_at < oldest_allowed
     for group in parse(commit.message, units):
-        for key in group.keys:
+        for key in _known(rt, group.keys):
             for command in group.commands:
-                # anything but a TrackerError (a lost database, say) propagates: the cursor stays, and the
-                # next pass runs again what this one had not committed
-                with rt.sessions.begin() as session:
-                    outcome, message = _run_command(session, repository_id, commit, key, command, too_old, rt)
+                # a lost database propagates: the cursor stays, and the next pass runs again what this one
+                # had not committed.  A value the database refuses is that command's error, not a poison pill.
+                try:
+                    with rt.sessions.begin() as session:
+                        outcome, message = _run_command(session, repository_id, commit, key, command, too_old, rt)
+                except (DataError, IntegrityError) as exc:
+                    outcome, message = _record_refusal(rt, repository_id, commit, key, command, exc)
                 if outcome is None:
                     continue
                 setattr(tally, outcome, getattr(tally, outcome) + 1)
                 tally.outcomes.append((commit.sha, key, command.position, outcome, message))
+
+
+def _known(rt: Runtime, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Keys of existing projects: commands for other keys are not commands (as those keys link nothing)."""
+    with rt.sessions() as session:
+        projects = BuiltinTracker(session).project_keys() or frozenset()
+    return tuple(key for key in keys if len(key) <= MAX_KEY_LENGTH and key.rpartition("-")[0] in projects)
+
+
+def _record_refusal(
+    rt: Runtime, repository_id: int, commit: _CommitRef, key: str, command: Command, exc: Exception
+) -> tuple[str | None, str]:
+    log.warning("smart_commits.refused sha=%s key=%s position=%d error=%s", commit.sha, key, command.position,
+                type(exc).__name__)
+    message = f"the tracker could not store this command ({type(exc).__name__})"
+    with rt.sessions.begin() as session:
+        inserted = insert_ignore(session, table(SmartCommitRun), [_ledger_row(repository_id, commit, key, command,
+                                                                              "error", message)],
+                                 ["commit_sha", "issue_key", "position"])
+    return ("error", message) if inserted else (None, "")
+
+
+def _ledger_row(
+    repository_id: int, commit: _CommitRef, key: str, command: Command, outcome: str, message: str
+) -> dict[str, object]:
+    return {
+        "commit_sha": commit.sha, "issue_key": key, "position": command.position,
+        "repository_id": repository_id, "command": command.name[:100], "args": command.args,
+        "outcome": outcome, "message": message, "author_email": commit.author_email[:320], "created_at": utcnow(),
+    }
 
 
 def _run_command(
@@ -123,11 +164,7 @@ def _run_command(
     rt: Runtime,
 ) -> tuple[str | None, str]:
     """Claim the ledger row, check, apply; return (outcome, message), or (None, "") if someone else ran it."""
-    row = {
-        "commit_sha": commit.sha, "issue_key": key, "position": command.position,
-        "repository_id": repository_id, "command": command.name[:100], "args": command.args,
-        "outcome": "error", "message": "", "author_email": commit.author_email[:320], "created_at": utcnow(),
-    }
+    row = _ledger_row(repository_id, commit, key, command, "error", "")
     if not insert_ignore(session, table(SmartCommitRun), [row], ["commit_sha", "issue_key", "position"]):
         return None, ""
     if too_old:
@@ -168,11 +205,17 @@ def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef) -> 
         if command.seconds is None:
             raise TrackerError(f"no duration in #{command.name} {command.args}".rstrip()
                                + ": write it like 1w 2d 4h 30m")
+        if command.seconds <= 0:
+            raise TrackerError(f"#{command.name} needs a duration of at least one second")
+        if command.seconds > _MAX_WORKLOG:
+            raise TrackerError(f"#{command.name} {command.args}: more than a year of work in one entry")
         tracker.log_work(key, user, command.seconds, commit.authored_at, command.comment or "")
         return f"logged {command.seconds} s as {user}"
     name, error = match_transition(command.name, tracker.transitions(key))
     if name is None:
         raise TrackerError(error or f"no transition matches #{command.name}")
+    if command.args and not tracker.can(user, key, "comment"):  # the arguments become a comment
+        raise TrackerError(f"{user} may not {_VERB['comment']} {key} (the text after #{command.name})")
     status = tracker.transition(key, user, name)
     if command.args:
         tracker.comment(key, user, command.args)

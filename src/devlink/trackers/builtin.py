@@ -75,17 +75,17 @@ class BuiltinTracker:
         return keys or None  # no projects yet: the tracker knows nothing, every key links
 
     def users_for_email(self, email: str) -> list[str]:
+        """Every user the address belongs to, as an address of theirs or an alias; the caller wants one."""
         address = email.strip().lower()
         aliased = self.session.scalars(
             select(TrackerUser.username).join(UserAlias, UserAlias.user_id == TrackerUser.id)
             .where(UserAlias.email == address)
-        ).all()
-        if aliased:
-            return list(aliased)
-        return sorted(set(self.session.scalars(
+        )
+        owners = self.session.scalars(
             select(TrackerUser.username).join(UserEmail, UserEmail.user_id == TrackerUser.id)
             .where(UserEmail.email == address)
-        )))
+        )
+        return sorted({*aliased, *owners})
 
     def can(self, username: str, issue_key: str, permission: str) -> bool:
         issue = self._issue(issue_key)
@@ -187,7 +187,8 @@ def create_project(session: Session, key: str, name: str, *, workflow: str | Non
     the friendly default of a single-team install.
     """
     if not is_key(f"{key}-1"):
-        raise InvalidInput(f"invalid project key {key!r}: an upper-case letter, then upper-case letters or digits")
+        raise InvalidInput(f"invalid project key {key!r}: an upper-case letter, then one or more upper-case "
+                           "letters or digits")
     flow = _default_workflow(session) if workflow is None else session.scalars(
         select(Workflow).where(Workflow.name == workflow)).first()
     if flow is None:
@@ -220,7 +221,7 @@ def _set_permissions(session: Session, project: Project, permissions: Mapping[st
 def _user(session: Session, username: str) -> TrackerUser:
     user = session.scalars(select(TrackerUser).where(TrackerUser.username == username)).first()
     if user is None:
-        raise NotFound(f"no user {username!r}", hint="create it with: devlink tracker user add USERNAME")
+        raise NotFound(f"no user {username!r}", hint="create it with: devlink tracker user USERNAME")
     return user
 
 
@@ -254,6 +255,11 @@ def add_alias(session: Session, email: str, username: str) -> None:
     if "@" not in address:
         raise InvalidInput(f"{email!r} is not an e-mail address")
     user = _user(session, username)
+    owners = set(session.scalars(select(TrackerUser.username).join(UserEmail, UserEmail.user_id == TrackerUser.id)
+                                 .where(UserEmail.email == address)))
+    if owners - {username}:  # an alias must not let one user's commits run as another
+        raise Conflict(f"{address} is an address of {', '.join(sorted(owners))}; an alias cannot give it to "
+                       f"{username}")
     alias = session.scalars(select(UserAlias).where(UserAlias.email == address)).first()
     if alias is None:
         session.add(UserAlias(email=address, user_id=user.id))
@@ -269,7 +275,7 @@ def create_issue(session: Session, key: str, summary: str, *, description: str =
         raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key")
     project = session.scalars(select(Project).where(Project.key == project_key(key))).first()
     if project is None:
-        raise NotFound(f"no project {project_key(key)}", hint="create it with: devlink tracker project add KEY NAME")
+        raise NotFound(f"no project {project_key(key)}", hint="create it with: devlink tracker project KEY NAME")
     statuses = list(session.scalars(select(WorkflowStatus.name).where(
         WorkflowStatus.workflow_id == project.workflow_id).order_by(WorkflowStatus.position)))
     if status is not None and status not in statuses:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from devlink.store import queries
 from devlink.store.models import Repository
-from devlink.sync.repositories import add_repository, find_repository, remove_repository
+from devlink.sync.repositories import add_repository, find_repository, remove_repository, set_smart_commits
 from devlink.web.deps import RuntimeDep, SessionDep
 
 __all__ = ["router"]
@@ -20,6 +20,11 @@ class RepositoryIn(BaseModel):
     url: str = Field(description="a git URL (credentials allowed, never shown again) or a local path")
     name: str | None = Field(default=None, description="defaults to the last part of the location")
     web_url: str | None = Field(default=None, description="web page of the repository, for links")
+    smart_commits: bool = Field(default=True, description="run smart commits of commits pushed after linking")
+
+
+class RepositoryPatch(BaseModel):
+    smart_commits: bool
 
 
 @router.get("")
@@ -31,7 +36,7 @@ def list_repositories(session: SessionDep) -> list[dict[str, Any]]:
 @router.post("", status_code=status.HTTP_201_CREATED)
 def create_repository(body: RepositoryIn, rt: RuntimeDep, response: Response) -> dict[str, Any]:
     """Link a repository and queue its initial backfill."""
-    repository = add_repository(rt, body.url, name=body.name, web_url=body.web_url)
+    repository = add_repository(rt, body.url, name=body.name, web_url=body.web_url, smart_commits=body.smart_commits)
     rt.queue.request_sync(repository.id, full=False, trigger="manual")
     response.headers["Location"] = f"/api/v1/repositories/{repository.id}"
     with rt.sessions() as session:
@@ -41,6 +46,14 @@ def create_repository(body: RepositoryIn, rt: RuntimeDep, response: Response) ->
 @router.get("/{repository_id}")
 def get_repository(repository_id: int, session: SessionDep) -> dict[str, Any]:
     return queries.repository_view(find_repository(session, repository_id))
+
+
+@router.patch("/{repository_id}")
+def patch_repository(repository_id: int, body: RepositoryPatch, rt: RuntimeDep) -> dict[str, Any]:
+    """Turn smart commits on or off."""
+    set_smart_commits(rt, repository_id, body.smart_commits)
+    with rt.sessions() as session:
+        return queries.repository_view(find_repository(session, repository_id))
 
 
 @router.delete("/{repository_id}", status_code=status.HTTP_204_NO_CONTENT)
