@@ -28,11 +28,11 @@ from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.engine import SyncResult
 from devlink.sync.jobs import run_sync
+from devlink.sync.push_hooks import hook_script, install_hook
 from devlink.sync.repositories import (
     add_repository,
     find_by_location,
     find_repository,
-    hook_token,
     remove_repository,
     set_smart_commits,
 )
@@ -222,24 +222,6 @@ def repo_remove(repository: Annotated[str, typer.Argument(help="name or id")]) -
     say(f"removed {remove_repository(rt, repository)}")
 
 
-HOOK_SCRIPT = """#!/bin/sh
-# devlink post-receive hook for {name}: asks devlink for a soft sync after every push.
-# Installed by `devlink repo hook`; the token identifies this repository only.
-body=$(cat)
-url='{url}/hooks/git'
-if command -v curl >/dev/null 2>&1; then
-  printf '%s\\n' "$body" | curl -fsS -m 10 -X POST -H 'X-Devlink-Token: {token}' \\
-    -H 'Content-Type: text/plain' --data-binary @- "$url" >/dev/null || echo "devlink: notification failed" >&2
-else
-  printf '%s\\n' "$body" | python3 -c 'import sys, urllib.request as u
-req = u.Request(sys.argv[1], data=sys.stdin.buffer.read(), method="POST",
-                headers={{"X-Devlink-Token": sys.argv[2], "Content-Type": "text/plain"}})
-u.urlopen(req, timeout=10)' "$url" '{token}' || echo "devlink: notification failed" >&2
-fi
-exit 0
-"""
-
-
 @repo_app.command("hook")
 def repo_hook(
     path: Annotated[str, typer.Argument(help="the bare repository devlink was linked from")],
@@ -249,25 +231,12 @@ def repo_hook(
     """Print (or install) a post-receive hook that notifies devlink of every push."""
     rt = _runtime()
     with rt.sessions() as session:
-        repository = find_by_location(session, path)
-        token = hook_token(rt, repository)
-        name = repository.name
-    base = (url or f"http://{rt.settings.host}:{rt.settings.port}").rstrip("/")
-    script = HOOK_SCRIPT.format(name=name, url=base, token=token)
+        repository_id = find_by_location(session, path).id
+    script = hook_script(rt, repository_id, url or f"http://{rt.settings.host}:{rt.settings.port}")
     if not install:
         sys.stdout.write(script)
         return
-    hooks = Path(path).expanduser().resolve() / "hooks"
-    if not hooks.is_dir():
-        hooks = Path(path).expanduser().resolve() / ".git" / "hooks"
-    if not hooks.is_dir():
-        raise InvalidInput(f"{path} has no hooks directory", hint="pass the path of the bare repository")
-    target = hooks / "post-receive"
-    if target.exists() and "devlink post-receive hook" not in target.read_text(errors="replace"):
-        raise InvalidInput(f"{target} exists and was not written by devlink; merge it by hand",
-                           hint=f"print the script with: devlink repo hook {path}")
-    target.write_text(script)
-    target.chmod(0o700)  # the script holds the repository's token: only the git server's user reads it
+    target = install_hook(Path(path), script)
     say(f"installed {target}")
 
 

@@ -22,7 +22,8 @@ from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
 from devlink.store.models import Repository
 from devlink.sync.jobs import run_sync
-from devlink.sync.repositories import add_repository, hook_token
+from devlink.sync.push_hooks import hook_script, install_hook
+from devlink.sync.repositories import add_repository
 from devlink.trackers.builtin import import_data
 
 __all__ = ["DemoResult", "build_demo"]
@@ -128,22 +129,10 @@ def build_demo(rt: Runtime, *, server_url: str) -> DemoResult:
             _commit(work, author, message, branch, now + index * 60)
         _git(work, "push", "-q", "origin", "--all")
     results = run_sync(rt, repository_id, full=False)
-    _install_hook(rt, bare, repository_id, server_url)
+    install_hook(bare, hook_script(rt, repository_id, server_url))
     with rt.sessions() as session:
         repository = session.get(Repository, repository_id)
         commits = repository.commits_indexed if repository else 0
     done = sum(r.smart_commits.done for r in results)
     failed = sum(r.smart_commits.error for r in results)
     return DemoResult(bare, repository_id, commits, done, failed)
-
-
-def _install_hook(rt: Runtime, bare: Path, repository_id: int, server_url: str) -> None:
-    from devlink.cli import HOOK_SCRIPT
-
-    with rt.sessions() as session:
-        repository = session.get(Repository, repository_id)
-        assert repository is not None
-        token = hook_token(rt, repository)
-    hook = bare / "hooks" / "post-receive"
-    hook.write_text(HOOK_SCRIPT.format(name="demo", url=server_url.rstrip("/"), token=token))
-    hook.chmod(0o700)

@@ -8,7 +8,7 @@ dict is served by ``GET /api/v1/issues/{key}/development`` and printed by
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from devlink.domain.times import tz_of
@@ -176,7 +176,3 @@ def development(session: Session, key: str) -> dict[str, Any]:
         "branches": [_branch_view(b, r) for b, r in branches],
         "pull_requests": [_pull_request_view(p, r) for p, r in pulls],
     }
-
-
-def count_commits(session: Session, repository_id: int) -> int:
-    return int(session.scalar(select(func.count()).where(Commit.repository_id == repository_id)) or 0)

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from devlink.domain.issue_keys import MAX_KEY_LENGTH, extract_keys
+from devlink.domain.issue_keys import extract_keys
 from devlink.domain.remotes import parse_remote, with_userinfo
 from devlink.hosts.git import GitCommit, Mirror
 from devlink.runtime import Runtime
@@ -36,7 +36,7 @@ from devlink.store.engine import (
     prefers_insert_returning,
 )
 from devlink.store.models import Branch, Commit, IssueLink, Repository, SyncCursor, table, utcnow
-from devlink.sync.linking import LINK_COLUMNS, link_rows, link_tuples
+from devlink.sync.linking import LINK_COLUMNS, known_keys, link_rows, link_tuples
 from devlink.sync.smart_commits import SmartCommitTally, run_smart_commits
 from devlink.trackers.builtin import BuiltinTracker
 
@@ -171,18 +171,6 @@ def _batched(items: Iterable[GitCommit], size: int) -> Iterator[list[GitCommit]]
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
-
-
-def known_keys(keys: tuple[str, ...], known: frozenset[str] | None) -> tuple[str, ...]:
-    """The keys to link: those of existing projects when the tracker knows its projects (``known``).
-
-    Keys longer than ``MAX_KEY_LENGTH`` are never linked: no issue has one, and
-    a column must not refuse a commit message.
-    """
-    return tuple(
-        key for key in keys
-        if len(key) <= MAX_KEY_LENGTH and (known is None or key.rpartition("-")[0] in known)
-    )
 
 
 def write_commits(

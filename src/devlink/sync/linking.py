@@ -3,9 +3,14 @@
 from collections.abc import Iterable
 from typing import Any
 
-from devlink.domain.issue_keys import project_key
+from devlink.domain.issue_keys import MAX_KEY_LENGTH, project_key
 
-__all__ = ["LINK_COLUMNS", "link_rows", "link_tuples"]
+__all__ = [
+    "LINK_COLUMNS",
+    "known_keys",
+    "link_rows",
+    "link_tuples",
+]
 
 
 #: The columns of ``link_tuples`` rows, in order.
@@ -28,3 +33,15 @@ def link_tuples(
         for entity_id, keys in keyed
         for key in keys
     ]
+
+
+def known_keys(keys: tuple[str, ...], known: frozenset[str] | None) -> tuple[str, ...]:
+    """The keys to link or act on: those of existing projects when the tracker knows its projects (``known``).
+
+    Keys longer than ``MAX_KEY_LENGTH`` never count: no issue has one, and a
+    column must not refuse a commit message.
+    """
+    return tuple(
+        key for key in keys
+        if len(key) <= MAX_KEY_LENGTH and (known is None or project_key(key) in known)
+    )

@@ -53,24 +53,24 @@ def _default_name(location: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", tail).strip("-.") or "repository"
 
 
-def _normalise_location(text: str) -> tuple[str, str, bool]:
+def _normalise_location(text: str) -> tuple[str, str]:
     try:
         remote = parse_remote(text)
     except ValueError as exc:
         raise InvalidInput(f"invalid repository location: {exc}", reason="bad_url") from None
     if remote.is_url:
-        return remote.location, remote.userinfo, True
+        return remote.location, remote.userinfo
     path = Path(remote.location).expanduser().resolve()
     if not path.exists():
         raise GitError(f"{path} does not exist", reason="not_a_repository")
-    return str(path), "", False
+    return str(path), ""
 
 
 def add_repository(
     rt: Runtime, location: str, *, name: str | None = None, web_url: str | None = None, smart_commits: bool = True
 ) -> Repository:
     """Check that ``location`` is a readable git repository and link it; no sync is started here."""
-    safe_location, userinfo, _ = _normalise_location(location)
+    safe_location, userinfo = _normalise_location(location)
     name = name or _default_name(safe_location)
     if not _NAME.match(name):
         raise InvalidInput(
@@ -128,7 +128,7 @@ def find_repository(session: Session, ref: str | int) -> Repository:
 
 def find_by_location(session: Session, location: str) -> Repository:
     """Find the repository linked from ``location`` (a path or URL, credentials ignored)."""
-    safe, _, _ = _normalise_location(location)
+    safe, _ = _normalise_location(location)
     repository = session.scalars(select(Repository).where(Repository.url == safe)).first()
     if repository is None:
         raise NotFound(f"{safe} is not linked", hint=f"link it first: devlink repo add {safe}")

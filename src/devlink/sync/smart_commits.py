@@ -27,13 +27,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from devlink.domain.issue_keys import MAX_KEY_LENGTH
 from devlink.domain.smart_commits import Command, CommandType, TimeUnits, match_transition, parse
 from devlink.errors import TrackerError
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import Commit, Repository, SyncCursor, table, utcnow
 from devlink.store.tracker import SmartCommitRun
+from devlink.sync.linking import known_keys
 from devlink.trackers.base import Tracker
 from devlink.trackers.builtin import BuiltinTracker
 
@@ -71,8 +71,10 @@ def run_smart_commits(rt: Runtime, repository_id: int) -> SmartCommitTally:
     if last_id is not None and enabled:
         units = TimeUnits(hours_per_day=rt.settings.hours_per_day, days_per_week=rt.settings.days_per_week)
         oldest_allowed = utcnow() - timedelta(days=rt.settings.smart_commit_max_age)
+        with rt.sessions() as session:
+            projects = BuiltinTracker(session).project_keys() or frozenset()  # no project: no key is a command
         for commit in _new_commits(rt, repository_id, last_id, newest):
-            _run_commit(rt, repository_id, commit, units, oldest_allowed, tally)
+            _run_commit(rt, repository_id, commit, units, oldest_allowed, projects, tally)
     _save_cursor(rt, repository_id, newest, exists=last_id is not None)
     if tally.done or tally.error or tally.skipped:
         log.info("smart_commits.done repository=%s done=%d error=%d skipped=%d",
@@ -110,11 +112,11 @@ def _new_commits(rt: Runtime, repository_id: int, after_id: int, up_to_id: int) 
 
 def _run_commit(
     rt: Runtime, repository_id: int, commit: _CommitRef, units: TimeUnits, oldest_allowed: datetime,
-    tally: SmartCommitTally,
+    projects: frozenset[str], tally: SmartCommitTally,
 ) -> None:
     too_old = commit.committed_at < oldest_allowed
     for group in parse(commit.message, units):
-        for key in _known(rt, group.keys):
+        for key in known_keys(group.keys, projects):  # the same keys that link
             for command in group.commands:
                 # a lost database propagates: the cursor stays, and the next pass runs again what this one
                 # had not committed.  A value the database refuses is that command's error, not a poison pill.
@@ -127,13 +129,6 @@ def _run_commit(
                     continue
                 setattr(tally, outcome, getattr(tally, outcome) + 1)
                 tally.outcomes.append((commit.sha, key, command.position, outcome, message))
-
-
-def _known(rt: Runtime, keys: tuple[str, ...]) -> tuple[str, ...]:
-    """Keys of existing projects: commands for other keys are not commands (as those keys link nothing)."""
-    with rt.sessions() as session:
-        projects = BuiltinTracker(session).project_keys() or frozenset()
-    return tuple(key for key in keys if len(key) <= MAX_KEY_LENGTH and key.rpartition("-")[0] in projects)
 
 
 def _record_refusal(
@@ -186,7 +181,7 @@ def _run_command(
 
 def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef) -> str:
     """Check everything, then change the tracker; raise TrackerError with the reason a user reads."""
-    tracker.transitions(key)  # raises "no issue KEY" before anything else
+    available = tracker.transitions(key)  # raises "no issue KEY" before anything else
     users = tracker.users_for_email(commit.author_email)
     if not users:
         raise TrackerError(f"no user with e-mail {commit.author_email}")
@@ -211,7 +206,7 @@ def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef) -> 
             raise TrackerError(f"#{command.name} {command.args}: more than a year of work in one entry")
         tracker.log_work(key, user, command.seconds, commit.authored_at, command.comment or "")
         return f"logged {command.seconds} s as {user}"
-    name, error = match_transition(command.name, tracker.transitions(key))
+    name, error = match_transition(command.name, available)
     if name is None:
         raise TrackerError(error or f"no transition matches #{command.name}")
     if command.args and not tracker.can(user, key, "comment"):  # the arguments become a comment

@@ -42,6 +42,14 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(same_origin)])
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
+def _when(iso: str | None) -> str:
+    """An ISO time as the pages show it: ``2026-11-23 20:50:58`` (UTC), or nothing."""
+    return (iso or "")[:19].replace("T", " ")
+
+
+templates.env.filters["when"] = _when
+
+
 def _group_by_repository(commits: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     groups: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     for commit in commits:
