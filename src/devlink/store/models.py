@@ -12,6 +12,7 @@ from typing import cast
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -31,7 +32,9 @@ __all__ = [
     "Branch",
     "Commit",
     "Host",
+    "HttpCacheEntry",
     "IssueLink",
+    "OAuthState",
     "PullRequest",
     "Repository",
     "SyncCursor",
@@ -90,6 +93,13 @@ class Host(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     web_url: Mapped[str | None] = mapped_column(String(500))
     api_url: Mapped[str | None] = mapped_column(String(500))
+    ca_bundle: Mapped[str | None] = mapped_column(String(1000))  # a PEM file to trust besides the system's
+    proxy: Mapped[str | None] = mapped_column(String(500))  # None: the standard *_PROXY variables apply
+    timeout: Mapped[float | None] = mapped_column(Float)  # seconds per request
+    oauth_client_id: Mapped[str | None] = mapped_column(String(200))
+    oauth_client_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token
+    app_id: Mapped[str | None] = mapped_column(String(50))
+    app_private_key: Mapped[str | None] = mapped_column(Text)  # Fernet token
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -101,8 +111,23 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32), default="user")
-    credential: Mapped[str | None] = mapped_column(Text)  # Fernet token
+    kind: Mapped[str] = mapped_column(String(32), default="user")  # user | organization
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    auth_kind: Mapped[str] = mapped_column(String(16), default="token")  # token | oauth | app
+    credential: Mapped[str | None] = mapped_column(Text)  # Fernet token: the access token
+    installation_id: Mapped[str | None] = mapped_column(String(50))  # auth_kind == app
+    auto_link: Mapped[bool] = mapped_column(Boolean, default=False)
+    smart_commits: Mapped[bool] = mapped_column(Boolean, default=True)  # for repositories linked from now on
+    hook_id: Mapped[str | None] = mapped_column(String(50))  # the organisation webhook, when devlink has one
+    hook_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token
+    discovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_discovery_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rate_limit: Mapped[int | None] = mapped_column(Integer)
+    rate_remaining: Mapped[int | None] = mapped_column(Integer)
+    rate_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error_reason: Mapped[str | None] = mapped_column(String(32))
+    last_error_message: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -129,6 +154,13 @@ class Repository(Base):
     linked: Mapped[bool] = mapped_column(Boolean, default=True)
     smart_commits: Mapped[bool] = mapped_column(Boolean, default=True)
     state: Mapped[str] = mapped_column(String(16), default="active")  # active | gone
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_branch: Mapped[str | None] = mapped_column(String(500))
+    webhook_id: Mapped[str | None] = mapped_column(String(50))  # the host's id of devlink's webhook
+    webhook_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token
+    webhook_state: Mapped[str | None] = mapped_column(String(16))  # installed | account | unavailable | failed
+    webhook_error: Mapped[str | None] = mapped_column(Text)  # why it is not real-time
     hook_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     hook_token: Mapped[str | None] = mapped_column(Text)  # Fernet token
     sync_state: Mapped[str] = mapped_column(String(16), default="idle")  # idle|queued|running|failed
@@ -198,6 +230,8 @@ class PullRequest(Base):
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     merged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    comment_count: Mapped[int | None] = mapped_column(Integer)
+    reviewers: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{"login", "state"}], latest state each
 
 
 class IssueLink(Base):
@@ -252,3 +286,33 @@ class WebhookDelivery(Base):
     event: Mapped[str] = mapped_column(String(100))
     payload: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # set once the work it asked for is queued; a sweep re-queues any left unset (nothing answered 2xx is lost)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class HttpCacheEntry(Base):
+    """The last ETag (and body) of a host API URL, per account: unchanged pages then cost no quota.
+
+    Kept in the database rather than in memory so every worker process shares it.
+    """
+
+    __tablename__ = "http_cache"
+    __table_args__ = (UniqueConstraint("account_id", "url"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    etag: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class OAuthState(Base):
+    """A pending OAuth web flow: ``state`` and the PKCE verifier, until the callback uses them once."""
+
+    __tablename__ = "oauth_states"
+    state: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    account_name: Mapped[str] = mapped_column(String(200))
+    verifier: Mapped[str] = mapped_column(Text)  # Fernet token
+    options: Mapped[str] = mapped_column(Text, default="{}")  # JSON: auto_link, smart_commits, link
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,182 @@
+"""What every host module hands the sync engine: plain values, never store rows.
+
+A host module (``github.py``, later ``gitlab.py`` …) turns a host's API answers
+and webhook payloads into these types, and raises ``HostError`` with one of the
+reason codes below.  The engine decides what to write; hosts never touch the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from devlink.errors import DevlinkError
+
+__all__ = [
+    "REASONS",
+    "HostError",
+    "Ignored",
+    "Ping",
+    "PullRequestEvent",
+    "Push",
+    "PushedCommit",
+    "RefChange",
+    "RemoteAccount",
+    "RemotePullRequest",
+    "RemoteRepository",
+    "RepositoryEvent",
+    "Review",
+    "WebhookEvent",
+    "WebhookPayloadError",
+]
+
+# Why a host call failed; shown per repository and per account, and used to decide retries.
+REASONS = ("auth", "permission", "not_found", "gone", "rate_limited", "network", "tls", "server", "invalid")
+
+
+class HostError(DevlinkError):
+    """A host refused or could not answer.  ``retry_after`` (seconds) is set for rate limits and outages."""
+
+    status = 502
+    default_reason = "server"
+
+    def __init__(
+        self, message: str, *, reason: str = "server", hint: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, reason=reason, hint=hint)
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Outages and rate limits pass; a bad credential or a missing repository does not."""
+        return self.reason in ("rate_limited", "network", "server")
+
+
+class WebhookPayloadError(DevlinkError):
+    """A webhook body that is JSON but not a payload we can act on (400, with the reason)."""
+
+    status = 400
+    default_reason = "bad_payload"
+
+
+@dataclass(frozen=True)
+class RemoteAccount:
+    """A user or organisation as the host knows it."""
+
+    login: str
+    kind: Literal["user", "organization"]
+    external_id: str
+    web_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteRepository:
+    """One repository as listed by the host; ``external_id`` survives renames and transfers."""
+
+    external_id: str
+    full_name: str  # owner/name
+    owner: str
+    clone_url: str  # https, without credentials
+    web_url: str
+    private: bool = False
+    archived: bool = False
+    default_branch: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """A reviewer and the state that counts: their latest approval, change request or comment."""
+
+    login: str
+    state: Literal["approved", "changes_requested", "commented", "requested", "dismissed"]
+
+
+@dataclass(frozen=True)
+class RemotePullRequest:
+    """A pull request with everything the development panel shows."""
+
+    number: int
+    external_id: str
+    title: str
+    description: str
+    state: Literal["open", "draft", "merged", "closed"]
+    source_branch: str
+    target_branch: str
+    author: str | None
+    url: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    merged_at: datetime | None = None
+    comment_count: int | None = None  # None: this answer did not say (list pages do not)
+    reviewers: tuple[Review, ...] | None = None  # None: not known from this answer
+
+
+@dataclass(frozen=True)
+class PushedCommit:
+    sha: str
+    message: str
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """Base of every parsed delivery: which repository (or account) it concerns."""
+
+    kind: ClassVar[str] = "event"
+    repository: RemoteRepository | None
+    account_login: str | None  # owner of the repository, or the organisation of an org-level event
+
+
+@dataclass(frozen=True)
+class Ping(WebhookEvent):
+    kind: ClassVar[str] = "ping"
+    hook_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Push(WebhookEvent):
+    kind: ClassVar[str] = "push"
+    ref: str = ""
+    before: str = ""
+    after: str = ""
+    created: bool = False
+    deleted: bool = False
+    forced: bool = False
+    commits: tuple[PushedCommit, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class RefChange(WebhookEvent):
+    """``create`` / ``delete`` of a branch or tag."""
+
+    kind: ClassVar[str] = "ref"
+    ref_type: str = "branch"  # branch | tag
+    ref: str = ""  # short name, as GitHub sends it
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class PullRequestEvent(WebhookEvent):
+    """``pull_request`` and ``pull_request_review``: the pull request as the payload shows it."""
+
+    kind: ClassVar[str] = "pull_request"
+    action: str = ""
+    pull: RemotePullRequest | None = None
+    review: Review | None = None  # set for pull_request_review
+
+
+@dataclass(frozen=True)
+class RepositoryEvent(WebhookEvent):
+    """``repository``: created, deleted, renamed, transferred, archived, … (``old_full_name`` on rename)."""
+
+    kind: ClassVar[str] = "repository"
+    action: str = ""
+    old_full_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Ignored(WebhookEvent):
+    """An event devlink does not act on; recorded and answered, nothing else."""
+
+    kind: ClassVar[str] = "ignored"
+    event: str = ""

@@ -1,0 +1,522 @@
+"""GitHub and GitHub Enterprise Server over REST, on githubkit's transport and auth.
+
+githubkit gives us the HTTP client (CA bundle, proxy, timeout), the three
+credential kinds (token, OAuth web flow, GitHub App installation tokens that it
+refreshes a minute before they expire) and retries of 5xx answers.  Three
+things devlink does on top, because they must outlive one process:
+
+- ETags live in a ``ConditionalCache`` the engine backs with the database, so an
+  unchanged page answers 304 and costs no quota in any worker;
+- every answer's ``X-RateLimit-*`` is handed to ``on_rate`` so the engine can
+  pause an account before the budget runs out (githubkit would sleep instead);
+- answers are read as plain JSON, so older GHES shapes do not fail validation.
+
+Nothing here writes the store: callers get ``hosts.base`` values or ``HostError``.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+from githubkit import AppInstallationAuthStrategy, GitHub, TokenAuthStrategy
+from githubkit.exception import (
+    GitHubException,
+    RateLimitExceeded,
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+)
+from githubkit.retry import RetryChainDecision, RetryServerError
+from githubkit.typing import RetryOption
+
+from devlink.hosts.base import HostError, RemoteAccount, RemotePullRequest, RemoteRepository, Review
+
+__all__ = [
+    "GITHUB_API",
+    "GITHUB_WEB",
+    "HOOK_EVENTS",
+    "ConditionalCache",
+    "Credential",
+    "GitHubClient",
+    "HostSettings",
+    "RateLimit",
+    "api_url_for",
+    "exchange_oauth_code",
+    "oauth_authorize_url",
+    "parse_time",
+]
+
+GITHUB_WEB = "https://github.com"
+GITHUB_API = "https://api.github.com"
+HOOK_EVENTS = ("push", "create", "delete", "pull_request", "pull_request_review", "repository")
+OAUTH_SCOPES = "repo admin:repo_hook read:org"
+PER_PAGE = 100
+USER_AGENT = "devlink"
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Where a host is and how to reach it."""
+
+    web_url: str = GITHUB_WEB
+    api_url: str = GITHUB_API
+    ca_bundle: str | None = None
+    proxy: str | None = None  # None: HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment
+    timeout: float = 30.0
+
+    @property
+    def name(self) -> str:
+        return urlsplit(self.web_url).netloc or self.web_url
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One of: a token (personal, fine-grained or OAuth), or a GitHub App installation."""
+
+    token: str | None = None
+    app_id: str | None = None
+    private_key: str | None = None
+    installation_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Credential(kind={'app' if self.app_id else 'token'}, secret=[secure])"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int
+    remaining: int
+    reset_at: datetime
+
+
+class ConditionalCache(Protocol):
+    """ETag store: ``get`` the (etag, body) last seen for a URL, ``put`` a new one."""
+
+    def get(self, url: str) -> tuple[str, str] | None: ...
+
+    def put(self, url: str, etag: str, body: str) -> None: ...
+
+
+def api_url_for(web_url: str) -> str:
+    """github.com's API has its own host; a GitHub Enterprise Server serves it under ``/api/v3``."""
+    web = web_url.rstrip("/")
+    if urlsplit(web).netloc.lower() in ("github.com", "www.github.com"):
+        return GITHUB_API
+    return f"{web}/api/v3"
+
+
+def parse_time(value: object) -> datetime | None:
+    """GitHub's ISO 8601 times (``Z`` or an offset); older payloads send epoch seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _retry_decision(backoff: float) -> Callable[[GitHubException, int], RetryOption]:
+    """Retry 5xx and timeouts a few times with growing waits; never sleep through a rate limit here."""
+    server = RetryServerError(max_retry=2)
+
+    def timeouts(exc: GitHubException, count: int) -> RetryOption:
+        if count < 2 and isinstance(exc, RequestTimeout):
+            return RetryOption(True, timedelta(seconds=backoff * (count + 1)))
+        return RetryOption(False)
+
+    def scaled(exc: GitHubException, count: int) -> RetryOption:
+        if isinstance(exc, RateLimitExceeded):
+            return RetryOption(False)
+        option = RetryChainDecision(server, timeouts)(exc, count)
+        if option.do_retry and isinstance(exc, RequestFailed):
+            return RetryOption(True, timedelta(seconds=backoff * (count + 1)))
+        return option
+
+    return scaled
+
+
+class GitHubClient:
+    """One credential on one host.  Use as a context manager to reuse connections."""
+
+    #: seconds before a retried 5xx or timeout; tests lower it
+    retry_backoff: float = 1.0
+
+    def __init__(
+        self,
+        host: HostSettings,
+        credential: Credential,
+        *,
+        cache: ConditionalCache | None = None,
+        on_rate: Callable[[RateLimit], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.credential = credential
+        self._cache = cache
+        self._on_rate = on_rate
+        self._github = GitHub(
+            _auth(credential),
+            base_url=host.api_url.rstrip("/") + "/",
+            user_agent=USER_AGENT,
+            timeout=host.timeout,
+            ssl_verify=_ssl_context(host.ca_bundle),
+            trust_env=host.proxy is None,
+            proxy=host.proxy or None,
+            http_cache=False,
+            auto_retry=_retry_decision(self.retry_backoff),
+        )
+
+    def __enter__(self) -> GitHubClient:
+        self._github.__enter__()  # type: ignore[no-untyped-call]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._github.__exit__(*exc)  # type: ignore[arg-type]
+
+    # -- requests ---------------------------------------------------------
+
+    def _send(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json_body: Any = None,
+        etag: str | None = None,
+    ) -> httpx.Response:
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        if etag:
+            headers["If-None-Match"] = etag
+        try:
+            response = self._github.request(method, path, params=params, json=json_body, headers=headers)
+        except RateLimitExceeded as exc:
+            self._note_rate(exc.response.raw_response)
+            wait = exc.retry_after.total_seconds()
+            raise HostError(
+                f"{self.host.name} rate limit reached; work for this account waits {int(wait)} s",
+                reason="rate_limited", retry_after=wait,
+            ) from None
+        except RequestFailed as exc:
+            self._note_rate(exc.response.raw_response)
+            raise self._failure(exc.response.raw_response, path) from None
+        except RequestError as exc:
+            raise self._unreachable(exc) from None
+        except GitHubException as exc:  # credential errors raised by githubkit's auth flows
+            raise HostError(f"{self.host.name}: {type(exc).__name__}: {exc}", reason="auth") from None
+        self._note_rate(response.raw_response)
+        return response.raw_response
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET with the ETag cache: a 304 returns the body stored with that ETag, at no quota."""
+        key = self._cache_key(path, params)
+        cached = self._cache.get(key) if self._cache else None
+        response = self._send("GET", path, params=params, etag=cached[0] if cached else None)
+        if response.status_code == 304 and cached:
+            return json.loads(cached[1])
+        if self._cache and (etag := response.headers.get("etag")):
+            self._cache.put(key, etag, response.text)
+        return response.json() if response.content else None
+
+    def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[tuple[Any, bool]]:
+        """Each page of a list as (body, changed), following ``Link: rel="next"``; 304 pages come from the cache.
+
+        A cached page keeps its own ``next`` link, so walking on past an unchanged page needs no new answer.
+        """
+        url: str | None = path
+        query: dict[str, Any] | None = {"per_page": PER_PAGE, **(params or {})}
+        while url:
+            key = "page:" + self._cache_key(url, query)
+            cached = self._cache.get(key) if self._cache else None
+            response = self._send("GET", url, params=query, etag=cached[0] if cached else None)
+            if response.status_code == 304 and cached:
+                page = json.loads(cached[1])
+                body, changed, next_url = page["items"], False, page["next"]
+            else:
+                body, changed = response.json(), True
+                next_url = response.links.get("next", {}).get("url")
+                if self._cache and (etag := response.headers.get("etag")):
+                    self._cache.put(key, etag, json.dumps({"items": body, "next": next_url}))
+            yield body, changed
+            url, query = next_url, None
+
+    def paginate(
+        self, path: str, params: dict[str, Any] | None = None, *, item_key: str | None = None
+    ) -> Iterator[Any]:
+        """Every item of a list (``item_key`` names the list inside an object answer)."""
+        for body, _ in self.pages(path, params):
+            items = body.get(item_key, []) if item_key and isinstance(body, dict) else body
+            yield from items or []
+
+    def _cache_key(self, path: str, params: dict[str, Any] | None) -> str:
+        query = "&".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
+        return f"{path}?{query}" if query else path
+
+    def _note_rate(self, response: httpx.Response) -> None:
+        if self._on_rate is None:
+            return
+        headers = response.headers
+        try:
+            limit = int(headers["x-ratelimit-limit"])
+            remaining = int(headers["x-ratelimit-remaining"])
+            reset = datetime.fromtimestamp(int(headers["x-ratelimit-reset"]), UTC)
+        except (KeyError, ValueError):
+            return  # GHES with rate limiting off sends none of them
+        self._on_rate(RateLimit(limit, remaining, reset))
+
+    def _failure(self, response: httpx.Response, path: str) -> HostError:
+        status = response.status_code
+        try:
+            message = str(response.json().get("message") or response.reason_phrase)
+        except (ValueError, AttributeError):
+            message = response.reason_phrase or f"HTTP {status}"
+        where = f"{self.host.name} {path}"
+        if status == 401:
+            return HostError(f"{self.host.name} refused the credential: {message}", reason="auth",
+                             hint="check the token (or App key) and that it has not expired")
+        if status == 403:
+            return HostError(f"{where}: forbidden: {message}", reason="permission",
+                             hint="the credential lacks a scope or permission for this")
+        if status == 404:
+            return HostError(f"{where}: not found (or not visible to this credential)", reason="not_found")
+        if status == 410:
+            return HostError(f"{where}: gone: {message}", reason="gone")
+        if status == 422:
+            return HostError(f"{where}: rejected: {message}", reason="invalid")
+        if status == 429:
+            wait = float(response.headers.get("retry-after") or 60)
+            return HostError(f"{where}: too many requests", reason="rate_limited", retry_after=wait)
+        return HostError(f"{where}: {self.host.name} answered {status} {message}", reason="server", retry_after=60)
+
+    def _unreachable(self, exc: RequestError[Any]) -> HostError:
+        cause = exc.exc if hasattr(exc, "exc") else exc
+        text = str(cause) or type(cause).__name__
+        if isinstance(exc, RequestTimeout):
+            return HostError(f"{self.host.name} did not answer within {self.host.timeout:g} s", reason="network",
+                             retry_after=60)
+        if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(getattr(cause, "__context__", None), ssl.SSLError):
+            return HostError(f"TLS failure talking to {self.host.name}: certificate not trusted ({_short(text)})",
+                             reason="tls", hint="set a CA bundle for this host (--ca-bundle)")
+        if "SSL" in text or "TLS" in text:
+            return HostError(f"TLS failure talking to {self.host.name}: {_short(text)}", reason="tls",
+                             hint="check the host URL (http vs https) or set a CA bundle")
+        return HostError(f"cannot reach {self.host.name}: {_short(text)}", reason="network", retry_after=60,
+                         hint="check the host URL, the network and any proxy setting")
+
+    # -- what devlink asks ------------------------------------------------
+
+    def viewer(self) -> str | None:
+        """The login the token acts as; None for a GitHub App installation, which acts as itself."""
+        if self.credential.app_id:
+            self.get_json("/installation/repositories", {"per_page": 1})
+            return None
+        return str(self.get_json("/user")["login"])
+
+    def account(self, name: str) -> RemoteAccount:
+        try:
+            data = self.get_json(f"/users/{name}")
+        except HostError as exc:
+            if exc.reason == "not_found":
+                raise HostError(
+                    f"account {name!r} not found on {self.host.name}, or not visible to this credential",
+                    reason="not_found",
+                ) from None
+            raise
+        kind: Literal["user", "organization"] = "organization" if data.get("type") == "Organization" else "user"
+        return RemoteAccount(str(data["login"]), kind, str(data["id"]), data.get("html_url"))
+
+    def repositories(self, account: RemoteAccount, viewer: str | None) -> list[RemoteRepository]:
+        """Every repository ``account`` owns that this credential can see, public and private."""
+        if self.credential.app_id:
+            items = self.paginate("/installation/repositories", item_key="repositories")
+        elif account.kind == "organization":
+            items = self.paginate(f"/orgs/{account.login}/repos", {"type": "all"})
+        elif viewer is not None and viewer.lower() == account.login.lower():
+            items = self.paginate("/user/repos", {"affiliation": "owner"})
+        else:
+            items = self.paginate(f"/users/{account.login}/repos", {"type": "owner"})
+        repos = [repository_from(item) for item in items]
+        return [r for r in repos if r.owner.lower() == account.login.lower()]
+
+    def repository(self, external_id: str) -> RemoteRepository:
+        return repository_from(self.get_json(f"/repositories/{external_id}"))
+
+    # hooks: ``scope`` is ``repos/OWNER/NAME`` or ``orgs/ORG``
+
+    def hooks(self, scope: str) -> list[dict[str, Any]]:
+        return list(self.paginate(f"/{scope}/hooks"))
+
+    def create_hook(self, scope: str, url: str, secret: str) -> str:
+        response = self._send("POST", f"/{scope}/hooks", json_body=_hook_body(url, secret))
+        return str(response.json()["id"])
+
+    def update_hook(self, scope: str, hook_id: str, url: str, secret: str) -> None:
+        self._send("PATCH", f"/{scope}/hooks/{hook_id}", json_body=_hook_body(url, secret))
+
+    def delete_hook(self, scope: str, hook_id: str) -> None:
+        self._send("DELETE", f"/{scope}/hooks/{hook_id}")
+
+    # pull requests
+
+    def pulls(self, full_name: str) -> Iterator[tuple[RemotePullRequest, bool]]:
+        """Pull requests by last update, newest first, each with whether its page changed (ETag)."""
+        params = {"state": "all", "sort": "updated", "direction": "desc"}
+        for body, changed in self.pages(f"/repos/{full_name}/pulls", params):
+            for item in body:
+                yield pull_from(item), changed
+
+    def pull_details(self, full_name: str, number: int) -> RemotePullRequest:
+        """One pull request with its comment count and each reviewer's latest review state."""
+        data = self.get_json(f"/repos/{full_name}/pulls/{number}")
+        reviews = list(self.paginate(f"/repos/{full_name}/pulls/{number}/reviews"))
+        pull = pull_from(data)
+        return RemotePullRequest(**{**pull.__dict__, "reviewers": latest_reviews(data, reviews)})
+
+    # credentials for git
+
+    def git_password(self) -> str:
+        """The token git sends as ``x-access-token``'s password (an App's current installation token)."""
+        if self.credential.token:
+            return self.credential.token
+        response: httpx.Response = self._send("GET", "/installation/repositories", params={"per_page": 1})
+        header = str(response.request.headers.get("authorization", ""))
+        return header.split(" ", 1)[1] if " " in header else header
+
+
+# -- credentials, OAuth -------------------------------------------------------
+
+
+def _auth(credential: Credential) -> TokenAuthStrategy | AppInstallationAuthStrategy:
+    if credential.app_id:
+        if not (credential.private_key and credential.installation_id):
+            raise HostError("a GitHub App needs its private key and an installation id", reason="invalid")
+        return AppInstallationAuthStrategy(credential.app_id, credential.private_key, int(credential.installation_id))
+    if not credential.token:
+        raise HostError("no credential given: a token, or a GitHub App", reason="invalid")
+    return TokenAuthStrategy(credential.token)
+
+
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    if not ca_bundle:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise HostError(f"cannot read the CA bundle {ca_bundle}: {exc}", reason="tls") from None
+
+
+def oauth_authorize_url(host: HostSettings, client_id: str, redirect_uri: str, state: str, challenge: str) -> str:
+    """Where the browser goes to grant devlink access (PKCE S256)."""
+    query = httpx.QueryParams({
+        "client_id": client_id, "redirect_uri": redirect_uri, "scope": OAUTH_SCOPES, "state": state,
+        "code_challenge": challenge, "code_challenge_method": "S256",
+    })
+    return f"{host.web_url.rstrip('/')}/login/oauth/authorize?{query}"
+
+
+def exchange_oauth_code(
+    host: HostSettings, client_id: str, client_secret: str, code: str, redirect_uri: str, verifier: str
+) -> str:
+    """Trade the callback's code (and the PKCE verifier) for a token, on the web host, not the API host."""
+    try:
+        with httpx.Client(
+            verify=_ssl_context(host.ca_bundle), trust_env=host.proxy is None, proxy=host.proxy or None,
+            timeout=host.timeout, headers={"User-Agent": USER_AGENT},
+        ) as client:
+            response = client.post(
+                f"{host.web_url.rstrip('/')}/login/oauth/access_token",
+                data={"client_id": client_id, "client_secret": client_secret, "code": code,
+                      "redirect_uri": redirect_uri, "code_verifier": verifier},
+                headers={"Accept": "application/json"},
+            )
+    except httpx.HTTPError as exc:
+        raise HostError(f"cannot reach {host.name}: {_short(str(exc))}", reason="network") from None
+    data = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    if response.status_code != 200 or "access_token" not in data:
+        error = data.get("error_description") or data.get("error") or f"HTTP {response.status_code}"
+        raise HostError(f"{host.name} refused the OAuth code: {error}", reason="auth")
+    return str(data["access_token"])
+
+
+# -- answers → values -------------------------------------------------------
+
+
+def repository_from(data: dict[str, Any]) -> RemoteRepository:
+    owner = data.get("owner") or {}
+    full_name = str(data.get("full_name") or f"{owner.get('login')}/{data.get('name')}")
+    return RemoteRepository(
+        external_id=str(data["id"]),
+        full_name=full_name,
+        owner=str(owner.get("login") or owner.get("name") or full_name.split("/")[0]),
+        clone_url=str(data.get("clone_url") or ""),
+        web_url=str(data.get("html_url") or ""),
+        private=bool(data.get("private")),
+        archived=bool(data.get("archived")),
+        default_branch=data.get("default_branch"),
+    )
+
+
+def pull_from(data: dict[str, Any]) -> RemotePullRequest:
+    merged_at = parse_time(data.get("merged_at"))
+    if data.get("merged") or merged_at:
+        state = "merged"
+    elif data.get("state") == "closed":
+        state = "closed"
+    elif data.get("draft"):
+        state = "draft"
+    else:
+        state = "open"
+    comments = data.get("comments")
+    review_comments = data.get("review_comments")
+    count = int(comments) + int(review_comments) if comments is not None and review_comments is not None else None
+    return RemotePullRequest(
+        number=int(data["number"]),
+        external_id=str(data.get("id") or ""),
+        title=str(data.get("title") or ""),
+        description=str(data.get("body") or ""),
+        state=state,  # type: ignore[arg-type]
+        source_branch=str((data.get("head") or {}).get("ref") or ""),
+        target_branch=str((data.get("base") or {}).get("ref") or ""),
+        author=(data.get("user") or {}).get("login"),
+        url=data.get("html_url"),
+        created_at=parse_time(data.get("created_at")),
+        updated_at=parse_time(data.get("updated_at")),
+        merged_at=merged_at,
+        comment_count=count,
+    )
+
+
+_REVIEW_STATES = {"APPROVED": "approved", "CHANGES_REQUESTED": "changes_requested", "COMMENTED": "commented",
+                  "DISMISSED": "dismissed"}
+
+
+def latest_reviews(pull: dict[str, Any], reviews: list[dict[str, Any]]) -> tuple[Review, ...]:
+    """Each reviewer once, with the state that counts: a later comment does not undo an approval."""
+    latest: dict[str, str] = {}
+    for review in reviews:  # GitHub lists reviews oldest first
+        login = (review.get("user") or {}).get("login")
+        state = _REVIEW_STATES.get(str(review.get("state", "")).upper())
+        if not login or not state:
+            continue
+        if state == "commented" and latest.get(login) in ("approved", "changes_requested"):
+            continue
+        latest[login] = state
+    for user in pull.get("requested_reviewers") or []:
+        login = user.get("login")
+        if login:
+            latest[login] = "requested"  # asked again after reviewing: their review is pending
+    return tuple(Review(login, state) for login, state in latest.items())  # type: ignore[arg-type]
+
+
+def _hook_body(url: str, secret: str) -> dict[str, Any]:
+    return {"name": "web", "active": True, "events": list(HOOK_EVENTS),
+            "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"}}
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 200 else text[:197] + "..."

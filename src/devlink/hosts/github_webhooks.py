@@ -1,0 +1,427 @@
+"""GitHub webhook deliveries turned into the host-neutral events of ``devlink.hosts.base``.
+
+Deliveries are checked with ``verify_signature`` before their JSON is trusted, then handed
+to ``parse_webhook`` with the ``X-GitHub-Event`` header.  Parsing is deliberately lenient:
+GitHub's payloads differ between api.github.com, GitHub Enterprise Server releases and the
+years a hook was created (``owner.name`` instead of ``owner.login``, epoch seconds instead
+of ISO 8601, missing ``merged`` in review payloads, …).  Only what the sync engine cannot do
+without raises ``WebhookPayloadError``; events devlink does not act on never raise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import Literal
+
+from devlink.domain.refs import is_zero_sha
+from devlink.hosts.base import (
+    Ignored,
+    Ping,
+    PullRequestEvent,
+    Push,
+    PushedCommit,
+    RefChange,
+    RemotePullRequest,
+    RemoteRepository,
+    RepositoryEvent,
+    Review,
+    WebhookEvent,
+    WebhookPayloadError,
+)
+
+__all__ = ["EVENT_HEADER", "SIGNATURE_HEADER", "parse_webhook", "sign", "verify_signature"]
+
+EVENT_HEADER = "X-GitHub-Event"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+_SCHEME = "sha256"
+_HEX = frozenset("0123456789abcdef")
+
+_Json = dict[str, object]
+_ReviewState = Literal["approved", "changes_requested", "commented", "dismissed"]
+_REVIEW_STATES: dict[str, _ReviewState] = {
+    "approved": "approved",
+    "changes_requested": "changes_requested",
+    "commented": "commented",
+    "dismissed": "dismissed",
+}
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value GitHub would send, so tests and benchmarks can forge real deliveries."""
+    return f"{_SCHEME}={hmac.new(secret, body, hashlib.sha256).hexdigest()}"
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    """Whether the delivery was signed with our secret; never raises, because the header is attacker-controlled.
+
+    An empty secret is refused: anyone can compute an HMAC with an empty key, so it proves nothing.
+    Only ``sha256=`` is accepted; the legacy SHA-1 ``X-Hub-Signature`` is not a substitute.
+    """
+    if not secret or not isinstance(header, str):
+        return False
+    scheme, sep, digest = header.strip().partition("=")
+    digest = digest.strip().lower()
+    if not sep or scheme.strip().lower() != _SCHEME or len(digest) != 64 or not _HEX.issuperset(digest):
+        return False
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, digest)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_webhook(event: str, payload: object) -> WebhookEvent:
+    """Route one delivery by its ``X-GitHub-Event`` header; unknown events become ``Ignored`` rather than errors.
+
+    GitHub adds event types over time and an installation may subscribe to all of them, so an
+    event we do not know is normal traffic, not a bad request.
+    """
+    name = event.strip()
+    parser = _PARSERS.get(name)
+    if parser is None:
+        return _ignored(name, payload)
+    if not isinstance(payload, dict):
+        raise WebhookPayloadError(f"GitHub {name} payload must be a JSON object, got {_type_name(payload)}")
+    return parser(_Payload(name, payload))
+
+
+class _Payload:
+    """A payload plus the event name, so every error message says where the bad field was."""
+
+    def __init__(self, event: str, data: _Json) -> None:
+        self.event = event
+        self.data = data
+
+    def error(self, path: str, problem: str = "is missing") -> WebhookPayloadError:
+        return WebhookPayloadError(f"GitHub {self.event} payload: `{path}` {problem}")
+
+    def obj(self, value: object, path: str) -> _Json:
+        if isinstance(value, dict):
+            return value
+        if value is None:
+            raise self.error(path)
+        raise self.error(path, f"must be an object, got {_type_name(value)}")
+
+    def text(self, value: object, path: str) -> str:
+        if isinstance(value, str) and value:
+            return value
+        if value is None or value == "":
+            raise self.error(path)
+        raise self.error(path, f"must be a string, got {_type_name(value)}")
+
+    def ident(self, value: object, path: str) -> str:
+        found = _ident(value)
+        if found is None:
+            problem = "is missing" if value is None else f"must be a number or string, got {value!r}"
+            raise self.error(path, problem)
+        return found
+
+    def repository(self) -> RemoteRepository:
+        return _repository(self, self.obj(self.data.get("repository"), "repository"))
+
+    def optional_repository(self) -> RemoteRepository | None:
+        return None if self.data.get("repository") is None else self.repository()
+
+    def account_login(self, repository: RemoteRepository | None) -> str | None:
+        return _account_login(self.data, repository)
+
+
+def _ping(p: _Payload) -> Ping:
+    repository = p.optional_repository()
+    hook_id = _ident(p.data.get("hook_id"))
+    if hook_id is None:
+        hook = p.data.get("hook")
+        hook_id = _ident(hook.get("id")) if isinstance(hook, dict) else None
+    return Ping(repository=repository, account_login=p.account_login(repository), hook_id=hook_id)
+
+
+def _push(p: _Payload) -> Push:
+    ref = p.text(p.data.get("ref"), "ref")
+    repository = p.repository()
+    before = _str(p.data.get("before")) or ""
+    after = _str(p.data.get("after")) or ""
+    # Old deliveries may lack the flags; the zero ids say the same thing.
+    created = _flag(p.data.get("created"), default=is_zero_sha(before))
+    deleted = _flag(p.data.get("deleted"), default=is_zero_sha(after))
+    raw_commits = p.data.get("commits")
+    if raw_commits is None:
+        raw_commits = []
+    if not isinstance(raw_commits, list):
+        raise p.error("commits", f"must be a list, got {_type_name(raw_commits)}")
+    commits = []
+    for index, raw in enumerate(raw_commits):
+        commit = p.obj(raw, f"commits[{index}]")
+        sha = p.text(commit.get("id"), f"commits[{index}].id")
+        commits.append(PushedCommit(sha=sha, message=_str(commit.get("message")) or ""))
+    return Push(
+        repository=repository,
+        account_login=p.account_login(repository),
+        ref=ref,
+        before=before,
+        after=after,
+        created=created,
+        deleted=deleted,
+        forced=_flag(p.data.get("forced"), default=False),
+        commits=tuple(commits),
+    )
+
+
+def _ref_change(p: _Payload) -> RefChange:
+    ref_type = p.text(p.data.get("ref_type"), "ref_type")
+    ref = p.text(p.data.get("ref"), "ref")
+    repository = p.repository()
+    return RefChange(
+        repository=repository,
+        account_login=p.account_login(repository),
+        ref_type=ref_type,
+        ref=ref,
+        deleted=p.event == "delete",
+    )
+
+
+def _pull_request_event(p: _Payload) -> PullRequestEvent:
+    pull = _pull_request(p, p.obj(p.data.get("pull_request"), "pull_request"))
+    repository = p.repository()
+    review = None
+    if p.event == "pull_request_review":
+        review = _review(p, p.obj(p.data.get("review"), "review"))
+    return PullRequestEvent(
+        repository=repository,
+        account_login=p.account_login(repository),
+        action=_str(p.data.get("action")) or "",
+        pull=pull,
+        review=review,
+    )
+
+
+def _repository_event(p: _Payload) -> RepositoryEvent:
+    repository = p.repository()
+    action = _str(p.data.get("action")) or ""
+    return RepositoryEvent(
+        repository=repository,
+        account_login=p.account_login(repository),
+        action=action,
+        old_full_name=_old_full_name(p.data, action, repository),
+    )
+
+
+def _ignored(event: str, payload: object) -> Ignored:
+    """Keep whatever identity the delivery carries, for the delivery log, but never fail on its shape."""
+    repository: RemoteRepository | None = None
+    account: str | None = None
+    if isinstance(payload, dict):
+        # ``installation`` and org-level events have no repository, and odd shapes are fine here.
+        with contextlib.suppress(WebhookPayloadError):
+            repository = _Payload(event, payload).optional_repository()
+        account = _account_login(payload, repository)
+    return Ignored(repository=repository, account_login=account, event=event)
+
+
+_PARSERS = {
+    "ping": _ping,
+    "push": _push,
+    "create": _ref_change,
+    "delete": _ref_change,
+    "pull_request": _pull_request_event,
+    "pull_request_review": _pull_request_event,
+    "repository": _repository_event,
+}
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _repository(p: _Payload, repo: _Json) -> RemoteRepository:
+    external_id = p.ident(repo.get("id"), "repository.id")
+    owner_obj = repo.get("owner")
+    # Push payloads carry ``owner.name`` (and today ``owner.login`` too); older GHES ones only ``name``.
+    owner = _login(owner_obj) or (_str(owner_obj.get("name")) if isinstance(owner_obj, dict) else None)
+    name = _str(repo.get("name"))
+    full_name = _str(repo.get("full_name"))
+    if not full_name:
+        if not owner or not name:
+            raise p.error("repository.full_name")
+        full_name = f"{owner}/{name}"
+    if not owner:
+        owner = full_name.partition("/")[0]
+    web_url = _str(repo.get("html_url")) or ""
+    # Trimmed payloads (seen in captured review deliveries) omit clone_url; GitHub's is always html_url + ".git".
+    clone_url = _str(repo.get("clone_url")) or (f"{web_url}.git" if web_url else "")
+    private = repo.get("private")
+    if not isinstance(private, bool):
+        private = _str(repo.get("visibility")) in ("private", "internal")
+    return RemoteRepository(
+        external_id=external_id,
+        full_name=full_name,
+        owner=owner,
+        clone_url=clone_url,
+        web_url=web_url,
+        private=private,
+        archived=repo.get("archived") is True,
+        default_branch=_str(repo.get("default_branch")) or _str(repo.get("master_branch")) or None,
+    )
+
+
+def _account_login(data: _Json, repository: RemoteRepository | None) -> str | None:
+    """The account a delivery belongs to: the repository's owner, else the organisation or installation account."""
+    if repository is not None:
+        return repository.owner
+    installation = data.get("installation")
+    return _login(data.get("organization")) or (
+        _login(installation.get("account")) if isinstance(installation, dict) else None
+    )
+
+
+def _pull_request(p: _Payload, pr: _Json) -> RemotePullRequest:
+    number = _number(pr.get("number"))
+    if number is None:
+        problem = "is missing" if pr.get("number") is None else f"must be an integer, got {pr.get('number')!r}"
+        raise p.error("pull_request.number", problem)
+    external_id = p.ident(pr.get("id"), "pull_request.id")
+    head = p.obj(pr.get("head"), "pull_request.head")
+    base = p.obj(pr.get("base"), "pull_request.base")
+    comments, review_comments = _number(pr.get("comments")), _number(pr.get("review_comments"))
+    return RemotePullRequest(
+        number=number,
+        external_id=external_id,
+        title=_str(pr.get("title")) or "",
+        description=_str(pr.get("body")) or "",
+        state=_pull_state(pr),
+        source_branch=p.text(head.get("ref"), "pull_request.head.ref"),
+        target_branch=p.text(base.get("ref"), "pull_request.base.ref"),
+        author=_login(pr.get("user")),
+        url=_str(pr.get("html_url")) or None,
+        created_at=_time(pr.get("created_at")),
+        updated_at=_time(pr.get("updated_at")),
+        merged_at=_time(pr.get("merged_at")),
+        comment_count=None if comments is None or review_comments is None else comments + review_comments,
+        reviewers=_requested_reviewers(pr),
+    )
+
+
+def _pull_state(pr: _Json) -> Literal["open", "draft", "merged", "closed"]:
+    """Merged wins over closed (GitHub reports a merged PR as ``state: closed``); review payloads lack ``merged``."""
+    if pr.get("merged") is True or pr.get("merged_at"):
+        return "merged"
+    if pr.get("state") == "closed":
+        return "closed"
+    if pr.get("draft") is True:
+        return "draft"
+    return "open"
+
+
+def _requested_reviewers(pr: _Json) -> tuple[Review, ...] | None:
+    """Pending review requests; teams are skipped because a panel shows people, and teams have no login."""
+    value = pr.get("requested_reviewers")
+    if not isinstance(value, list):
+        return None
+    return tuple(Review(login, "requested") for login in (_login(item) for item in value) if login)
+
+
+def _review(p: _Payload, review: _Json) -> Review | None:
+    """The submitted review; a state we do not model (e.g. ``pending``) gives None rather than a wrong label."""
+    login = p.text(_login(review.get("user")), "review.user.login")
+    state = _REVIEW_STATES.get((_str(review.get("state")) or "").lower())
+    return Review(login, state) if state else None
+
+
+def _old_full_name(data: _Json, action: str, repository: RemoteRepository) -> str | None:
+    """The name the repository had before, so links stored under it can be moved rather than lost."""
+    changes = data.get("changes")
+    if not isinstance(changes, dict):
+        return None
+    current_name = repository.full_name.partition("/")[2]
+    if action == "renamed":
+        old_name = _str(_dig(changes, "repository", "name", "from"))
+        return f"{repository.owner}/{old_name}" if old_name else None
+    if action == "transferred":
+        previous = _dig(changes, "owner", "from")
+        if not isinstance(previous, dict):
+            return None
+        old_owner = _login(previous.get("user")) or _login(previous.get("organization"))
+        return f"{old_owner}/{current_name}" if old_owner and current_name else None
+    return None
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _login(value: object) -> str | None:
+    return (_str(value.get("login")) or None) if isinstance(value, dict) else None
+
+
+def _number(value: object) -> int | None:
+    """An integer field; JSON from some proxies turns numbers into strings, booleans are never numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _ident(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _flag(value: object, *, default: bool) -> bool:
+    return value if isinstance(value, bool) else default
+
+
+def _dig(data: _Json, *keys: str) -> object:
+    value: object = data
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _time(value: object) -> datetime | None:
+    """An aware UTC time from ISO 8601 (``…Z`` or an offset) or epoch seconds; anything else is unknown, not an error.
+
+    Dates are display data here, so one odd timestamp must not cost the whole delivery.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text.isdigit():
+            value = int(text)
+        else:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                return None
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _type_name(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
