@@ -67,7 +67,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('comment_count', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('reviewers', sa.Text(), nullable=False, server_default='[]'))
 
-    with op.batch_alter_table('repositories', schema=None) as batch_op:
+    with op.batch_alter_table('repositories', schema=None, table_kwargs={'sqlite_autoincrement': True}) as batch_op:
         batch_op.add_column(sa.Column('private', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('archived', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('default_branch', sa.String(length=500), nullable=True))
@@ -89,7 +89,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_webhook_deliveries_processed_at'))
         batch_op.drop_column('processed_at')
 
-    with op.batch_alter_table('repositories', schema=None) as batch_op:
+    with op.batch_alter_table('repositories', schema=None, table_kwargs={'sqlite_autoincrement': True}) as batch_op:
         batch_op.drop_column('webhook_error')
         batch_op.drop_column('webhook_state')
         batch_op.drop_column('webhook_secret')
