@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "smart_commit_max_age": 14,  # days: older commits run no smart commits
     "hours_per_day": 8,  # #time 1d
     "days_per_week": 5,  # #time 1w
+    "base_url": "",  # devlink's public URL, for webhooks and OAuth; empty: http://HOST:PORT
+    "discovery_interval": 24,  # hours between re-listing an account's repositories
 }
 
 
@@ -53,6 +55,13 @@ class Settings:
     smart_commit_max_age: int
     hours_per_day: int
     days_per_week: int
+    base_url: str = ""
+    discovery_interval: int = 24
+
+    @property
+    def public_url(self) -> str:
+        """The URL hosts reach devlink at: ``DEVLINK_BASE_URL``, or where ``serve`` listens."""
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def mirrors_dir(self) -> Path:
@@ -95,7 +104,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         smart_commit_max_age=_positive_int("smart_commit_max_age", raw["smart_commit_max_age"]),
         hours_per_day=_positive_int("hours_per_day", raw["hours_per_day"]),
         days_per_week=_positive_int("days_per_week", raw["days_per_week"]),
+        base_url=_base_url(str(raw["base_url"])),
+        discovery_interval=_positive_int("discovery_interval", raw["discovery_interval"]),
     )
+
+
+def _base_url(value: str) -> str:
+    if value and not value.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"DEVLINK_BASE_URL must start with http:// or https:// (got {value!r})",
+            hint="the address GitHub and browsers use to reach devlink, e.g. https://devlink.example.com",
+        )
+    return value.rstrip("/")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

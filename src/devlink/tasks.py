@@ -14,9 +14,12 @@ from huey import PriorityRedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from huey.consumer import Consumer
 
-from devlink.errors import ConfigError
+from devlink.errors import ConfigError, DevlinkError
 from devlink.runtime import Runtime
+from devlink.sync.accounts import discover, discover_due
 from devlink.sync.jobs import request_sync, run_sync, schedule_due
+from devlink.sync.pulls import refresh_pull
+from devlink.sync.webhooks import redeliver_pending
 
 __all__ = ["EmbeddedConsumer", "Queue"]
 
@@ -61,17 +64,45 @@ class Queue:
         def sync_repository_task(repository_id: int, full: bool, trigger: str) -> None:
             run_sync(rt, repository_id, full=full, trigger=trigger)
 
+        @self.huey.task(name="refresh_pull")  # type: ignore[untyped-decorator]
+        def refresh_pull_task(repository_id: int, number: int) -> None:
+            try:
+                refresh_pull(rt, repository_id, number)
+            except DevlinkError as exc:  # the payload's view stands; the next soft sync catches up
+                log.warning("pull.refresh_failed repository=%s number=%s reason=%s", repository_id, number,
+                            exc.reason)
+
+        @self.huey.task(name="discover_account")  # type: ignore[untyped-decorator]
+        def discover_task(account_id: int) -> None:
+            try:
+                result = discover(rt, account_id)
+            except DevlinkError as exc:  # recorded on the account; the next daily run retries
+                log.warning("account.discovery_failed account=%s reason=%s", account_id, exc.reason)
+                return
+            for repository_id in result.linked:
+                self.request_sync(repository_id, full=True, trigger="manual")
+
         @self.huey.periodic_task(crontab(minute="*"), name="schedule_due")  # type: ignore[untyped-decorator]
         def schedule_due_task() -> None:
             queued = schedule_due(rt, self.enqueue_sync)
             if queued:
                 log.info("schedule.queued repositories=%s", queued)
+            discover_due(rt, self.discover)
+            redeliver_pending(rt, self)
 
         self._sync_task: Any = sync_repository_task
+        self._refresh_pull_task: Any = refresh_pull_task
+        self._discover_task: Any = discover_task
         self.schedule_task: Any = schedule_due_task  # for ``call_local()`` in tests and tools
 
     def enqueue_sync(self, repository_id: int, full: bool, trigger: str) -> None:
         self.huey.enqueue(self._sync_task.s(repository_id, full, trigger, priority=PRIORITY.get(trigger, 0)))
+
+    def refresh_pull(self, repository_id: int, number: int) -> None:
+        self.huey.enqueue(self._refresh_pull_task.s(repository_id, number, priority=PRIORITY["hook"]))
+
+    def discover(self, account_id: int) -> None:
+        self.huey.enqueue(self._discover_task.s(account_id, priority=PRIORITY["manual"]))
 
     def request_sync(self, repository_id: int, *, full: bool, trigger: str) -> str:
         """Queue a sync (or fold it into the one running); returns ``queued`` or ``coalesced``."""

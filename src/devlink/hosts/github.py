@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import httpx
+import jwt
 from githubkit import AppInstallationAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.exception import (
     GitHubException,
@@ -49,6 +50,7 @@ __all__ = [
     "RateLimit",
     "api_url_for",
     "exchange_oauth_code",
+    "find_installation",
     "oauth_authorize_url",
     "parse_time",
 ]
@@ -391,6 +393,34 @@ class GitHubClient:
 # -- credentials, OAuth -------------------------------------------------------
 
 
+def find_installation(host: HostSettings, app_id: str, private_key: str, account: str) -> str:
+    """An App acts per installation: find the one on ``account`` (organisation first, then user)."""
+    now = int(datetime.now(UTC).timestamp())
+    try:
+        token = jwt.encode({"iat": now - 60, "exp": now + 540, "iss": str(app_id)}, private_key, algorithm="RS256")
+    except (ValueError, TypeError) as exc:
+        raise HostError(f"the GitHub App private key cannot be used: {exc}", reason="invalid") from None
+    with _http(host) as http:
+        for kind in ("orgs", "users"):
+            try:
+                answer = http.get(f"{host.api_url}/{kind}/{account}/installation",
+                                  headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"})
+            except httpx.HTTPError as exc:
+                raise HostError(f"cannot reach {host.name}: {_short(str(exc))}", reason="network") from None
+            if answer.status_code == 401:
+                raise HostError(f"{host.name} refused the GitHub App's key (app id {app_id})", reason="auth")
+            if answer.status_code == 200:
+                return str(answer.json()["id"])
+    raise HostError(f"the GitHub App is not installed on {account}", reason="not_found",
+                    hint="install the App on the account, or pass --installation-id")
+
+
+def _http(host: HostSettings) -> httpx.Client:
+    """A plain client with the host's TLS, proxy and timeout, for calls outside the REST API's auth."""
+    return httpx.Client(verify=_ssl_context(host.ca_bundle), trust_env=host.proxy is None, proxy=host.proxy or None,
+                        timeout=host.timeout, headers={"User-Agent": USER_AGENT})
+
+
 def _auth(credential: Credential) -> TokenAuthStrategy | AppInstallationAuthStrategy:
     if credential.app_id:
         if not (credential.private_key and credential.installation_id):
@@ -424,10 +454,7 @@ def exchange_oauth_code(
 ) -> str:
     """Trade the callback's code (and the PKCE verifier) for a token, on the web host, not the API host."""
     try:
-        with httpx.Client(
-            verify=_ssl_context(host.ca_bundle), trust_env=host.proxy is None, proxy=host.proxy or None,
-            timeout=host.timeout, headers={"User-Agent": USER_AGENT},
-        ) as client:
+        with _http(host) as client:
             response = client.post(
                 f"{host.web_url.rstrip('/')}/login/oauth/access_token",
                 data={"client_id": client_id, "client_secret": client_secret, "code": code,

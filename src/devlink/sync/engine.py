@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from devlink.domain.issue_keys import extract_keys
 from devlink.domain.remotes import parse_remote, with_userinfo
+from devlink.errors import GitError
 from devlink.hosts.git import GitCommit, Mirror
 from devlink.runtime import Runtime
 from devlink.store.engine import (
@@ -36,7 +37,9 @@ from devlink.store.engine import (
     prefers_insert_returning,
 )
 from devlink.store.models import Branch, Commit, IssueLink, Repository, SyncCursor, table, utcnow
+from devlink.sync.host_clients import client_for
 from devlink.sync.linking import LINK_COLUMNS, known_keys, link_rows, link_tuples
+from devlink.sync.pulls import check_still_there, sync_host_pulls
 from devlink.sync.smart_commits import SmartCommitTally, run_smart_commits
 from devlink.trackers.builtin import BuiltinTracker
 
@@ -65,6 +68,7 @@ class SyncResult:
     branches_moved: int = 0
     branches_deleted: int = 0
     skipped: str | None = None  # why nothing was done, e.g. "unlinked"
+    pull_requests: int = 0  # written (new or changed) from the host's API
     smart_commits: SmartCommitTally = field(default_factory=SmartCommitTally)
 
 
@@ -73,6 +77,10 @@ def mirror_for(rt: Runtime, repository: Repository) -> Mirror:
 
 
 def _remote_url(rt: Runtime, repository: Repository) -> str:
+    """The URL git fetches from, with credentials for git's environment only (never stored or logged)."""
+    if repository.account_id is not None:  # a host account's repository: its token, as GitHub expects for git
+        with client_for(rt, repository.account_id) as client:
+            return with_userinfo(repository.url, f"x-access-token:{client.git_password()}")
     userinfo = rt.vault.decrypt(repository.url_secret) if repository.url_secret else ""
     return with_userinfo(repository.url, userinfo)
 
@@ -90,14 +98,20 @@ def sync_repository(
         cursor = session.get(SyncCursor, (repository_id, COMMIT_CURSOR))
         old_tips: list[str] = json.loads(cursor.value) if cursor else []
         mirror = mirror_for(rt, repository)
+        account_id, full_name = repository.account_id, "/".join(repository.name.split("/")[-2:])
         url = _remote_url(rt, repository)
         is_local = not parse_remote(repository.url).is_url
         # only keys of existing projects link, once the tracker has projects (docs/issue-keys.md)
         known = BuiltinTracker(session).project_keys()
-    if mirror.exists():
-        mirror.fetch(url)
-    else:
-        mirror.clone(url, partial=not is_local)
+    try:
+        if mirror.exists():
+            mirror.fetch(url)
+        else:
+            mirror.clone(url, partial=not is_local)
+    except GitError:
+        if account_id is not None:
+            check_still_there(rt, repository_id, account_id)  # a deleted repository is "gone", not a git error
+        raise
     heads = mirror.branches()
     tips = sorted(set(heads.values()))
     exclude = [] if full else old_tips
@@ -133,16 +147,20 @@ def sync_repository(
     with rt.sessions.begin() as session:
         created, moved, deleted = write_branches(session, repository_id, heads, known)
         _save_cursor(session, repository_id, tips, cursor is not None)
+    pulls = 0
+    if account_id is not None:  # pull requests come from the host's API; commits never do
+        pulls = sync_host_pulls(rt, repository_id, account_id, full_name, full=full, trigger=trigger, known=known)
     log.info(
-        "sync.done repository=%s kind=%s commits_seen=%d commits_new=%d branches=+%d ~%d -%d",
-        repository_id, kind, seen, new, created, moved, deleted,
+        "sync.done repository=%s kind=%s commits_seen=%d commits_new=%d branches=+%d ~%d -%d pulls=%d",
+        repository_id, kind, seen, new, created, moved, deleted, pulls,
     )
     smart = SmartCommitTally()
     try:
         smart = run_smart_commits(rt, repository_id)
     except Exception:  # smart commits never fail a sync; the next pass retries from their cursor
         log.exception("smart_commits.failed repository=%s", repository_id)
-    return SyncResult(repository_id, kind, seen, new, created, moved, deleted, smart_commits=smart)
+    return SyncResult(repository_id, kind, seen, new, created, moved, deleted, smart_commits=smart,
+                      pull_requests=pulls)
 
 
 @contextmanager

@@ -149,11 +149,14 @@ def _release(rt: Runtime, repository_id: int, failed: bool) -> bool:
 
 def _record(rt: Runtime, repository_id: int, error: DevlinkError | None) -> None:
     with rt.sessions.begin() as session:
-        values = (
+        values: dict[str, object] = (
             {"last_error_reason": None, "last_error_message": None, "last_error_at": None}
             if error is None
             else {"last_error_reason": error.reason, "last_error_message": error.message, "last_error_at": utcnow()}
         )
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after:  # outages and rate limits: the schedule retries once the wait is over
+            values["next_sync_at"] = utcnow() + timedelta(seconds=retry_after)
         session.execute(update(Repository).where(Repository.id == repository_id).values(**values))
 
 

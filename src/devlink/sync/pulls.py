@@ -9,18 +9,22 @@ import json
 import logging
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.issue_keys import extract_keys
-from devlink.hosts.base import RemotePullRequest
+from devlink.hosts.base import HostError, RemotePullRequest
 from devlink.hosts.github import GitHubClient
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
-from devlink.store.models import IssueLink, PullRequest, table
+from devlink.store.models import Account, IssueLink, PullRequest, Repository, table
+from devlink.sync.host_clients import budget_wait, client_for
 from devlink.sync.linking import known_keys, link_rows
+from devlink.trackers.builtin import BuiltinTracker
 
-__all__ = ["pull_keys", "sync_pull_requests", "write_pull_request"]
+__all__ = [
+    "check_still_there", "pull_keys", "refresh_pull", "sync_host_pulls", "sync_pull_requests", "write_pull_request",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,83 @@ def pull_keys(pull: RemotePullRequest, known: frozenset[str] | None) -> tuple[st
     for text in (pull.title, pull.description, pull.source_branch):
         found.update(dict.fromkeys(extract_keys(text)))
     return known_keys(tuple(found), known)
+
+
+def sync_host_pulls(
+    rt: Runtime, repository_id: int, account_id: int, full_name: str, *, full: bool, trigger: str,
+    known: frozenset[str] | None,
+) -> int:
+    """Pull requests of an account's repository, within the account's rate-limit budget.
+
+    Raises ``HostError`` (reason ``rate_limited`` with ``retry_after``) when
+    the budget is at its reserve, so the repository is retried after the reset.
+    """
+    with rt.sessions() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            return 0
+        wait, name = budget_wait(account, trigger), account.name
+    if wait:
+        raise HostError(
+            f"API budget of {name} is at its reserve; pull requests wait {int(wait)} s for the reset "
+            "(commits still sync over git)",
+            reason="rate_limited", retry_after=wait,
+        )
+    with client_for(rt, account_id) as client:
+        try:
+            return sync_pull_requests(rt, repository_id, full_name, client, full=full, known=known)
+        except HostError as exc:
+            if exc.reason in ("not_found", "gone"):
+                check_still_there(rt, repository_id, account_id)
+            if exc.reason == "permission":  # pull requests not readable: skip them, do not fail the repository
+                log.warning("pulls.skipped repository=%s reason=permission message=%s", repository_id, exc.message)
+                return 0
+            raise
+
+
+def refresh_pull(rt: Runtime, repository_id: int, number: int) -> None:
+    """Re-read one pull request from the API (reviews, comment count) after its webhook."""
+    with rt.sessions() as session:
+        row = session.get(Repository, repository_id)
+        if row is None or row.account_id is None or not row.linked:
+            return
+        account = session.get(Account, row.account_id)
+        if account is None or budget_wait(account, "hook"):
+            return  # out of budget: the payload's view stands until the next soft sync
+        account_id, full_name = account.id, "/".join(row.name.split("/")[-2:])
+        known = BuiltinTracker(session).project_keys()
+    with client_for(rt, account_id) as client:
+        details = client.pull_details(full_name, number)
+    with rt.sessions.begin() as session:
+        write_pull_request(session, repository_id, details, known)
+
+
+def check_still_there(rt: Runtime, repository_id: int, account_id: int) -> None:
+    """Ask the host about a repository by its id: mark it gone (and raise) if it no longer exists.
+
+    A repository that was renamed or transferred answers under its new name;
+    the row takes it, so the next sync uses the new location.
+    """
+    with rt.sessions() as session:
+        row = session.get(Repository, repository_id)
+        external_id = row.external_id if row else None
+    if not external_id:
+        return
+    try:
+        with client_for(rt, account_id) as client:
+            remote = client.repository(external_id)
+    except HostError as exc:
+        if exc.reason not in ("not_found", "gone"):
+            raise
+        with rt.sessions.begin() as session:
+            session.execute(update(Repository).where(Repository.id == repository_id).values(state="gone"))
+        raise HostError(
+            "the repository no longer exists on the host, or this credential lost access to it; marked gone",
+            reason="gone",
+        ) from None
+    with rt.sessions.begin() as session:
+        session.execute(update(Repository).where(Repository.id == repository_id).values(
+            url=remote.clone_url, web_url=remote.web_url, archived=remote.archived))
 
 
 def sync_pull_requests(

@@ -1,4 +1,4 @@
-"""``POST /hooks/{kind}``: push notifications.  This issue serves ``git``; host kinds come later.
+"""``POST /hooks/{kind}``: push notifications from plain git servers and from GitHub.
 
 Order, as for every host: authenticate, parse, record (dedupe on the delivery
 id), enqueue, answer 202.  The body is never trusted to be complete: the sync
@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
+from sqlalchemy import update
 from starlette.concurrency import run_in_threadpool
 
 from devlink.errors import DeliveryError, NotFound
@@ -25,6 +26,7 @@ from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import WebhookDelivery, table, utcnow
 from devlink.sync.repositories import repository_for_token
+from devlink.sync.webhooks import receive_github
 from devlink.web.deps import RuntimeDep
 
 __all__ = ["router"]
@@ -115,5 +117,42 @@ def _accept(rt: Runtime, repository_id: int, name: str, delivery_id: str, payloa
         log.info("hook.git.duplicate delivery=%s", delivery_id)
         return {"status": "duplicate", "delivery": delivery_id, "repository": name}
     outcome = rt.queue.request_sync(repository_id, full=False, trigger="hook")
+    with rt.sessions.begin() as session:
+        session.execute(update(WebhookDelivery).where(
+            WebhookDelivery.host_kind == "git", WebhookDelivery.delivery_id == delivery_id
+        ).values(processed_at=utcnow()))
     log.info("hook.git.accepted repository=%s delivery=%s sync=%s", repository_id, delivery_id, outcome)
     return {"status": outcome, "delivery": delivery_id, "repository": name}
+
+
+#: GitHub caps payloads at 25 MB; devlink needs far less (a push lists at most 20 commits).
+MAX_GITHUB_BODY = 25 * 1024 * 1024
+
+
+@router.post("/github", status_code=status.HTTP_202_ACCEPTED)
+async def github_delivery(request: Request, rt: RuntimeDep) -> JSONResponse:
+    """A GitHub webhook delivery: signature (401), size (413), JSON (400), record once, act, 202."""
+    event = request.headers.get("x-github-event", "")
+    if not event:
+        raise DeliveryError("missing X-GitHub-Event header", reason="bad_event")
+    delivery_id = request.headers.get("x-github-delivery") or ""
+    if not _DELIVERY_ID.match(delivery_id):
+        raise DeliveryError("missing or malformed X-GitHub-Delivery header", reason="bad_delivery_id")
+    body = await _read_body(request, MAX_GITHUB_BODY)
+    result = await run_in_threadpool(
+        receive_github, rt, rt.queue, event=event, delivery_id=delivery_id, body=body,
+        signature=request.headers.get("x-hub-signature-256"),
+    )
+    return JSONResponse(result, status_code=status.HTTP_202_ACCEPTED)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLarge(f"body too large: at most {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"body too large: at most {limit} bytes")
+    return bytes(body)

@@ -1,0 +1,494 @@
+"""Link a host account, discover its repositories, link them and keep their webhooks right.
+
+The functions behind ``devlink account``, the accounts API and the wizard.
+Repositories are matched on the host's repository id, never the name, so a
+renamed or transferred repository keeps its commits, branches and links.
+"""
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from devlink.errors import Conflict, InvalidInput, NotFound
+from devlink.hosts.base import HostError, RemoteAccount, RemoteRepository
+from devlink.hosts.github import GITHUB_WEB, HOOK_EVENTS, Credential, GitHubClient, api_url_for, find_installation
+from devlink.runtime import Runtime
+from devlink.store.models import Account, Host, Repository, utcnow
+from devlink.sync.host_clients import client_for, settings_of
+
+__all__ = [
+    "AccountOptions",
+    "Discovery",
+    "discover",
+    "discover_due",
+    "find_account",
+    "github_host",
+    "hook_url",
+    "link_account",
+    "link_repositories",
+    "remove_account",
+    "unlink_repository",
+]
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = (
+    "the credential cannot manage webhooks here ({cause}); this repository syncs every {minutes} min "
+    "instead of in real time. Give the token admin:repo_hook (or the App webhook permission) and run discovery again"
+)
+
+
+@dataclass(frozen=True)
+class AccountOptions:
+    """How to reach the host and what to link; everything but ``name`` and one credential has a default."""
+
+    name: str
+    web_url: str = GITHUB_WEB
+    api_url: str | None = None
+    token: str | None = None
+    app_id: str | None = None
+    private_key: str | None = None
+    installation_id: str | None = None
+    ca_bundle: str | None = None
+    proxy: str | None = None
+    timeout: float | None = None
+    auto_link: bool = False
+    smart_commits: bool = True
+    link: str | list[str] = "none"  # "all", "none", or repository names
+
+
+@dataclass
+class Discovery:
+    """What a discovery run changed."""
+
+    account_id: int
+    found: int = 0
+    new: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    linked: list[int] = field(default_factory=list)  # newly linked: the caller starts their backfill
+    hooks: dict[str, str] = field(default_factory=dict)  # repository name → webhook state
+
+
+def hook_url(rt: Runtime) -> str:
+    return f"{rt.settings.public_url}/hooks/github"
+
+
+def github_host(session: Session, options: AccountOptions) -> Host:
+    """The host row for a web URL, created on first use; options given now replace stored ones."""
+    web = options.web_url.rstrip("/")
+    parts = urlsplit(web)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput(f"host URL must be http(s)://HOST (got {options.web_url!r})", reason="bad_url")
+    name = parts.netloc.lower() + parts.path.rstrip("/")
+    host = session.scalars(select(Host).where(Host.name == name)).first()
+    if host is None:
+        kind = "github" if parts.netloc.lower() == "github.com" else "github-enterprise"
+        host = Host(kind=kind, name=name, web_url=web, api_url=options.api_url or api_url_for(web))
+        session.add(host)
+    elif options.api_url:
+        host.api_url = options.api_url
+    if options.ca_bundle is not None:
+        host.ca_bundle = options.ca_bundle or None
+    if options.proxy is not None:
+        host.proxy = options.proxy or None
+    if options.timeout is not None:
+        host.timeout = options.timeout
+    session.flush()
+    return host
+
+
+def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
+    """Verify the credential, store the account, discover its repositories and link the chosen ones.
+
+    Nothing is stored when the credential or the account name is wrong.
+    """
+    if not options.token and not (options.app_id and options.private_key):
+        raise InvalidInput("give a token, or a GitHub App id and private key", reason="no_credential")
+    with rt.sessions.begin() as session:
+        host = github_host(session, options)
+        if options.app_id and options.private_key:
+            host.app_id = options.app_id
+            host.app_private_key = rt.vault.encrypt(options.private_key)
+        host_id, settings = host.id, settings_of(host)
+        existing = session.scalars(
+            select(Account).where(Account.host_id == host_id, Account.name.ilike(options.name))
+        ).first()
+        if existing is not None:
+            raise Conflict(f"account {existing.name} on {host.name} is already linked", reason="account_linked")
+    installation = options.installation_id
+    if options.app_id and not installation:
+        installation = find_installation(settings, options.app_id, options.private_key or "", options.name)
+    credential = Credential(token=options.token, app_id=options.app_id, private_key=options.private_key,
+                            installation_id=installation)
+    with GitHubClient(settings, credential) as client:
+        viewer = client.viewer()  # a wrong token fails here, before anything is stored
+        remote = client.account(options.name)
+    with rt.sessions.begin() as session:
+        account = Account(
+            host_id=host_id, name=remote.login, kind=remote.kind, external_id=remote.external_id,
+            auth_kind="app" if options.app_id else "token",
+            credential=rt.vault.encrypt(options.token) if options.token else None,
+            installation_id=installation, auto_link=options.auto_link, smart_commits=options.smart_commits,
+        )
+        session.add(account)
+        session.flush()
+        account_id = account.id
+    log.info("account.linked account=%s host=%s kind=%s viewer=%s", remote.login, settings.name, remote.kind, viewer)
+    result = discover(rt, account_id, link=options.link)
+    return account_id, result
+
+
+def find_account(session: Session, ref: str) -> Account:
+    """An account by id, ``name`` or ``host/name``."""
+    query = select(Account)
+    if ref.isdigit():
+        account = session.get(Account, int(ref))
+    elif "/" in ref:
+        host_name, _, name = ref.rpartition("/")
+        account = session.scalars(
+            query.join(Host, Host.id == Account.host_id).where(Host.name == host_name, Account.name.ilike(name))
+        ).first()
+    else:
+        matches = list(session.scalars(query.where(Account.name.ilike(ref))))
+        if len(matches) > 1:
+            raise InvalidInput(f"several hosts have an account {ref}; say HOST/{ref}", reason="ambiguous")
+        account = matches[0] if matches else None
+    if account is None:
+        raise NotFound(f"no linked account {ref!r}", hint="see: devlink account list")
+    return account
+
+
+def discover(rt: Runtime, account_id: int, *, link: str | list[str] = "none") -> Discovery:
+    """List the account's repositories on the host and bring the store in line.
+
+    New ones are added unlinked (linked when the account auto-links, or when
+    named in ``link``); renames and transfers update the row found by the
+    host's id; repositories no longer listed are marked gone.  Webhooks of
+    linked repositories are then checked and repaired.
+    """
+    result = Discovery(account_id)
+    with rt.sessions() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            raise NotFound(f"no linked account {account_id}")
+        host_id, auto_link, login = account.host_id, account.auto_link, account.name
+        remote = RemoteAccount(account.name, "organization" if account.kind == "organization" else "user",
+                               account.external_id or "")
+    try:
+        with client_for(rt, account_id) as client:
+            viewer = client.viewer()
+            listed = client.repositories(remote, viewer)
+    except HostError as exc:
+        _record_account_error(rt, account_id, exc)
+        raise
+    result.found = len(listed)
+    wanted = _wanted(link, listed)
+    with rt.sessions.begin() as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        stored = {
+            r.external_id: r for r in session.scalars(select(Repository).where(Repository.host_id == host_id))
+        }
+        seen: set[str] = set()
+        for remote_repo in listed:
+            seen.add(remote_repo.external_id)
+            row = stored.get(remote_repo.external_id)
+            is_new = row is None
+            if row is None:
+                row = _new_repository(session, account, remote_repo)
+                result.new.append(row.name)
+            else:
+                old = row.name
+                _refresh(session, row, account, remote_repo)
+                if old != row.name:
+                    result.renamed.append((old, row.name))
+            # auto-link takes new repositories only: one the admin unlinked stays unlinked
+            should_link = remote_repo.full_name in wanted or (is_new and auto_link and not row.archived)
+            if should_link and not row.linked:
+                row.linked, row.smart_commits = True, account.smart_commits
+                result.linked.append(row.id)
+        for row in stored.values():
+            if row.account_id == account_id and row.external_id not in seen and row.state != "gone":
+                row.state = "gone"
+                result.gone.append(row.name)
+        account.discovered_at = utcnow()
+        account.next_discovery_at = utcnow() + timedelta(hours=rt.settings.discovery_interval)
+        account.last_error_reason = account.last_error_message = None
+        account.last_error_at = None
+    result.hooks = ensure_hooks(rt, account_id)
+    log.info("account.discovered account=%s found=%d new=%d renamed=%d gone=%d linked=%d",
+             login, result.found, len(result.new), len(result.renamed), len(result.gone), len(result.linked))
+    return result
+
+
+def discover_due(rt: Runtime, enqueue: Callable[[int], None]) -> list[int]:
+    """Queue discovery of every account whose daily re-listing is due; claims are conditional UPDATEs."""
+    now = utcnow()
+    due = (or_(Account.next_discovery_at.is_(None), Account.next_discovery_at <= now),)
+    with rt.sessions() as session:
+        ids = list(session.scalars(select(Account.id).where(*due)))
+    queued = []
+    for account_id in ids:
+        with rt.sessions.begin() as session:
+            claimed = session.execute(update(Account).where(Account.id == account_id, *due).values(
+                next_discovery_at=now + timedelta(hours=rt.settings.discovery_interval)))
+        if claimed.rowcount:  # type: ignore[attr-defined]
+            enqueue(account_id)
+            queued.append(account_id)
+    return queued
+
+
+def _wanted(link: str | list[str], listed: list[RemoteRepository]) -> set[str]:
+    if link == "all":
+        return {r.full_name for r in listed if not r.archived}
+    if link == "none":
+        return set()
+    names = {n.lower() for n in link}
+    found = {r.full_name for r in listed if r.full_name.lower() in names or r.full_name.split("/")[1].lower() in names}
+    missing = names - {n.lower() for n in found} - {n.split("/")[1].lower() for n in found}
+    if missing:
+        raise NotFound(f"not among the account's repositories: {', '.join(sorted(missing))}")
+    return found
+
+
+def _unique_name(session: Session, full_name: str, host: Host, own_id: int | None) -> str:
+    """``owner/name``, unless another host's repository has it: then ``host/owner/name``."""
+    for name in (full_name, f"{host.name}/{full_name}"):
+        taken = session.scalars(select(Repository.id).where(Repository.name == name)).first()
+        if taken is None or taken == own_id:
+            return name
+    return f"{host.name}/{full_name}/{secrets.token_hex(3)}"
+
+
+def _new_repository(session: Session, account: Account, remote: RemoteRepository) -> Repository:
+    host = session.get(Host, account.host_id)
+    assert host is not None
+    row = Repository(
+        host_id=account.host_id, account_id=account.id, external_id=remote.external_id,
+        name=_unique_name(session, remote.full_name, host, None), url=remote.clone_url, web_url=remote.web_url,
+        linked=False, smart_commits=account.smart_commits, private=remote.private, archived=remote.archived,
+        default_branch=remote.default_branch, state="active",
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _refresh(session: Session, row: Repository, account: Account, remote: RemoteRepository) -> None:
+    host = session.get(Host, account.host_id)
+    assert host is not None
+    if row.name.split("/", 1)[-1] != remote.full_name and row.name != remote.full_name:
+        row.name = _unique_name(session, remote.full_name, host, row.id)
+    row.account_id = account.id  # a transfer between two linked accounts moves it
+    row.url, row.web_url = remote.clone_url or row.url, remote.web_url or row.web_url
+    row.private, row.archived, row.default_branch = remote.private, remote.archived, remote.default_branch
+    row.state = "active"
+
+
+def _record_account_error(rt: Runtime, account_id: int, exc: HostError) -> None:
+    with rt.sessions.begin() as session:
+        session.execute(
+            update(Account).where(Account.id == account_id).values(
+                last_error_reason=exc.reason, last_error_message=exc.message, last_error_at=utcnow()
+            )
+        )
+
+
+def link_repositories(rt: Runtime, account_id: int, names: list[str] | str, *, linked: bool = True) -> list[int]:
+    """Link (or unlink) repositories already discovered; returns the ids whose state changed."""
+    with rt.sessions.begin() as session:
+        rows = list(session.scalars(select(Repository).where(Repository.account_id == account_id)))
+        if names == "all":
+            chosen = [r for r in rows if not r.archived and r.state == "active"]
+        else:
+            wanted = {n.lower() for n in names}
+            chosen = [r for r in rows if r.name.lower() in wanted or r.name.rsplit("/", 1)[-1].lower() in wanted]
+            missing = wanted - {r.name.lower() for r in chosen} - {r.name.rsplit("/", 1)[-1].lower() for r in chosen}
+            if missing:
+                raise NotFound(f"not among the account's repositories: {', '.join(sorted(missing))}",
+                               hint="run discovery first: devlink account repos ACCOUNT --refresh")
+        changed = [r.id for r in chosen if r.linked != linked]
+        for row in chosen:
+            row.linked = linked
+    if linked:
+        ensure_hooks(rt, account_id)
+    else:
+        for repository_id in changed:
+            unlink_repository(rt, repository_id)
+    return changed
+
+
+def unlink_repository(rt: Runtime, repository_id: int) -> None:
+    """Stop syncing a repository and remove devlink's webhook from it; its data stays."""
+    with rt.sessions.begin() as session:
+        row = session.get(Repository, repository_id)
+        if row is None:
+            raise NotFound(f"no repository {repository_id}")
+        row.linked = False
+        account_id, hook_id, scope = row.account_id, row.webhook_id, f"repos/{_full_name(row)}"
+        row.webhook_id = None
+        row.webhook_state = None
+    if account_id and hook_id:
+        try:
+            with client_for(rt, account_id) as client:
+                client.delete_hook(scope, hook_id)
+        except HostError as exc:
+            if exc.reason not in ("not_found", "gone"):
+                log.warning("hook.delete_failed repository=%s reason=%s", repository_id, exc.reason)
+
+
+def remove_account(rt: Runtime, ref: str) -> str:
+    """Unlink every repository (removing webhooks), then forget the account and its data."""
+    with rt.sessions() as session:
+        account = find_account(session, ref)
+        account_id, name, hook_id = account.id, account.name, account.hook_id
+        linked = list(session.scalars(
+            select(Repository.id).where(Repository.account_id == account_id, Repository.linked.is_(True))
+        ))
+    for repository_id in linked:
+        unlink_repository(rt, repository_id)
+    if hook_id:
+        try:
+            with client_for(rt, account_id) as client:
+                client.delete_hook(f"orgs/{name}", hook_id)
+        except HostError as exc:
+            log.warning("hook.delete_failed account=%s reason=%s", name, exc.reason)
+    with rt.sessions.begin() as session:
+        session.execute(delete(Account).where(Account.id == account_id))
+    return name
+
+
+def _full_name(row: Repository) -> str:
+    return _full_name_from(row.name)
+
+
+def _full_name_from(name: str) -> str:
+    """The host's ``owner/name`` (a repository's name may carry a host prefix)."""
+    return "/".join(name.split("/")[-2:])
+
+
+# -- webhooks ---------------------------------------------------------------
+
+
+def ensure_hooks(rt: Runtime, account_id: int) -> dict[str, str]:
+    """Make sure every linked repository gets deliveries: one org hook when allowed, else one per repository."""
+    url = hook_url(rt)
+    with rt.sessions() as session:
+        account = session.get(Account, account_id)
+        if account is None:
+            return {}
+        rows = list(session.scalars(select(Repository).where(
+            Repository.account_id == account_id, Repository.linked.is_(True), Repository.state == "active"
+        )))
+        is_org, org = account.kind == "organization" and account.auth_kind != "app", account.name
+        targets = [(r.id, r.name, _full_name(r), r.webhook_id, r.webhook_secret) for r in rows]
+    states: dict[str, str] = {}
+    if not targets:
+        return states
+    with client_for(rt, account_id) as client:
+        if is_org and _ensure_org_hook(rt, client, account_id, org, url):
+            for repository_id, name, _, hook_id, _ in targets:
+                if hook_id:  # the org hook replaces a per-repository one
+                    _delete_quietly(client, f"repos/{_full_name_from(name)}", hook_id)
+                _set_hook(rt, repository_id, None, None, "account", None)
+                states[name] = "account"
+            return states
+        for repository_id, name, full_name, hook_id, secret in targets:
+            states[name] = _ensure_repo_hook(rt, client, repository_id, full_name, hook_id, secret, url)
+    return states
+
+
+def _ours(hooks: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
+    return [h for h in hooks if (h.get("config") or {}).get("url") == url]
+
+
+def _ensure_repo_hook(
+    rt: Runtime, client: GitHubClient, repository_id: int, full_name: str, hook_id: str | None,
+    stored_secret: str | None, url: str,
+) -> str:
+    scope = f"repos/{full_name}"
+    try:
+        ours = _ours(client.hooks(scope), url)
+        keep = next((h for h in ours if str(h.get("id")) == hook_id), ours[0] if ours else None)
+        for stale in ours:
+            if stale is not keep:
+                client.delete_hook(scope, str(stale["id"]))
+        secret = rt.vault.decrypt(stored_secret) if stored_secret else secrets.token_urlsafe(32)
+        if keep is None:
+            new_id = client.create_hook(scope, url, secret)
+        else:
+            new_id = str(keep["id"])
+            if not _hook_matches(keep) or not stored_secret or new_id != hook_id:
+                client.update_hook(scope, new_id, url, secret)  # the secret cannot be read back: set it
+    except HostError as exc:
+        if exc.reason in ("permission", "not_found"):
+            minutes = rt.settings.sync_interval
+            _set_hook(rt, repository_id, None, None, "unavailable",
+                      UNAVAILABLE.format(cause=exc.message, minutes=minutes))
+            return "unavailable"
+        _set_hook(rt, repository_id, hook_id, stored_secret, "failed", exc.message)
+        return "failed"
+    _set_hook(rt, repository_id, new_id, rt.vault.encrypt(secret), "installed", None)
+    return "installed"
+
+
+def _ensure_org_hook(rt: Runtime, client: GitHubClient, account_id: int, org: str, url: str) -> bool:
+    """One organisation hook for all repositories, when the credential may manage it (``admin:org_hook``)."""
+    scope = f"orgs/{org}"
+    with rt.sessions() as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        hook_id, stored_secret = account.hook_id, account.hook_secret
+    try:
+        ours = _ours(client.hooks(scope), url)
+        keep = next((h for h in ours if str(h.get("id")) == hook_id), ours[0] if ours else None)
+        for stale in ours:
+            if stale is not keep:
+                client.delete_hook(scope, str(stale["id"]))
+        secret = rt.vault.decrypt(stored_secret) if stored_secret else secrets.token_urlsafe(32)
+        if keep is None:
+            hook_id = client.create_hook(scope, url, secret)
+        else:
+            hook_id = str(keep["id"])
+            if not _hook_matches(keep) or not stored_secret:
+                client.update_hook(scope, hook_id, url, secret)
+    except HostError as exc:
+        if exc.reason in ("permission", "not_found"):
+            return False  # no org admin: per-repository hooks instead
+        raise
+    with rt.sessions.begin() as session:
+        session.execute(update(Account).where(Account.id == account_id).values(
+            hook_id=hook_id, hook_secret=rt.vault.encrypt(secret)))
+    return True
+
+
+def _hook_matches(hook: dict[str, Any]) -> bool:
+    config = hook.get("config") or {}
+    return bool(
+        hook.get("active", True) and set(hook.get("events") or []) >= set(HOOK_EVENTS)
+        and config.get("content_type") == "json"
+    )
+
+
+def _set_hook(
+    rt: Runtime, repository_id: int, hook_id: str | None, secret: str | None, state: str, error: str | None
+) -> None:
+    with rt.sessions.begin() as session:
+        session.execute(update(Repository).where(Repository.id == repository_id).values(
+            webhook_id=hook_id, webhook_secret=secret, webhook_state=state, webhook_error=error))
+
+
+def _delete_quietly(client: GitHubClient, scope: str, hook_id: str) -> None:
+    try:
+        client.delete_hook(scope, hook_id)
+    except HostError as exc:
+        log.info("hook.delete_skipped scope=%s reason=%s", scope, exc.reason)
+
