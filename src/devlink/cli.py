@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy import select
 
 from devlink.config import load_settings
 from devlink.domain.issue_keys import extract_keys, is_key
@@ -26,6 +27,17 @@ from devlink.errors import DevlinkError, InvalidInput
 from devlink.runtime import Runtime
 from devlink.store import queries
 from devlink.store.models import Repository
+from devlink.sync.accounts import (
+    AccountOptions,
+    Discovery,
+    account_views,
+    discover,
+    find_account,
+    link_account,
+    link_repositories,
+    remove_account,
+    set_account_options,
+)
 from devlink.sync.engine import SyncResult
 from devlink.sync.jobs import run_sync
 from devlink.sync.push_hooks import hook_script, install_hook
@@ -51,6 +63,10 @@ smart_app = typer.Typer(
     no_args_is_help=True, rich_markup_mode=None, help="Smart commits: #comment, #time, #transition."
 )
 app.add_typer(smart_app, name="smart-commit")
+account_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Link host accounts (GitHub, GHES) and pick their repositories."
+)
+app.add_typer(account_app, name="account")
 
 # a table piped to a file or another program keeps its full cells
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
@@ -356,6 +372,162 @@ def demo(
 
 
 # ---------------------------------------------------------------- tracker
+
+
+# ---------------------------------------------------------------- accounts
+
+HOST_KINDS = ("github",)
+
+
+def _read_token(token: str | None) -> str | None:
+    """``-`` reads the token from stdin, so it never sits in the shell history or the process list."""
+    if token == "-":
+        return sys.stdin.readline().strip() or None
+    return token
+
+
+@account_app.command("add")
+def account_add(
+    kind: Annotated[str, typer.Argument(help="host kind: github (github.com or GitHub Enterprise Server)")],
+    name: Annotated[str, typer.Argument(help="the user or organisation to link")],
+    url: Annotated[str, typer.Option(help="web URL of the host; a GHES URL for Enterprise")] = "https://github.com",
+    api_url: Annotated[str | None, typer.Option(help="API URL [default: api.github.com, or URL/api/v3]")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="DEVLINK_GITHUB_TOKEN", help="personal access token (classic or fine-grained); - reads stdin")] = None,
+    app_id: Annotated[str | None, typer.Option(help="GitHub App id (instead of a token)")] = None,
+    private_key: Annotated[Path | None, typer.Option(help="GitHub App private key (PEM file)")] = None,
+    installation_id: Annotated[str | None, typer.Option(help="App installation [default: found from NAME]")] = None,
+    ca_bundle: Annotated[str | None, typer.Option(help="PEM file of CAs to trust for this host")] = None,
+    proxy: Annotated[str | None, typer.Option(help="HTTP(S) proxy URL [default: *_PROXY variables]")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds per request [default: 30]")] = None,
+    link: Annotated[str, typer.Option(help="link now: all, none, or names separated by commas")] = "none",
+    auto_link: Annotated[bool, typer.Option("--auto-link/--no-auto-link", help="link new repositories")] = False,
+    smart_commits: Annotated[bool, typer.Option("--smart-commits/--no-smart-commits")] = True,
+    sync: Annotated[bool, typer.Option("--sync/--no-sync", help="backfill linked ones now, or queue it")] = True,
+) -> None:
+    """Link an account: verify the credential, list its repositories, link the chosen ones and install webhooks."""
+    if kind not in HOST_KINDS:
+        raise InvalidInput(f"unknown host kind {kind!r}; devlink links: {', '.join(HOST_KINDS)}")
+    secret = _read_token(token)
+    key = private_key.read_text() if private_key else None
+    if not secret and not app_id:
+        secret = typer.prompt("token", hide_input=True)
+    options = AccountOptions(
+        name=name, web_url=url, api_url=api_url, token=secret, app_id=app_id, private_key=key,
+        installation_id=installation_id, ca_bundle=ca_bundle, proxy=proxy, timeout=timeout, auto_link=auto_link,
+        smart_commits=smart_commits, link=_link_choice(link),
+    )
+    rt = _runtime()
+    account_id, found = link_account(rt, options)
+    say(f"linked account {name} (id {account_id}): {found.found} repositories found, {len(found.linked)} linked")
+    _report_discovery(found)
+    _start_backfills(rt, found.linked, sync)
+
+
+def _link_choice(link: str) -> str | list[str]:
+    return link if link in ("all", "none") else [n.strip() for n in link.split(",") if n.strip()]
+
+
+def _report_discovery(found: Discovery) -> None:
+    for old, new in found.renamed:
+        say(f"  renamed: {old} -> {new}")
+    for name in found.gone:
+        say(f"  gone: {name}")
+    for name, state in sorted(found.hooks.items()):
+        if state not in ("installed", "account"):
+            say(f"  {name}: webhook {state}: not real-time, synced on the schedule (see: devlink account repos)")
+
+
+def _start_backfills(rt: Runtime, repository_ids: list[int], now: bool) -> None:
+    for repository_id in repository_ids:
+        if now:
+            _report_sync(rt, repository_id, _sync_with_progress(rt, repository_id, full=True))
+        else:
+            rt.queue.request_sync(repository_id, full=True, trigger="manual")
+    if repository_ids and not now:
+        say(f"{_plural(len(repository_ids), 'backfill')} queued: `devlink serve` or `devlink worker` runs them")
+
+
+@account_app.command("list")
+def account_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Linked accounts with their host, budget and last error."""
+    rt = _runtime()
+    with rt.sessions() as session:
+        views = account_views(session)
+    if as_json:
+        _print_json(views)
+        return
+    if not views:
+        say("no accounts linked yet. Try: devlink account add github NAME --token -")
+        return
+    table = Table("id", "account", "host", "auth", "repositories", "auto-link", "budget", "error")
+    for view in views:
+        rate = view["rate_limit"]
+        budget = f"{rate['remaining']}/{rate['limit']}" if rate else ""
+        counts = view["repositories"]
+        linked = f"{counts.get('linked', 0)} of {counts.get('total', 0)} linked"
+        table.add_row(str(view["id"]), view["name"], view["host"]["name"], view["auth"], linked,
+                      "yes" if view["auto_link"] else "no", budget, (view["error"] or {}).get("message") or "")
+    out.print(table)
+
+
+@account_app.command("repos")
+def account_repos(
+    account: Annotated[str, typer.Argument(help="account name, HOST/NAME or id")],
+    refresh: Annotated[bool, typer.Option("--refresh", help="list the host's repositories again first")] = False,
+    link: Annotated[list[str] | None, typer.Option(help="link this repository (repeat; 'all' for every one)")] = None,
+    unlink: Annotated[list[str] | None, typer.Option(help="unlink this repository (repeat)")] = None,
+    sync: Annotated[bool, typer.Option("--sync/--no-sync", help="backfill newly linked ones now, or queue it")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """An account's repositories, linked or not; --link and --unlink choose."""
+    rt = _runtime()
+    with rt.sessions() as session:
+        account_id = find_account(session, account).id
+    if refresh:
+        found = discover(rt, account_id)
+        _report_discovery(found)
+        _start_backfills(rt, found.linked, sync)
+    if link:
+        linked = link_repositories(rt, account_id, "all" if "all" in link else link)
+        _start_backfills(rt, linked, sync)
+    if unlink:
+        link_repositories(rt, account_id, unlink, linked=False)
+    with rt.sessions() as session:
+        rows = session.scalars(select(Repository).where(Repository.account_id == account_id).order_by(Repository.name))
+        views = [queries.repository_view(r) for r in rows]
+    if as_json:
+        _print_json(views)
+        return
+    table = Table("id", "repository", "linked", "visibility", "state", "webhook", "commits", "error")
+    for view in views:
+        hook = view["webhook"] or {}
+        error = (view["sync"]["error"] or {}).get("message") or hook.get("error") or ""
+        visibility = ("private" if view["private"] else "public") + (", archived" if view["archived"] else "")
+        table.add_row(str(view["id"]), view["name"], "yes" if view["linked"] else "no", visibility, view["state"],
+                      hook.get("state") or "", str(view["sync"]["commits_indexed"]), error)
+    out.print(table)
+
+
+@account_app.command("set")
+def account_set(
+    account: Annotated[str, typer.Argument(help="account name, HOST/NAME or id")],
+    auto_link: Annotated[bool | None, typer.Option("--auto-link/--no-auto-link")] = None,
+    smart_commits: Annotated[bool | None, typer.Option(
+        "--smart-commits/--no-smart-commits", help="default for repositories linked from now on")] = None,
+) -> None:
+    """Change an account's auto-link and smart-commit settings."""
+    rt = _runtime()
+    view = set_account_options(rt, account, auto_link=auto_link, smart_commits=smart_commits)
+    say(f"{view['name']}: auto-link {'on' if view['auto_link'] else 'off'}, "
+        f"smart commits {'on' if view['smart_commits'] else 'off'}")
+
+
+@account_app.command("remove")
+def account_remove(account: Annotated[str, typer.Argument(help="account name, HOST/NAME or id")]) -> None:
+    """Remove devlink's webhooks and forget the account, its repositories and their data."""
+    name = remove_account(_runtime(), account)
+    say(f"removed account {name}")
 
 
 @tracker_app.command("import")

@@ -31,7 +31,7 @@ __all__ = [
 class DevlinkError(Exception):
     """Base class: carries a user-facing message, a machine reason and an HTTP status."""
 
-    status: ClassVar[int] = 500
+    status: int = 500  # a class default; an instance may narrow it (HostError does, by reason)
     default_reason: ClassVar[str] = "error"
 
     def __init__(self, message: str, *, reason: str | None = None, hint: str | None = None) -> None:

@@ -38,7 +38,6 @@ REASONS = ("auth", "permission", "not_found", "gone", "rate_limited", "network",
 class HostError(DevlinkError):
     """A host refused or could not answer.  ``retry_after`` (seconds) is set for rate limits and outages."""
 
-    status = 502
     default_reason = "server"
 
     def __init__(
@@ -46,6 +45,8 @@ class HostError(DevlinkError):
     ) -> None:
         super().__init__(message, reason=reason, hint=hint)
         self.retry_after = retry_after
+        # what a person linking an account can fix is 422; the host failing is 502; a spent budget is 429
+        self.status = {"rate_limited": 429, "network": 502, "server": 502}.get(reason, 422)
 
     @property
     def retryable(self) -> bool:

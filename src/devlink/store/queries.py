@@ -5,17 +5,19 @@ dict is served by ``GET /api/v1/issues/{key}/development`` and printed by
 ``devlink issue KEY --json``.
 """
 
+import json
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from devlink.domain.times import tz_of
-from devlink.store.models import Branch, Commit, IssueLink, PullRequest, Repository
+from devlink.store.models import Account, Branch, Commit, Host, IssueLink, PullRequest, Repository
 from devlink.store.tracker import SmartCommitRun
 
-__all__ = ["development", "repository_summary", "repository_view", "smart_commit_view", "smart_commits"]
+__all__ = ["account_view", "development", "repository_summary", "repository_view", "smart_commit_view", "smart_commits"]
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -38,10 +40,15 @@ def repository_view(repository: Repository) -> dict[str, Any]:
         }
     return {
         **repository_summary(repository),
-        "kind": "git",
+        "kind": "git" if repository.account_id is None else "github",
+        "account_id": repository.account_id,
+        "external_id": repository.external_id,
         "state": repository.state,
         "linked": repository.linked,
+        "private": repository.private,
+        "archived": repository.archived,
         "smart_commits": repository.smart_commits,
+        "webhook": _webhook_view(repository),
         "created_at": _iso(repository.created_at),
         "sync": {
             "state": repository.sync_state,
@@ -54,6 +61,44 @@ def repository_view(repository: Repository) -> dict[str, Any]:
             "commits_indexed": repository.commits_indexed,
             "error": error,
         },
+    }
+
+
+def _webhook_view(repository: Repository) -> dict[str, Any] | None:
+    """Whether the repository is real-time, and why not (never the secret)."""
+    if repository.account_id is None:
+        return None
+    state = repository.webhook_state or ("none" if repository.linked else None)
+    return {"state": state, "id": repository.webhook_id, "error": repository.webhook_error,
+            "realtime": state in ("installed", "account")}
+
+
+def account_view(account: Account, host: Host, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """An account as the API shows it: host, options, budget and errors; never its credential."""
+    error = None
+    if account.last_error_reason:
+        error = {"reason": account.last_error_reason, "message": account.last_error_message,
+                 "at": _iso(account.last_error_at)}
+    return {
+        "id": account.id,
+        "name": account.name,
+        "kind": account.kind,
+        "host": {"id": host.id, "kind": host.kind, "name": host.name, "web_url": host.web_url,
+                 "api_url": host.api_url, "ca_bundle": host.ca_bundle, "proxy": host.proxy, "timeout": host.timeout,
+                 "oauth": bool(host.oauth_client_id)},
+        "auth": account.auth_kind,
+        "installation_id": account.installation_id,
+        "auto_link": account.auto_link,
+        "smart_commits": account.smart_commits,
+        "webhook": {"scope": "organization" if account.hook_id else "repository", "id": account.hook_id},
+        "discovered_at": _iso(account.discovered_at),
+        "next_discovery_at": _iso(account.next_discovery_at),
+        "rate_limit": None if account.rate_limit is None else {
+            "limit": account.rate_limit, "remaining": account.rate_remaining, "reset_at": _iso(account.rate_reset_at),
+        },
+        "repositories": counts or {},
+        "error": error,
+        "created_at": _iso(account.created_at),
     }
 
 
@@ -80,7 +125,7 @@ def _branch_view(branch: Branch, repository: Repository) -> dict[str, Any]:
         "repository": repository_summary(repository),
         "head_sha": branch.head_sha,
         "updated_at": _iso(branch.updated_at),
-        "url": f"{repository.web_url}/tree/{branch.name}" if repository.web_url else None,
+        "url": f"{repository.web_url}/tree/{quote(branch.name, safe='/')}" if repository.web_url else None,
     }
 
 
@@ -94,7 +139,11 @@ def _pull_request_view(pull: PullRequest, repository: Repository) -> dict[str, A
         "target_branch": pull.target_branch,
         "author": pull.author,
         "url": pull.url,
+        "reviewers": json.loads(pull.reviewers or "[]"),
+        "comment_count": pull.comment_count,
+        "created_at": _iso(pull.created_at),
         "updated_at": _iso(pull.updated_at),
+        "merged_at": _iso(pull.merged_at),
     }
 
 

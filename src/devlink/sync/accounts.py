@@ -21,11 +21,13 @@ from devlink.hosts.base import HostError, RemoteAccount, RemoteRepository
 from devlink.hosts.github import GITHUB_WEB, HOOK_EVENTS, Credential, GitHubClient, api_url_for, find_installation
 from devlink.runtime import Runtime
 from devlink.store.models import Account, Host, Repository, utcnow
+from devlink.store.queries import account_view
 from devlink.sync.host_clients import client_for, settings_of
 
 __all__ = [
     "AccountOptions",
     "Discovery",
+    "account_views",
     "discover",
     "discover_due",
     "find_account",
@@ -34,6 +36,7 @@ __all__ = [
     "link_account",
     "link_repositories",
     "remove_account",
+    "set_account_options",
     "unlink_repository",
 ]
 
@@ -164,6 +167,36 @@ def find_account(session: Session, ref: str) -> Account:
     if account is None:
         raise NotFound(f"no linked account {ref!r}", hint="see: devlink account list")
     return account
+
+
+def account_views(session: Session) -> list[dict[str, Any]]:
+    """Every linked account as the API and ``account list`` show it."""
+    views = []
+    for account, host in session.execute(
+        select(Account, Host).join(Host, Host.id == Account.host_id).order_by(Host.name, Account.name)
+    ).all():
+        rows = list(session.execute(
+            select(Repository.linked, Repository.state).where(Repository.account_id == account.id)
+        ))
+        counts = {"total": len(rows), "linked": sum(1 for linked, _ in rows if linked),
+                  "gone": sum(1 for _, state in rows if state == "gone")}
+        views.append(account_view(account, host, counts))
+    return views
+
+
+def set_account_options(
+    rt: Runtime, ref: str, *, auto_link: bool | None = None, smart_commits: bool | None = None
+) -> dict[str, Any]:
+    """Change the account's toggles; ``smart_commits`` is the default for repositories linked later."""
+    with rt.sessions.begin() as session:
+        account = find_account(session, ref)
+        if auto_link is not None:
+            account.auto_link = auto_link
+        if smart_commits is not None:
+            account.smart_commits = smart_commits
+        host = session.get(Host, account.host_id)
+        assert host is not None
+        return account_view(account, host)
 
 
 def discover(rt: Runtime, account_id: int, *, link: str | list[str] = "none") -> Discovery:

@@ -20,7 +20,7 @@ from devlink import __version__
 from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
 from devlink.web import hooks, pages
-from devlink.web.api import issues, repositories, smart_commits, tracker
+from devlink.web.api import accounts, issues, repositories, smart_commits, tracker
 
 __all__ = ["create_app", "problem"]
 
@@ -49,6 +49,7 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.include_router(accounts.router)
     app.include_router(repositories.router)
     app.include_router(issues.router)
     app.include_router(tracker.router)

@@ -1,0 +1,141 @@
+"""``/api/v1/accounts``: link host accounts, discover and choose their repositories.
+
+The same functions as ``devlink account``; credentials go in and never come out.
+"""
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from devlink.store import queries
+from devlink.store.models import Repository
+from devlink.sync.accounts import (
+    AccountOptions,
+    Discovery,
+    account_views,
+    discover,
+    find_account,
+    link_account,
+    link_repositories,
+    remove_account,
+    set_account_options,
+)
+from devlink.web.deps import RuntimeDep, SessionDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
+
+
+class AccountIn(BaseModel):
+    host: Literal["github"] = Field(default="github", description="host kind")
+    name: str = Field(description="the user or organisation to link")
+    url: str = Field(default="https://github.com", description="web URL of the host (a GHES URL for Enterprise)")
+    api_url: str | None = Field(default=None, description="default: api.github.com, or URL/api/v3")
+    token: str | None = Field(default=None, description="personal access token; stored encrypted, never returned")
+    app_id: str | None = Field(default=None, description="GitHub App id (with private_key)")
+    private_key: str | None = Field(default=None, description="GitHub App private key, PEM")
+    installation_id: str | None = Field(default=None, description="default: the App's installation on the account")
+    ca_bundle: str | None = Field(default=None, description="path of a PEM file of CAs to trust for this host")
+    proxy: str | None = Field(default=None, description="HTTP(S) proxy; default: the *_PROXY environment")
+    timeout: float | None = Field(default=None, gt=0, description="seconds per request (default 30)")
+    auto_link: bool = Field(default=False, description="link repositories created later")
+    smart_commits: bool = Field(default=True, description="smart commits on for repositories linked from it")
+    link: Literal["all", "none"] | list[str] = Field(default="none", description="all, none, or repository names")
+
+
+class AccountPatch(BaseModel):
+    auto_link: bool | None = None
+    smart_commits: bool | None = None
+
+
+class LinkIn(BaseModel):
+    repositories: Literal["all"] | list[str] = Field(description="'all' or repository names (owner/name or name)")
+
+
+def _discovery_view(found: Discovery) -> dict[str, Any]:
+    return {"found": found.found, "new": found.new, "renamed": [list(pair) for pair in found.renamed],
+            "gone": found.gone, "linked": found.linked, "webhooks": found.hooks}
+
+
+@router.get("")
+def list_accounts(session: SessionDep) -> list[dict[str, Any]]:
+    """Linked accounts with host, options, rate-limit budget and last error."""
+    return account_views(session)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_account(body: AccountIn, rt: RuntimeDep, response: Response) -> dict[str, Any]:
+    """Verify the credential, link the account, discover its repositories and link the chosen ones.
+
+    Linked repositories get a webhook and a queued backfill.
+    """
+    options = AccountOptions(**body.model_dump(exclude={"host"}))
+    account_id, found = await run_in_threadpool(link_account, rt, options)
+    for repository_id in found.linked:
+        rt.queue.request_sync(repository_id, full=True, trigger="manual")
+    response.headers["Location"] = f"/api/v1/accounts/{account_id}"
+    return {**_account(rt, account_id), "discovery": _discovery_view(found)}
+
+
+def _account(rt: RuntimeDep, account_id: int) -> dict[str, Any]:
+    with rt.sessions() as session:
+        return next(v for v in account_views(session) if v["id"] == account_id)
+
+
+@router.get("/{account}")
+def get_account(account: str, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    return _account(rt, find_account(session, account).id)
+
+
+@router.patch("/{account}")
+def patch_account(account: str, body: AccountPatch, rt: RuntimeDep) -> dict[str, Any]:
+    """Auto-link and smart-commit defaults."""
+    view = set_account_options(rt, account, auto_link=body.auto_link, smart_commits=body.smart_commits)
+    return _account(rt, view["id"])
+
+
+@router.delete("/{account}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_account(account: str, rt: RuntimeDep) -> Response:
+    """Remove devlink's webhooks and forget the account with its repositories' data."""
+    await run_in_threadpool(remove_account, rt, account)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{account}/repositories")
+def account_repositories(account: str, session: SessionDep) -> list[dict[str, Any]]:
+    """Every repository discovered on the account, linked or not."""
+    account_id = find_account(session, account).id
+    rows = session.scalars(select(Repository).where(Repository.account_id == account_id).order_by(Repository.name))
+    return [queries.repository_view(r) for r in rows]
+
+
+@router.post("/{account}/discover")
+async def rediscover(account: str, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    """List the host's repositories again now (it also runs daily and on ``repository`` webhooks)."""
+    account_id = find_account(session, account).id
+    found = await run_in_threadpool(discover, rt, account_id)
+    for repository_id in found.linked:
+        rt.queue.request_sync(repository_id, full=True, trigger="manual")
+    return _discovery_view(found)
+
+
+@router.post("/{account}/repositories/link")
+async def link(account: str, body: LinkIn, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    """Link repositories (installing webhooks) and queue their backfill."""
+    account_id = find_account(session, account).id
+    changed = await run_in_threadpool(link_repositories, rt, account_id, body.repositories)
+    for repository_id in changed:
+        rt.queue.request_sync(repository_id, full=True, trigger="manual")
+    return {"linked": changed}
+
+
+@router.post("/{account}/repositories/unlink")
+async def unlink(account: str, body: LinkIn, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
+    """Stop syncing repositories and remove their webhooks; their data stays."""
+    account_id = find_account(session, account).id
+    changed = await run_in_threadpool(link_repositories, rt, account_id, body.repositories, linked=False)
+    return {"unlinked": changed}
