@@ -31,6 +31,7 @@ from devlink.sync.accounts import (
     AccountOptions,
     Discovery,
     account_views,
+    configure_host,
     discover,
     find_account,
     link_account,
@@ -67,6 +68,8 @@ account_app = typer.Typer(
     no_args_is_help=True, rich_markup_mode=None, help="Link host accounts (GitHub, GHES) and pick their repositories."
 )
 app.add_typer(account_app, name="account")
+host_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Host settings: TLS, proxy, OAuth and Apps.")
+app.add_typer(host_app, name="host")
 
 # a table piped to a file or another program keeps its full cells
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
@@ -384,6 +387,29 @@ def _read_token(token: str | None) -> str | None:
     if token == "-":
         return sys.stdin.readline().strip() or None
     return token
+
+
+@host_app.command("set")
+def host_set(
+    url: Annotated[str, typer.Option(help="web URL of the host")] = "https://github.com",
+    api_url: Annotated[str | None, typer.Option(help="API URL [default: api.github.com, or URL/api/v3]")] = None,
+    ca_bundle: Annotated[str | None, typer.Option(help="PEM file of CAs to trust ('' to clear)")] = None,
+    proxy: Annotated[str | None, typer.Option(help="HTTP(S) proxy URL ('' to clear)")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds per request")] = None,
+    oauth_client_id: Annotated[str | None, typer.Option(help="client id of an OAuth App")] = None,
+    oauth_client_secret: Annotated[str | None, typer.Option(help="its client secret; - reads stdin")] = None,
+    app_id: Annotated[str | None, typer.Option(help="GitHub App id")] = None,
+    private_key: Annotated[Path | None, typer.Option(help="GitHub App private key (PEM file)")] = None,
+) -> None:
+    """Create or change a host's settings; the OAuth App enables /oauth/github/start."""
+    key = private_key.read_text() if private_key else None
+    options = AccountOptions(name="", web_url=url, api_url=api_url, ca_bundle=ca_bundle, proxy=proxy,
+                             timeout=timeout, app_id=app_id, private_key=key)
+    view = configure_host(_runtime(), options, oauth_client_id=oauth_client_id,
+                          oauth_client_secret=_read_token(oauth_client_secret))
+    oauth = "set" if view["oauth_client_secret_set"] else "not set"
+    github_app = "set" if view["app_private_key_set"] else "not set"
+    say(f"host {view['name']}: API {view['api_url']}, OAuth App {oauth}, GitHub App {github_app}")
 
 
 @account_app.command("add")

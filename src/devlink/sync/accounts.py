@@ -28,11 +28,13 @@ __all__ = [
     "AccountOptions",
     "Discovery",
     "account_views",
+    "configure_host",
     "discover",
     "discover_due",
     "find_account",
     "github_host",
     "hook_url",
+    "host_view",
     "link_account",
     "link_repositories",
     "remove_account",
@@ -65,6 +67,7 @@ class AccountOptions:
     auto_link: bool = False
     smart_commits: bool = True
     link: str | list[str] = "none"  # "all", "none", or repository names
+    oauth: bool = False  # the token came from the OAuth web flow
 
 
 @dataclass
@@ -108,6 +111,29 @@ def github_host(session: Session, options: AccountOptions) -> Host:
     return host
 
 
+def configure_host(
+    rt: Runtime, options: AccountOptions, *, oauth_client_id: str | None = None, oauth_client_secret: str | None = None,
+) -> dict[str, Any]:
+    """Create or update a host's settings (TLS, proxy, timeout, OAuth App, GitHub App) before linking."""
+    with rt.sessions.begin() as session:
+        host = github_host(session, options)
+        if oauth_client_id is not None:
+            host.oauth_client_id = oauth_client_id or None
+        if oauth_client_secret is not None:
+            host.oauth_client_secret = rt.vault.encrypt(oauth_client_secret) if oauth_client_secret else None
+        if options.app_id and options.private_key:
+            host.app_id, host.app_private_key = options.app_id, rt.vault.encrypt(options.private_key)
+        return host_view(host)
+
+
+def host_view(host: Host) -> dict[str, Any]:
+    """A host's settings; secrets only as whether they are set."""
+    return {"id": host.id, "kind": host.kind, "name": host.name, "web_url": host.web_url, "api_url": host.api_url,
+            "ca_bundle": host.ca_bundle, "proxy": host.proxy, "timeout": host.timeout,
+            "oauth_client_id": host.oauth_client_id, "oauth_client_secret_set": bool(host.oauth_client_secret),
+            "app_id": host.app_id, "app_private_key_set": bool(host.app_private_key)}
+
+
 def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
     """Verify the credential, store the account, discover its repositories and link the chosen ones.
 
@@ -137,7 +163,7 @@ def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
     with rt.sessions.begin() as session:
         account = Account(
             host_id=host_id, name=remote.login, kind=remote.kind, external_id=remote.external_id,
-            auth_kind="app" if options.app_id else "token",
+            auth_kind="app" if options.app_id else ("oauth" if options.oauth else "token"),
             credential=rt.vault.encrypt(options.token) if options.token else None,
             installation_id=installation, auto_link=options.auto_link, smart_commits=options.smart_commits,
         )

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from devlink import __version__
 from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
-from devlink.web import hooks, pages
+from devlink.web import hooks, oauth, pages
 from devlink.web.api import accounts, issues, repositories, smart_commits, tracker
 
 __all__ = ["create_app", "problem"]
@@ -55,6 +55,7 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     app.include_router(tracker.router)
     app.include_router(smart_commits.router)
     app.include_router(hooks.router)
+    app.include_router(oauth.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
