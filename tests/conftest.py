@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 
 from devlink.config import load_settings
 from devlink.runtime import Runtime
+from github_world import GitHubWorld
 from gitrepos import GitHttpServer, GitRepo
 
 POSTGRES_URL = os.environ.get("DEVLINK_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test")
@@ -119,3 +120,11 @@ def git_http(tmp_path: Path) -> Iterator[GitHttpServer]:
     server = GitHttpServer(root, "robot", "s3cr3t-t0ken")
     yield server
     server.close()
+
+
+@pytest.fixture
+def github(tmp_path: Path) -> Iterator[GitHubWorld]:
+    """A stub GitHub (API on loopback, faithful to the corpus) with real git repositories behind it."""
+    world = GitHubWorld(tmp_path / "github")
+    yield world
+    world.close()

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from devlink import __version__
 from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
-from devlink.web import hooks, oauth, pages
+from devlink.web import account_pages, hooks, oauth, pages
 from devlink.web.api import accounts, issues, repositories, smart_commits, tracker
 
 __all__ = ["create_app", "problem"]
@@ -57,6 +57,7 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     app.include_router(hooks.router)
     app.include_router(oauth.router)
     app.include_router(pages.router)
+    app.include_router(account_pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.exception_handler(DevlinkError)

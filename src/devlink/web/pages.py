@@ -64,7 +64,8 @@ def home() -> RedirectResponse:
 
 
 def _repositories_page(request: Request, session: Any, error: str | None = None, code: int = 200) -> Response:
-    views = [queries.repository_view(r) for r in session.scalars(select(Repository).order_by(Repository.name))]
+    linked = select(Repository).where(Repository.linked.is_(True)).order_by(Repository.name)
+    views = [queries.repository_view(r) for r in session.scalars(linked)]
     busy = any(v["sync"]["state"] in ("queued", "running") for v in views)
     return templates.TemplateResponse(
         request, "repositories.html", {"repositories": views, "busy": busy, "error": error}, status_code=code

@@ -1,0 +1,166 @@
+"""Linking GitHub accounts against the stub: verification, discovery, webhooks, renames, gone repositories."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+
+from devlink.errors import Conflict
+from devlink.hosts.base import HostError
+from devlink.runtime import Runtime
+from devlink.store.models import Account, Repository
+from devlink.sync.accounts import AccountOptions, discover, link_account, link_repositories, unlink_repository
+from devlink.sync.jobs import run_sync
+from github_world import TOKEN, GitHubWorld
+
+
+def options(github: GitHubWorld, name: str = "octo", **extra: object) -> AccountOptions:
+    return AccountOptions(name=name, web_url=github.stub.web_url, token=TOKEN, **extra)  # type: ignore[arg-type]
+
+
+def repositories(runtime: Runtime) -> dict[str, Repository]:
+    with runtime.sessions() as session:
+        return {r.name: r for r in session.scalars(select(Repository))}
+
+
+def test_link_discovers_every_repository_and_installs_a_webhook_on_the_linked_one(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    github.repo("octo", "api")
+    github.repo("octo", "web", private=True)
+    github.repo("octo", "old", archived=True)
+    _account_id, found = link_account(runtime, options(github, link=["api"]))
+    assert found.found == 3
+    assert sorted(found.new) == ["octo/api", "octo/old", "octo/web"]
+    rows = repositories(runtime)
+    assert {name: r.linked for name, r in rows.items()} == {"octo/api": True, "octo/web": False, "octo/old": False}
+    assert rows["octo/web"].private and rows["octo/old"].archived
+    [hook] = github.stub.hooks("octo", "api")
+    assert hook["config"]["url"] == f"{runtime.settings.public_url}/hooks/github"
+    assert hook["config"]["content_type"] == "json"
+    assert set(hook["events"]) == {"push", "create", "delete", "pull_request", "pull_request_review", "repository"}
+    assert rows["octo/api"].webhook_state == "installed"
+    assert runtime.vault.decrypt(rows["octo/api"].webhook_secret or "") == hook["config"]["secret"]
+    assert github.stub.hooks("octo", "web") == []
+
+
+def test_link_all_skips_archived_and_auto_link_takes_new_repositories(runtime: Runtime, github: GitHubWorld) -> None:
+    github.repo("octo", "api")
+    github.repo("octo", "old", archived=True)
+    account_id, _found = link_account(runtime, options(github, link="all", auto_link=True))
+    assert {n: r.linked for n, r in repositories(runtime).items()} == {"octo/api": True, "octo/old": False}
+    github.repo("octo", "new")
+    again = discover(runtime, account_id)
+    assert again.new == ["octo/new"] and len(again.linked) == 1
+    assert repositories(runtime)["octo/new"].linked
+    assert len(github.stub.hooks("octo", "new")) == 1
+
+
+def test_secrets_are_stored_encrypted_and_never_in_mirror_config(
+    runtime: Runtime, github: GitHubWorld, tmp_path: Path
+) -> None:
+    github.repo("octo", "api")
+    _account_id, found = link_account(runtime, options(github, link="all"))
+    [result] = run_sync(runtime, found.linked[0], full=True)
+    assert result.commits_new == 1
+    with runtime.engine.connect() as connection:
+        dump = "\n".join(str(row) for table in ("accounts", "repositories", "hosts")
+                         for row in connection.execute(text(f"SELECT * FROM {table}")))
+    assert TOKEN not in dump
+    hook_secret = github.stub.hooks("octo", "api")[0]["config"]["secret"]
+    assert hook_secret not in dump
+    for path in runtime.settings.home.rglob("*"):
+        if path.is_file() and path.suffix not in (".db", ".db-wal", ".db-shm"):
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_wrong_token_unknown_account_and_double_link_fail_clearly(runtime: Runtime, github: GitHubWorld) -> None:
+    with pytest.raises(HostError) as bad:
+        link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token="ghp_wrong"))
+    assert bad.value.reason == "auth" and "refused the credential" in bad.value.message
+    with pytest.raises(HostError) as missing:
+        link_account(runtime, options(github, name="nobody"))
+    assert missing.value.reason == "not_found" and "nobody" in missing.value.message
+    with runtime.sessions() as session:
+        assert session.scalars(select(Account)).all() == []  # nothing stored on failure
+    link_account(runtime, options(github))
+    with pytest.raises(Conflict, match="already linked"):
+        link_account(runtime, options(github))
+
+
+def test_unreachable_host_names_the_host(runtime: Runtime) -> None:
+    from servers import free_port
+
+    port = free_port()
+    with pytest.raises(HostError) as failure:
+        link_account(runtime, AccountOptions(name="octo", web_url=f"http://127.0.0.1:{port}", token=TOKEN))
+    assert failure.value.reason == "network"
+    assert f"127.0.0.1:{port}" in failure.value.message
+
+
+def test_rename_and_transfer_keep_the_data_and_deleted_repositories_are_marked_gone(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    github.stub.add_org("acme", members=["octo"])
+    github.repo("octo", "api")
+    github.repo("octo", "doomed")
+    account_id, _found = link_account(runtime, options(github, link="all"))
+    api_id = repositories(runtime)["octo/api"].id
+    run_sync(runtime, api_id, full=True)
+    github.stub.rename_repo("octo", "api", "service")
+    github.stub.delete_repo("octo", "doomed")
+    again = discover(runtime, account_id)
+    assert again.renamed == [("octo/api", "octo/service")]
+    assert again.gone == ["octo/doomed"]
+    rows = repositories(runtime)
+    assert rows["octo/service"].id == api_id and rows["octo/service"].commits_indexed == 1
+    assert rows["octo/doomed"].state == "gone"
+
+
+def test_without_hook_rights_the_repository_still_syncs_and_says_why(runtime: Runtime, github: GitHubWorld) -> None:
+    github.repo("octo", "api")
+    github.stub.deny_hooks("octo", "api")
+    _account_id, _found = link_account(runtime, options(github, link="all"))
+    row = repositories(runtime)["octo/api"]
+    assert row.webhook_state == "unavailable"
+    assert "cannot manage webhooks" in (row.webhook_error or "") and "every 60 min" in (row.webhook_error or "")
+    [result] = run_sync(runtime, row.id, full=True)
+    assert result.commits_new == 1
+
+
+def test_discovery_repairs_missing_hooks_and_removes_stale_duplicates(runtime: Runtime, github: GitHubWorld) -> None:
+    github.repo("octo", "api")
+    account_id, _ = link_account(runtime, options(github, link="all"))
+    hook = github.stub.hooks("octo", "api")[0]
+    auth = {"Authorization": f"token {TOKEN}"}
+    httpx.delete(f"{github.stub.api_url}/repos/octo/api/hooks/{hook['id']}", headers=auth)  # removed on GitHub
+    assert github.stub.hooks("octo", "api") == []
+    discover(runtime, account_id)
+    [repaired] = github.stub.hooks("octo", "api")
+    assert repaired["id"] != hook["id"]
+    # changed on GitHub (events cut, form encoding): discovery puts it right, in place
+    httpx.patch(f"{github.stub.api_url}/repos/octo/api/hooks/{repaired['id']}", headers=auth,
+                json={"events": ["push"], "config": {"url": repaired["config"]["url"], "content_type": "form"}})
+    discover(runtime, account_id)
+    [fixed] = github.stub.hooks("octo", "api")
+    assert fixed["id"] == repaired["id"] and fixed["config"]["content_type"] == "json" and len(fixed["events"]) == 6
+    # devlink lost track of its hook (restored backup): it adopts the one at its URL and sets a secret it knows
+    with runtime.sessions.begin() as session:
+        row = session.scalars(select(Repository)).one()
+        row.webhook_id, row.webhook_secret = None, None
+    discover(runtime, account_id)
+    [adopted] = github.stub.hooks("octo", "api")
+    assert adopted["id"] == repaired["id"]
+    assert runtime.vault.decrypt(repositories(runtime)["octo/api"].webhook_secret or "") == adopted["config"]["secret"]
+
+
+def test_unlinking_removes_the_webhook(runtime: Runtime, github: GitHubWorld) -> None:
+    github.repo("octo", "api")
+    account_id, found = link_account(runtime, options(github, link="all"))
+    assert len(github.stub.hooks("octo", "api")) == 1
+    link_repositories(runtime, account_id, ["api"], linked=False)
+    assert github.stub.hooks("octo", "api") == []
+    assert not repositories(runtime)["octo/api"].linked
+    unlink_repository(runtime, found.linked[0])  # twice is fine
+    assert github.stub.hooks("octo", "api") == []
