@@ -73,7 +73,8 @@ async def create_account(body: AccountIn, rt: RuntimeDep, response: Response) ->
 
     Linked repositories get a webhook and a queued backfill.
     """
-    options = AccountOptions(**body.model_dump(exclude={"host"}))
+    fields = body.model_dump(exclude={"host", "url"})
+    options = AccountOptions(web_url=body.url, **fields)
     account_id, found = await run_in_threadpool(link_account, rt, options)
     for repository_id in found.linked:
         rt.queue.request_sync(repository_id, full=True, trigger="manual")
