@@ -164,3 +164,17 @@ def test_unlinking_removes_the_webhook(runtime: Runtime, github: GitHubWorld) ->
     assert not repositories(runtime)["octo/api"].linked
     unlink_repository(runtime, found.linked[0])  # twice is fine
     assert github.stub.hooks("octo", "api") == []
+
+
+def test_repo_remove_takes_the_webhook_away_and_discovery_brings_the_repository_back_unlinked(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    from devlink.sync.repositories import remove_repository
+
+    github.repo("octo", "api")
+    account_id, _ = link_account(runtime, options(github, link="all"))
+    assert remove_repository(runtime, "octo/api") == "octo/api"
+    assert github.stub.hooks("octo", "api") == []
+    assert repositories(runtime) == {}
+    assert discover(runtime, account_id).new == ["octo/api"]
+    assert not repositories(runtime)["octo/api"].linked

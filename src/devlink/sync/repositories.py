@@ -18,6 +18,7 @@ from devlink.errors import Conflict, GitError, InvalidInput, NotFound
 from devlink.hosts.git import check_remote
 from devlink.runtime import Runtime
 from devlink.store.models import Host, IssueLink, Repository, utcnow
+from devlink.sync.accounts import unlink_repository
 from devlink.sync.engine import mirror_for
 
 __all__ = [
@@ -136,9 +137,17 @@ def find_by_location(session: Session, location: str) -> Repository:
 
 
 def remove_repository(rt: Runtime, ref: str | int) -> str:
-    """Unlink a repository: its rows, links and mirror go; return its name."""
+    """Unlink a repository: its webhook (on a host), rows, links and mirror go; return its name.
+
+    A host account's repository comes back, unlinked, at the next discovery.
+    """
+    with rt.sessions() as session:
+        found = find_repository(session, ref)
+        on_host, found_id = found.account_id is not None, found.id
+    if on_host:
+        unlink_repository(rt, found_id)
     with rt.sessions.begin() as session:
-        repository = find_repository(session, ref)
+        repository = find_repository(session, found_id)
         name, mirror_path = repository.name, mirror_for(rt, repository).path
         repository_id = repository.id
         session.execute(delete(IssueLink).where(IssueLink.repository_id == repository_id))
