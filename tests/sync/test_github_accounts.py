@@ -178,3 +178,64 @@ def test_repo_remove_takes_the_webhook_away_and_discovery_brings_the_repository_
     assert repositories(runtime) == {}
     assert discover(runtime, account_id).new == ["octo/api"]
     assert not repositories(runtime)["octo/api"].linked
+
+
+def test_daily_discovery_is_claimed_once_per_interval(runtime: Runtime, github: GitHubWorld) -> None:
+    from devlink.sync.accounts import discover_due
+
+    github.repo("octo", "api")
+    account_id, _ = link_account(runtime, options(github))
+    assert discover_due(runtime, lambda _: None) == []  # linking just discovered: next run in a day
+    with runtime.sessions.begin() as session:
+        session.get(Account, account_id).next_discovery_at = None  # type: ignore[union-attr]
+    queued: list[int] = []
+    assert discover_due(runtime, queued.append) == [account_id] and queued == [account_id]
+    assert discover_due(runtime, queued.append) == []  # a second scheduler finds it claimed
+
+
+class Recorder:
+    """A dispatcher that remembers what it was asked, as the queue would receive it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def request_sync(self, repository_id: int, *, full: bool, trigger: str) -> str:
+        self.calls.append((f"sync:{trigger}", repository_id))
+        return "queued"
+
+    def refresh_pull(self, repository_id: int, number: int) -> None:
+        self.calls.append(("pull", number))
+
+    def discover(self, account_id: int) -> None:
+        self.calls.append(("discover", account_id))
+
+
+def test_a_delivery_answered_but_never_processed_is_acted_on_by_the_sweep(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    from datetime import timedelta
+
+    from devlink.hosts.github_webhooks import sign
+    from devlink.store.models import WebhookDelivery, utcnow
+    from devlink.sync.webhooks import receive_github, redeliver_pending
+
+    github.repo("octo", "api")
+    _, found = link_account(runtime, options(github, link="all"))
+    repo = github.stub.repo("octo", "api")
+    body = (
+        '{"ref": "refs/heads/main", "before": "' + "0" * 40 + '", "after": "' + "1" * 40 + '", "commits": [],'
+        ' "repository": {"id": ' + str(repo["id"]) + ', "full_name": "octo/api", "owner": {"login": "octo"}}}'
+    ).encode()
+    secret = github.stub.hooks("octo", "api")[0]["config"]["secret"]
+    first = Recorder()
+    answer = receive_github(runtime, first, event="push", delivery_id="d-1", body=body,
+                            signature=sign(secret.encode(), body))
+    assert answer["status"] == "queued" and first.calls == [("sync:hook", found.linked[0])]
+    # the process died after recording d-2 and before queueing its work
+    with runtime.sessions.begin() as session:
+        session.add(WebhookDelivery(host_kind="github", delivery_id="d-2", repository_id=found.linked[0],
+                                    event="push", payload=body.decode(), received_at=utcnow() - timedelta(minutes=5)))
+    sweep = Recorder()
+    assert redeliver_pending(runtime, sweep) == 1
+    assert sweep.calls == [("sync:hook", found.linked[0])]
+    assert redeliver_pending(runtime, Recorder()) == 0  # processed now
