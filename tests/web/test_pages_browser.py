@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from github_world import GitHubWorld
 from gitrepos import GitRepo
 from servers import Server
 
@@ -93,3 +94,41 @@ def test_link_a_repository_and_read_an_issue_in_the_browser(
     page.wait_for_function("() => document.querySelector('#repo-1 .badge').textContent.trim() === 'idle'",
                            timeout=20000)
     page.close()
+
+
+def test_link_a_github_account_with_the_wizard(browser: object, github: GitHubWorld, tmp_path: Path) -> None:
+    """Accounts page → token form → the account's repositories with checkboxes → link one → it syncs."""
+    from github_world import TOKEN
+    from servers import start_server, stop_server
+
+    github.repo("octo", "api")
+    github.repo("octo", "web", private=True)
+    github.stub.add_pull("octo", "api", title="WIZ-3 wizard", head="feature")
+    server = start_server(tmp_path / "home")
+    try:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(f"{server.url}/accounts")
+        page.fill("input[name=url]", github.stub.web_url)
+        page.fill("input[name=name]", "octo")
+        page.fill("input[name=token]", "ghp_wrong")
+        page.click("button:has-text('Link account')")
+        assert "refused the credential" in page.inner_text("[role=alert]")
+        page.fill("input[name=url]", github.stub.web_url)
+        page.fill("input[name=name]", "octo")
+        page.fill("input[name=token]", TOKEN)
+        page.click("button:has-text('Link account')")
+        page.wait_for_url(f"{server.url}/accounts/1")
+        rows = page.inner_text("table.repos")
+        assert "octo/api" in rows and "octo/web" in rows and "private" in rows
+        page.check("input[aria-label='octo/api']")
+        page.click("button:has-text('Link selected')")
+        page.wait_for_function(
+            "() => document.querySelector('#repo-1 .badge') && "
+            "document.querySelector('#repo-1 .badge').textContent.trim() === 'idle'", timeout=20000)
+        assert "yes" in page.inner_text("#repo-1 td.hook")
+        assert len(github.stub.hooks("octo", "api")) == 1 and github.stub.hooks("octo", "web") == []
+        page.goto(f"{server.url}/issues/WIZ-3")
+        assert "#1 WIZ-3 wizard" in page.inner_text("section.pulls")
+        assert TOKEN not in page.content()
+    finally:
+        stop_server(server)
