@@ -650,6 +650,7 @@ def _plural(count: int, noun: str) -> str:
 
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per host API call is noise; errors still show
 
 
 def main() -> None:
