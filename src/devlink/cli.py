@@ -204,7 +204,8 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
     """List linked repositories with their sync state."""
     rt = _runtime()
     with rt.sessions() as session:
-        views = [queries.repository_view(r) for r in session.query(Repository).order_by(Repository.name)]
+        linked = select(Repository).where(Repository.linked.is_(True)).order_by(Repository.name)
+        views = [queries.repository_view(r) for r in session.scalars(linked)]
     if as_json:
         _print_json(views)
         return
@@ -274,7 +275,8 @@ def sync(
         if repository:
             ids = [find_repository(session, repository).id]
         else:
-            ids = list(session.scalars(session.query(Repository.id).order_by(Repository.id).statement))
+            linked = select(Repository.id).where(Repository.linked.is_(True), Repository.state == "active")
+            ids = list(session.scalars(linked.order_by(Repository.id)))
     if not ids:
         say("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
         return
