@@ -74,9 +74,11 @@ def receive_github(
 ) -> dict[str, Any]:
     """Authenticate, record and act on one delivery; returns the answer's JSON body."""
     try:
-        payload = json.loads(body)
+        # GitHub sends UTF-8; json.loads(bytes) would also take UTF-16/32, which the record below cannot store
+        text = body.decode("utf-8")
+        payload = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DeliveryError(f"body is not JSON: {exc}", reason="bad_json") from None
+        raise DeliveryError(f"body is not UTF-8 JSON: {exc}", reason="bad_json") from None
     if not isinstance(payload, dict):
         raise DeliveryError("body must be a JSON object", reason="bad_json")
     target = _authenticate(rt, payload, body, signature)
@@ -89,7 +91,7 @@ def receive_github(
             session,
             table(WebhookDelivery),
             [{"host_kind": HOST_KIND, "delivery_id": delivery_id, "repository_id": target.repository_id,
-              "event": event, "payload": body.decode("utf-8"), "received_at": utcnow()}],
+              "event": event, "payload": text, "received_at": utcnow()}],
             ["host_kind", "delivery_id"],
         )
     if not fresh:
