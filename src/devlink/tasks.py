@@ -109,5 +109,7 @@ class Queue:
         return request_sync(self.rt, repository_id, full=full, trigger=trigger, enqueue=self.enqueue_sync)
 
     def consumer(self, workers: int) -> EmbeddedConsumer:
+        # Huey backs an idle worker's polling off to 10 s; a webhook must not wait that long after a quiet spell.
+        # Polling at most every half second costs one cheap query per worker.
         return EmbeddedConsumer(self.huey, workers=workers, worker_type="thread", periodic=True,
-                                check_worker_health=True)
+                                check_worker_health=True, initial_delay=0.05, max_delay=0.5)
