@@ -402,13 +402,15 @@ def host_set(
     oauth_client_secret: Annotated[str | None, typer.Option(help="its client secret; - reads stdin")] = None,
     app_id: Annotated[str | None, typer.Option(help="GitHub App id")] = None,
     private_key: Annotated[Path | None, typer.Option(help="GitHub App private key (PEM file)")] = None,
+    app_webhook_secret: Annotated[str | None, typer.Option(help="the App's webhook secret; - reads stdin")] = None,
 ) -> None:
     """Create or change a host's settings; the OAuth App enables /oauth/github/start."""
     key = private_key.read_text() if private_key else None
     options = AccountOptions(name="", web_url=url, api_url=api_url, ca_bundle=ca_bundle, proxy=proxy,
                              timeout=timeout, app_id=app_id, private_key=key)
     view = configure_host(_runtime(), options, oauth_client_id=oauth_client_id,
-                          oauth_client_secret=_read_token(oauth_client_secret))
+                          oauth_client_secret=_read_token(oauth_client_secret),
+                          app_webhook_secret=_read_token(app_webhook_secret))
     oauth = "set" if view["oauth_client_secret_set"] else "not set"
     github_app = "set" if view["app_private_key_set"] else "not set"
     say(f"host {view['name']}: API {view['api_url']}, OAuth App {oauth}, GitHub App {github_app}")

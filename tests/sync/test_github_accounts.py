@@ -239,3 +239,44 @@ def test_a_delivery_answered_but_never_processed_is_acted_on_by_the_sweep(
     assert redeliver_pending(runtime, sweep) == 1
     assert sweep.calls == [("sync:hook", found.linked[0])]
     assert redeliver_pending(runtime, Recorder()) == 0  # processed now
+
+
+def test_a_github_app_account_uses_the_apps_own_webhook(runtime: Runtime, github: GitHubWorld) -> None:
+    """With the App's webhook secret set on the host, no hook per repository; deliveries carry the installation."""
+    from devlink.hosts.github_webhooks import sign
+    from devlink.sync.accounts import configure_host
+    from devlink.sync.webhooks import Unauthorized, receive_github
+
+    github.stub.add_org("acme", members=["octo"])
+    github.repo("acme", "api")
+    pem = github.stub.add_app(4242)
+    installation = github.stub.add_installation(4242, "acme")
+    configure_host(runtime, AccountOptions(name="", web_url=github.stub.web_url), app_webhook_secret="app-secret")
+    link_account(runtime, AccountOptions(name="acme", web_url=github.stub.web_url, app_id="4242",
+                                         private_key=pem, link="all"))
+    row = repositories(runtime)["acme/api"]
+    assert (row.webhook_state, github.stub.hooks("acme", "api")) == ("app", [])
+    [result] = run_sync(runtime, row.id, full=True)  # git over the installation token
+    assert result.commits_new == 1
+    body = (
+        '{"ref": "refs/heads/main", "before": "' + "0" * 40 + '", "after": "' + "1" * 40 + '", "commits": [],'
+        ' "installation": {"id": ' + str(installation) + '},'
+        ' "repository": {"id": ' + str(row.external_id) + ', "full_name": "acme/api", "owner": {"login": "acme"}}}'
+    ).encode()
+    calls: list[int] = []
+
+    class Queue:
+        def request_sync(self, repository_id: int, *, full: bool, trigger: str) -> str:
+            calls.append(repository_id)
+            return "queued"
+
+        def refresh_pull(self, repository_id: int, number: int) -> None: ...
+
+        def discover(self, account_id: int) -> None: ...
+
+    answer = receive_github(runtime, Queue(), event="push", delivery_id="app-1", body=body,
+                            signature=sign(b"app-secret", body))
+    assert (answer["status"], calls) == ("queued", [row.id])
+    with pytest.raises(Unauthorized):
+        receive_github(runtime, Queue(), event="push", delivery_id="app-2", body=body,
+                       signature=sign(b"not-the-app-secret", body))

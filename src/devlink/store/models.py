@@ -100,6 +100,7 @@ class Host(Base):
     oauth_client_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token
     app_id: Mapped[str | None] = mapped_column(String(50))
     app_private_key: Mapped[str | None] = mapped_column(Text)  # Fernet token
+    app_webhook_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token: signs the App's own webhook
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -70,7 +70,7 @@ def _webhook_view(repository: Repository) -> dict[str, Any] | None:
         return None
     state = repository.webhook_state or ("none" if repository.linked else None)
     return {"state": state, "id": repository.webhook_id, "error": repository.webhook_error,
-            "realtime": state in ("installed", "account")}
+            "realtime": state in ("installed", "account", "app")}
 
 
 def account_view(account: Account, host: Host, counts: dict[str, int] | None = None) -> dict[str, Any]:

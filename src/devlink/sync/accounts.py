@@ -113,6 +113,7 @@ def github_host(session: Session, options: AccountOptions) -> Host:
 
 def configure_host(
     rt: Runtime, options: AccountOptions, *, oauth_client_id: str | None = None, oauth_client_secret: str | None = None,
+    app_webhook_secret: str | None = None,
 ) -> dict[str, Any]:
     """Create or update a host's settings (TLS, proxy, timeout, OAuth App, GitHub App) before linking."""
     with rt.sessions.begin() as session:
@@ -123,6 +124,8 @@ def configure_host(
             host.oauth_client_secret = rt.vault.encrypt(oauth_client_secret) if oauth_client_secret else None
         if options.app_id and options.private_key:
             host.app_id, host.app_private_key = options.app_id, rt.vault.encrypt(options.private_key)
+        if app_webhook_secret is not None:
+            host.app_webhook_secret = rt.vault.encrypt(app_webhook_secret) if app_webhook_secret else None
         return host_view(host)
 
 
@@ -131,7 +134,8 @@ def host_view(host: Host) -> dict[str, Any]:
     return {"id": host.id, "kind": host.kind, "name": host.name, "web_url": host.web_url, "api_url": host.api_url,
             "ca_bundle": host.ca_bundle, "proxy": host.proxy, "timeout": host.timeout,
             "oauth_client_id": host.oauth_client_id, "oauth_client_secret_set": bool(host.oauth_client_secret),
-            "app_id": host.app_id, "app_private_key_set": bool(host.app_private_key)}
+            "app_id": host.app_id, "app_private_key_set": bool(host.app_private_key),
+            "app_webhook_secret_set": bool(host.app_webhook_secret)}
 
 
 def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
@@ -448,9 +452,16 @@ def ensure_hooks(rt: Runtime, account_id: int) -> dict[str, str]:
             Repository.account_id == account_id, Repository.linked.is_(True), Repository.state == "active"
         )))
         is_org, org = account.kind == "organization" and account.auth_kind != "app", account.name
+        host = session.get(Host, account.host_id)
+        app_hook = account.auth_kind == "app" and host is not None and bool(host.app_webhook_secret)
         targets = [(r.id, r.name, _full_name(r), r.webhook_id, r.webhook_secret) for r in rows]
     states: dict[str, str] = {}
     if not targets:
+        return states
+    if app_hook:  # the GitHub App's own webhook delivers for every installation: no hook per repository
+        for repository_id, name, _, _, _ in targets:
+            _set_hook(rt, repository_id, None, None, "app", None)
+            states[name] = "app"
         return states
     with client_for(rt, account_id) as client:
         if is_org and _ensure_org_hook(rt, client, account_id, org, url):

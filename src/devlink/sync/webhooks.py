@@ -121,6 +121,9 @@ def _authenticate(rt: Runtime, payload: dict[str, Any], body: bytes, signature: 
                 account = session.get(Account, row.account_id) if row.account_id else None
                 if account is not None and account.hook_secret:
                     candidates.append((Target(row.id, account.id), account.hook_secret))
+        installation = payload.get("installation") if isinstance(payload.get("installation"), dict) else None
+        if installation and installation.get("id") is not None:  # a GitHub App's webhook, signed with its secret
+            candidates.extend(_app_candidates(session, repo, str(installation["id"])))
         if logins:
             for account in session.scalars(select(Account).where(Account.hook_secret.is_not(None))):
                 if account.name.lower() in logins and account.hook_secret:
@@ -130,6 +133,24 @@ def _authenticate(rt: Runtime, payload: dict[str, Any], body: bytes, signature: 
             return target
     log.info("hook.github.bad_signature candidates=%d", len(candidates))
     raise Unauthorized("signature does not match the secret of any linked repository or account")
+
+
+def _app_candidates(session: Session, repo: dict[str, Any] | None, installation_id: str) -> list[tuple[Target, str]]:
+    """Accounts linked through this App installation, with their host's App webhook secret."""
+    found: list[tuple[Target, str]] = []
+    accounts = session.execute(
+        select(Account.id, Host.id, Host.app_webhook_secret).join(Host, Host.id == Account.host_id)
+        .where(Account.installation_id == installation_id, Host.app_webhook_secret.is_not(None))
+    ).all()
+    for account_id, host_id, secret in accounts:
+        if not secret:
+            continue
+        repository_id = None
+        if repo and repo.get("id") is not None:
+            repository_id = session.scalars(select(Repository.id).where(
+                Repository.host_id == host_id, Repository.external_id == str(repo["id"]))).first()
+        found.append((Target(repository_id, account_id), secret))
+    return found
 
 
 def _act(rt: Runtime, dispatcher: Dispatcher, event: WebhookEvent, target: Target) -> str:

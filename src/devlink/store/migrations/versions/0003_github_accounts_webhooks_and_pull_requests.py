@@ -62,6 +62,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('oauth_client_secret', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('app_id', sa.String(length=50), nullable=True))
         batch_op.add_column(sa.Column('app_private_key', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('app_webhook_secret', sa.Text(), nullable=True))
 
     with op.batch_alter_table('pull_requests', schema=None) as batch_op:
         batch_op.add_column(sa.Column('comment_count', sa.Integer(), nullable=True))
@@ -103,6 +104,7 @@ def downgrade() -> None:
         batch_op.drop_column('comment_count')
 
     with op.batch_alter_table('hosts', schema=None) as batch_op:
+        batch_op.drop_column('app_webhook_secret')
         batch_op.drop_column('app_private_key')
         batch_op.drop_column('app_id')
         batch_op.drop_column('oauth_client_secret')
