@@ -130,9 +130,14 @@ def _take_pending(rt: Runtime, repository_id: int) -> bool:
         )
 
 
-def _release(rt: Runtime, repository_id: int, failed: bool) -> bool:
-    """Give the lock back unless a follow-up is pending; a repository removed meanwhile counts as released."""
+def _release(rt: Runtime, repository_id: int, failed: bool, retry_after: float | None = None) -> bool:
+    """Give the lock back unless a follow-up is pending; a repository removed meanwhile counts as released.
+
+    The next scheduled sync comes after the interval, or after the wait a host
+    asked for (rate limit, outage) when the run failed with one.
+    """
     now = utcnow()
+    wait = timedelta(seconds=retry_after) if retry_after else timedelta(minutes=rt.settings.sync_interval)
     with rt.sessions.begin() as session:
         released = _changed(
             session,
@@ -141,7 +146,7 @@ def _release(rt: Runtime, repository_id: int, failed: bool) -> bool:
             .values(
                 sync_state="failed" if failed else "idle",
                 sync_finished_at=now,
-                next_sync_at=now + timedelta(minutes=rt.settings.sync_interval),
+                next_sync_at=now + wait,
             ),
         )
         return bool(released) or session.get(Repository, repository_id) is None
@@ -149,14 +154,11 @@ def _release(rt: Runtime, repository_id: int, failed: bool) -> bool:
 
 def _record(rt: Runtime, repository_id: int, error: DevlinkError | None) -> None:
     with rt.sessions.begin() as session:
-        values: dict[str, object] = (
+        values = (
             {"last_error_reason": None, "last_error_message": None, "last_error_at": None}
             if error is None
             else {"last_error_reason": error.reason, "last_error_message": error.message, "last_error_at": utcnow()}
         )
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after:  # outages and rate limits: the schedule retries once the wait is over
-            values["next_sync_at"] = utcnow() + timedelta(seconds=retry_after)
         session.execute(update(Repository).where(Repository.id == repository_id).values(**values))
 
 
@@ -209,11 +211,11 @@ def run_sync(
     results: list[SyncResult] = []
     with _Heartbeat(rt, repository_id):
         while True:
-            failed = not _run_once(rt, repository_id, full, trigger, progress, results)
+            error = _run_once(rt, repository_id, full, trigger, progress, results)
             # a request that arrived meanwhile is run once, as a soft sync; otherwise the lock is released.
             # The release fails while something is pending, so that check comes again, never the original run.
             while not _take_pending(rt, repository_id):
-                if _release(rt, repository_id, failed):
+                if _release(rt, repository_id, error is not None, getattr(error, "retry_after", None)):
                     return results
             full, trigger, progress = False, "soft", None
 
@@ -221,20 +223,21 @@ def run_sync(
 def _run_once(
     rt: Runtime, repository_id: int, full: bool, trigger: str, progress: Progress | None,
     results: list[SyncResult],
-) -> bool:
-    """Run one sync and record its outcome on the repository; return whether it succeeded."""
+) -> DevlinkError | None:
+    """Run one sync and record its outcome on the repository; return the error, if it failed."""
     try:
         results.append(sync_repository(rt, repository_id, full=full, trigger=trigger, progress=progress))
     except DevlinkError as exc:
         log.warning("sync.failed repository=%s reason=%s message=%s", repository_id, exc.reason, exc.message)
         _record(rt, repository_id, exc)
-        return False
+        return exc
     except Exception as exc:
         log.exception("sync.crashed repository=%s", repository_id)
-        _record(rt, repository_id, DevlinkError(f"internal error: {type(exc).__name__}: {exc}", reason="internal"))
-        return False
+        error = DevlinkError(f"internal error: {type(exc).__name__}: {exc}", reason="internal")
+        _record(rt, repository_id, error)
+        return error
     _record(rt, repository_id, None)
-    return True
+    return None
 
 
 def schedule_due(rt: Runtime, enqueue: Enqueue) -> list[int]:
