@@ -41,9 +41,14 @@ class Server:
                 time.sleep(0.1)
 
 
-def start_server(home: Path, extra_env: dict[str, str] | None = None, *, worker: bool = True) -> Server:
+def start_server(
+    home: Path, extra_env: dict[str, str] | None = None, *, worker: bool = True, own_base_url: bool = False
+) -> Server:
+    """``own_base_url``: DEVLINK_BASE_URL is the server's own address (OAuth callbacks come back to it)."""
     port = free_port()
     env = dict(os.environ, DEVLINK_HOME=str(home), **(extra_env or {}))
+    if own_base_url:
+        env["DEVLINK_BASE_URL"] = f"http://127.0.0.1:{port}"
     log = home.parent / f"serve-{port}.log"
     home.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(

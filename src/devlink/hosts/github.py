@@ -385,7 +385,14 @@ class GitHubClient:
         """The token git sends as ``x-access-token``'s password (an App's current installation token)."""
         if self.credential.token:
             return self.credential.token
-        response: httpx.Response = self._send("GET", "/installation/repositories", params={"per_page": 1})
+        # any request carries the current token (githubkit renews it first when due); a conditional one is
+        # answered 304 and costs no quota, so syncing an unchanged repository stays free for an App too
+        path, params = "/installation/repositories", {"per_page": 1}
+        key = self._cache_key(path, params)
+        cached = self._cache.get(key) if self._cache else None
+        response: httpx.Response = self._send("GET", path, params=params, etag=cached[0] if cached else None)
+        if response.status_code != 304 and self._cache and (etag := response.headers.get("etag")):
+            self._cache.put(key, etag, response.text)
         header = str(response.request.headers.get("authorization", ""))
         return header.split(" ", 1)[1] if " " in header else header
 

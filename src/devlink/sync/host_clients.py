@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from devlink.hosts.base import HostError
 from devlink.hosts.github import Credential, GitHubClient, HostSettings, RateLimit, api_url_for
 from devlink.runtime import Runtime
-from devlink.store.models import Account, Host, HttpCacheEntry, utcnow
+from devlink.store.engine import insert_ignore
+from devlink.store.models import Account, Host, HttpCacheEntry, table, utcnow
 
 __all__ = [
     "RESERVE_FRACTION",
@@ -54,7 +55,10 @@ class DbConditionalCache:
                 .values(etag=etag, body=body, updated_at=utcnow())
             )
             if not changed.rowcount:  # type: ignore[attr-defined]
-                session.add(HttpCacheEntry(account_id=self._account_id, url=url, etag=etag, body=body))
+                # another worker may be storing the same URL right now (an account-wide page): first one wins
+                insert_ignore(session, table(HttpCacheEntry), [
+                    {"account_id": self._account_id, "url": url, "etag": etag, "body": body, "updated_at": utcnow()}
+                ], ["account_id", "url"])
 
 
 def settings_of(host: Host) -> HostSettings:

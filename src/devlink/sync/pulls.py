@@ -7,17 +7,17 @@ update, newest first, and stops at the first one already stored as it is.
 
 import json
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.issue_keys import extract_keys
 from devlink.hosts.base import HostError, RemotePullRequest
-from devlink.hosts.github import GitHubClient
+from devlink.hosts.github import GitHubClient, parse_time
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
-from devlink.store.models import Account, IssueLink, PullRequest, Repository, table
+from devlink.store.models import Account, IssueLink, PullRequest, Repository, SyncCursor, table, utcnow
 from devlink.sync.host_clients import budget_wait, client_for
 from devlink.sync.linking import known_keys, link_rows
 from devlink.trackers.builtin import BuiltinTracker
@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+PULL_CURSOR = "pulls"
 
 
 def pull_keys(pull: RemotePullRequest, known: frozenset[str] | None) -> tuple[str, ...]:
@@ -118,22 +120,49 @@ def sync_pull_requests(
     rt: Runtime, repository_id: int, full_name: str, client: GitHubClient, *, full: bool,
     known: frozenset[str] | None,
 ) -> int:
-    """Store the pull requests that changed; return how many were written."""
+    """Store the pull requests that changed; return how many were written.
+
+    The ``pulls`` cursor is the newest ``updated_at`` of the last sync that
+    ran to the end.  A soft sync stops at the first pull request that is
+    stored as it is *and* not newer than the cursor: everything after it was
+    stored by a complete sync.  A sync cut short (rate limit, outage) leaves
+    the cursor where it was, so the next one walks on past what it already
+    stored (pull requests newer than the cursor are re-read conditionally: a
+    304 costs no quota) and picks up the rest.
+    """
     with rt.sessions() as session:
         query = select(PullRequest.number, PullRequest.updated_at).where(PullRequest.repository_id == repository_id)
         stored: dict[int, datetime | None] = {number: updated for number, updated in session.execute(query)}
+        row = session.get(SyncCursor, (repository_id, PULL_CURSOR))
+        cursor, has_cursor = (parse_time(row.value) if row else None), row is not None
     written = 0
-    for pull, page_changed in client.pulls(full_name):
-        if not full and (not page_changed or _unchanged(stored.get(pull.number), pull.updated_at)):
-            break  # sorted by last update: everything after this one is as stored
-        if full and pull.number in stored and _unchanged(stored[pull.number], pull.updated_at):
+    newest = cursor
+    for pull, _page_changed in client.pulls(full_name):
+        if pull.updated_at is not None and (newest is None or pull.updated_at > newest):
+            newest = pull.updated_at
+        if _unchanged(stored.get(pull.number), pull.updated_at) and _unchanged(cursor, pull.updated_at):
+            if not full:
+                break  # sorted by last update: everything after this one was stored by a complete sync
             continue
         details = client.pull_details(full_name, pull.number)
         with rt.sessions.begin() as session:
             write_pull_request(session, repository_id, details, known)
         written += 1
+    if newest is not None and newest != cursor:
+        _save_cursor(rt, repository_id, newest, exists=has_cursor)
     log.info("pulls.done repository=%s full=%s written=%d", repository_id, full, written)
     return written
+
+
+def _save_cursor(rt: Runtime, repository_id: int, newest: datetime, *, exists: bool) -> None:
+    value = newest.astimezone(UTC).isoformat()
+    with rt.sessions.begin() as session:
+        if exists:
+            session.execute(update(SyncCursor).where(
+                SyncCursor.repository_id == repository_id, SyncCursor.entity_type == PULL_CURSOR,
+            ).values(value=value, updated_at=utcnow()))
+        else:
+            session.add(SyncCursor(repository_id=repository_id, entity_type=PULL_CURSOR, value=value))
 
 
 def _unchanged(stored: datetime | None, current: datetime | None) -> bool:
