@@ -280,3 +280,29 @@ def test_a_github_app_account_uses_the_apps_own_webhook(runtime: Runtime, github
     with pytest.raises(Unauthorized):
         receive_github(runtime, Queue(), event="push", delivery_id="app-2", body=body,
                        signature=sign(b"not-the-app-secret", body))
+
+
+def test_a_pull_request_title_with_nul_or_a_lone_surrogate_is_stored_not_refused(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    import json
+
+    from devlink.hosts.github_webhooks import sign
+    from devlink.store import queries
+    from devlink.sync.webhooks import receive_github
+
+    github.repo("octo", "api")
+    link_account(runtime, options(github, link="all"))
+    repo = github.stub.repo("octo", "api")
+    secret = github.stub.hooks("octo", "api")[0]["config"]["secret"]
+    pull = {"id": 9, "number": 9, "title": "ABC-9 nul \u0000 and \ud800 here", "state": "open",
+            "head": {"ref": "feature"}, "base": {"ref": "main"}, "user": {"login": "ada"},
+            "updated_at": "2026-11-23T12:00:00Z"}
+    body = json.dumps({"action": "opened", "pull_request": pull, "repository": {
+        "id": repo["id"], "full_name": "octo/api", "owner": {"login": "octo"}}}).encode()
+    answer = receive_github(runtime, Recorder(), event="pull_request", delivery_id="nul-1", body=body,
+                            signature=sign(secret.encode(), body))
+    assert answer["status"] == "updated"
+    with runtime.sessions() as session:
+        [stored] = queries.development(session, "ABC-9")["pull_requests"]
+    assert stored["title"] == "ABC-9 nul \ufffd and \ufffd here"

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.issue_keys import extract_keys
+from devlink.domain.text import storable
 from devlink.hosts.base import HostError, RemotePullRequest
 from devlink.hosts.github import GitHubClient, parse_time
 from devlink.runtime import Runtime
@@ -175,12 +176,12 @@ def write_pull_request(
     """Insert or update one pull request and make its links equal its keys; return its id."""
     values: dict[str, object] = {
         "external_id": pull.external_id or None,
-        "title": pull.title,
-        "description": pull.description,
+        "title": storable(pull.title),
+        "description": storable(pull.description),
         "state": pull.state,
-        "source_branch": pull.source_branch,
-        "target_branch": pull.target_branch,
-        "author": pull.author,
+        "source_branch": storable(pull.source_branch),
+        "target_branch": storable(pull.target_branch),
+        "author": storable(pull.author) if pull.author else None,
         "url": pull.url,
         "created_at": pull.created_at,
         "updated_at": pull.updated_at,
@@ -189,7 +190,7 @@ def write_pull_request(
     if pull.comment_count is not None:
         values["comment_count"] = pull.comment_count
     if pull.reviewers is not None:
-        values["reviewers"] = json.dumps([{"login": r.login, "state": r.state} for r in pull.reviewers])
+        values["reviewers"] = json.dumps([{"login": storable(r.login), "state": r.state} for r in pull.reviewers])
     row = session.scalars(
         select(PullRequest).where(PullRequest.repository_id == repository_id, PullRequest.number == pull.number)
     ).first()
