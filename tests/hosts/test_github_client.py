@@ -339,6 +339,16 @@ class Relay:
         self._thread.join(5)
 
 
+def test_a_link_that_failed_on_a_bad_ca_bundle_leaves_no_setting_behind(
+    runtime: Runtime, github: GitHubWorld, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-such-ca.pem")
+    failure(lambda: link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token=TOKEN,
+                                                         ca_bundle=missing)))
+    _account_id, found = link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token=TOKEN))
+    assert found.account_id
+
+
 def _certificates(directory: Path) -> tuple[Path, Path, Path]:
     """A CA, and a certificate for 127.0.0.1 it signed: (ca.pem, server.pem, server.key)."""
     now = dt.datetime.now(dt.UTC)

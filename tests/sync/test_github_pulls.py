@@ -275,6 +275,7 @@ def test_at_the_reserve_scheduled_work_waits_for_the_reset_and_webhook_work_goes
     assert reason == "rate_limited" and "reserve" in (message or "")
     waits = re.search(r"wait (\d+) s", message or "")
     assert waits and abs(int(waits[1]) - (reset - time.time())) < 30  # until the reset the host gave
+    assert_near(repository(runtime, repository_id).next_sync_at, datetime.fromtimestamp(reset, UTC))
     assert 2 not in pulls(runtime, repository_id)
     with runtime.sessions() as session:  # commits still sync: git costs no quota
         assert [c["sha"] for c in development(session, "API-2")["commits"]] == [sha]
@@ -300,6 +301,7 @@ def test_webhook_work_spends_the_reserve_down_to_zero_then_waits(runtime: Runtim
     reason, message = error_of(runtime, repository_id)
     assert reason == "rate_limited" and "rate limit reached" in (message or "")
     assert account(runtime, account_id).rate_remaining == 0
+    assert_near(repository(runtime, repository_id).next_sync_at, datetime.fromtimestamp(reset, UTC))
     # spent: even webhook work waits now, without asking the host
     mark = len(stub.requests)
     sync(runtime, repository_id, trigger="hook")
@@ -353,6 +355,23 @@ def test_revoked_credential_is_auth(runtime: Runtime, github: GitHubWorld) -> No
     assert reason == "auth" and "refused the credential" in (message or "")
     assert github.stub.web_url.split("//")[1] in (message or "")
     assert TOKEN not in (message or "")
+
+
+def test_pull_requests_the_credential_may_not_read_are_skipped_and_commits_still_sync(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    _account_id, repository_id = link(runtime, github)
+    sync(runtime, repository_id, full=True)
+    github.stub.add_pull("octo", "api", title="API-1", head="b")
+    sha = github.work["octo/api"].commit("API-1 work")
+    github.work["octo/api"].git("push", "-q", "origin", "main")
+    github.stub.fail_next("GET", "/pulls", 403)  # e.g. a fine-grained token without "Pull requests: read"
+    [result] = run_sync(runtime, repository_id, full=False)
+    assert result.commits_new == 1 and result.pull_requests == 0
+    assert error_of(runtime, repository_id) == (None, None)
+    assert pulls(runtime, repository_id) == {}
+    with runtime.sessions() as session:
+        assert [c["sha"] for c in development(session, "API-1")["commits"]] == [sha]
 
 
 @pytest.mark.parametrize("status", [404, 410])

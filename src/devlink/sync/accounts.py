@@ -145,17 +145,15 @@ def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
     """
     if not options.token and not (options.app_id and options.private_key):
         raise InvalidInput("give a token, or a GitHub App id and private key", reason="no_credential")
-    with rt.sessions.begin() as session:
+    with rt.sessions() as session:  # a dry run: host options are kept only once the credential checks out
         host = github_host(session, options)
-        if options.app_id and options.private_key:
-            host.app_id = options.app_id
-            host.app_private_key = rt.vault.encrypt(options.private_key)
-        host_id, settings = host.id, settings_of(host)
+        settings = settings_of(host)
         existing = session.scalars(
-            select(Account).where(Account.host_id == host_id, Account.name.ilike(options.name))
+            select(Account).where(Account.host_id == host.id, Account.name.ilike(options.name))
         ).first()
         if existing is not None:
             raise Conflict(f"account {existing.name} on {host.name} is already linked", reason="account_linked")
+        session.rollback()
     installation = options.installation_id
     if options.app_id and not installation:
         installation = find_installation(settings, options.app_id, options.private_key or "", options.name)
@@ -165,8 +163,12 @@ def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
         viewer = client.viewer()  # a wrong token fails here, before anything is stored
         remote = client.account(options.name)
     with rt.sessions.begin() as session:
+        host = github_host(session, options)
+        if options.app_id and options.private_key:
+            host.app_id = options.app_id
+            host.app_private_key = rt.vault.encrypt(options.private_key)
         account = Account(
-            host_id=host_id, name=remote.login, kind=remote.kind, external_id=remote.external_id,
+            host_id=host.id, name=remote.login, kind=remote.kind, external_id=remote.external_id,
             auth_kind="app" if options.app_id else ("oauth" if options.oauth else "token"),
             credential=rt.vault.encrypt(options.token) if options.token else None,
             installation_id=installation, auto_link=options.auto_link, smart_commits=options.smart_commits,

@@ -2,7 +2,9 @@
 
 Keys come from the title, the description and the source branch name.  A
 backfill (full) walks every pull request; a soft sync walks them by last
-update, newest first, and stops at the first one already stored as it is.
+update, newest first, and stops at the first one already stored as it is and
+not newer than the ``pulls`` cursor (the newest update a complete sync saw),
+so a sync cut short picks up where it stopped.
 """
 
 import json
