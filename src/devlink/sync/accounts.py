@@ -478,28 +478,36 @@ def ensure_hooks(rt: Runtime, account_id: int) -> dict[str, str]:
     return states
 
 
-def _ours(hooks: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
-    return [h for h in hooks if (h.get("config") or {}).get("url") == url]
+def _reconcile_hook(
+    rt: Runtime, client: GitHubClient, scope: str, hook_id: str | None, stored_secret: str | None, url: str
+) -> tuple[str, str]:
+    """Make ``scope`` (``repos/O/N`` or ``orgs/O``) hold exactly one correct hook to ``url``; return (id, secret).
+
+    Keeps the hook devlink knows (or adopts one at its URL), deletes other
+    hooks to this URL, recreates a missing one, and rewrites a changed one.
+    The secret cannot be read back from GitHub, so an adopted hook gets one
+    devlink knows.
+    """
+    ours = [h for h in client.hooks(scope) if (h.get("config") or {}).get("url") == url]
+    keep = next((h for h in ours if str(h.get("id")) == hook_id), ours[0] if ours else None)
+    for stale in ours:
+        if stale is not keep:
+            client.delete_hook(scope, str(stale["id"]))
+    secret = rt.vault.decrypt(stored_secret) if stored_secret else secrets.token_urlsafe(32)
+    if keep is None:
+        return client.create_hook(scope, url, secret), secret
+    kept_id = str(keep["id"])
+    if not _hook_matches(keep) or not stored_secret or kept_id != hook_id:
+        client.update_hook(scope, kept_id, url, secret)
+    return kept_id, secret
 
 
 def _ensure_repo_hook(
     rt: Runtime, client: GitHubClient, repository_id: int, full_name: str, hook_id: str | None,
     stored_secret: str | None, url: str,
 ) -> str:
-    scope = f"repos/{full_name}"
     try:
-        ours = _ours(client.hooks(scope), url)
-        keep = next((h for h in ours if str(h.get("id")) == hook_id), ours[0] if ours else None)
-        for stale in ours:
-            if stale is not keep:
-                client.delete_hook(scope, str(stale["id"]))
-        secret = rt.vault.decrypt(stored_secret) if stored_secret else secrets.token_urlsafe(32)
-        if keep is None:
-            new_id = client.create_hook(scope, url, secret)
-        else:
-            new_id = str(keep["id"])
-            if not _hook_matches(keep) or not stored_secret or new_id != hook_id:
-                client.update_hook(scope, new_id, url, secret)  # the secret cannot be read back: set it
+        new_id, secret = _reconcile_hook(rt, client, f"repos/{full_name}", hook_id, stored_secret, url)
     except HostError as exc:
         if exc.reason in ("permission", "not_found"):
             minutes = rt.settings.sync_interval
@@ -514,24 +522,12 @@ def _ensure_repo_hook(
 
 def _ensure_org_hook(rt: Runtime, client: GitHubClient, account_id: int, org: str, url: str) -> bool:
     """One organisation hook for all repositories, when the credential may manage it (``admin:org_hook``)."""
-    scope = f"orgs/{org}"
     with rt.sessions() as session:
         account = session.get(Account, account_id)
         assert account is not None
-        hook_id, stored_secret = account.hook_id, account.hook_secret
+        known_id, stored_secret = account.hook_id, account.hook_secret
     try:
-        ours = _ours(client.hooks(scope), url)
-        keep = next((h for h in ours if str(h.get("id")) == hook_id), ours[0] if ours else None)
-        for stale in ours:
-            if stale is not keep:
-                client.delete_hook(scope, str(stale["id"]))
-        secret = rt.vault.decrypt(stored_secret) if stored_secret else secrets.token_urlsafe(32)
-        if keep is None:
-            hook_id = client.create_hook(scope, url, secret)
-        else:
-            hook_id = str(keep["id"])
-            if not _hook_matches(keep) or not stored_secret:
-                client.update_hook(scope, hook_id, url, secret)
+        hook_id, secret = _reconcile_hook(rt, client, f"orgs/{org}", known_id, stored_secret, url)
     except HostError as exc:
         if exc.reason in ("permission", "not_found"):
             return False  # no org admin: per-repository hooks instead
