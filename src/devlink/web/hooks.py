@@ -67,14 +67,7 @@ async def git_push(request: Request, rt: RuntimeDep) -> JSONResponse:
     body (400), then record and enqueue (202).
     """
     repository_id, name = await run_in_threadpool(_authenticate, rt, _token(request))
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > MAX_BODY:
-        raise TooLarge(f"body too large: at most {MAX_BODY} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise TooLarge(f"body too large: at most {MAX_BODY} bytes")
+    body = await _read_body(request, MAX_BODY)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
