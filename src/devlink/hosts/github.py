@@ -214,15 +214,25 @@ class GitHubClient:
         self._note_rate(response.raw_response)
         return response.raw_response
 
+    def _conditional_get(
+        self, url: str, params: dict[str, Any] | None, key: str
+    ) -> tuple[httpx.Response, str | None]:
+        """GET with the ETag stored under ``key``; returns the answer and, on a 304, the body stored with it."""
+        cached = self._cache.get(key) if self._cache else None
+        response = self._send("GET", url, params=params, etag=cached[0] if cached else None)
+        return response, (cached[1] if response.status_code == 304 and cached else None)
+
+    def _remember(self, key: str, response: httpx.Response, body: str) -> None:
+        if self._cache and (etag := response.headers.get("etag")):
+            self._cache.put(key, etag, body)
+
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET with the ETag cache: a 304 returns the body stored with that ETag, at no quota."""
         key = self._cache_key(path, params)
-        cached = self._cache.get(key) if self._cache else None
-        response = self._send("GET", path, params=params, etag=cached[0] if cached else None)
-        if response.status_code == 304 and cached:
-            return json.loads(cached[1])
-        if self._cache and (etag := response.headers.get("etag")):
-            self._cache.put(key, etag, response.text)
+        response, cached = self._conditional_get(path, params, key)
+        if cached is not None:
+            return json.loads(cached)
+        self._remember(key, response, response.text)
         return response.json() if response.content else None
 
     def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[tuple[Any, bool]]:
@@ -234,16 +244,14 @@ class GitHubClient:
         query: dict[str, Any] | None = {"per_page": PER_PAGE, **(params or {})}
         while url:
             key = "page:" + self._cache_key(url, query)
-            cached = self._cache.get(key) if self._cache else None
-            response = self._send("GET", url, params=query, etag=cached[0] if cached else None)
-            if response.status_code == 304 and cached:
-                page = json.loads(cached[1])
+            response, cached = self._conditional_get(url, query, key)
+            if cached is not None:
+                page = json.loads(cached)
                 body, changed, next_url = page["items"], False, page["next"]
             else:
                 body, changed = response.json(), True
                 next_url = response.links.get("next", {}).get("url")
-                if self._cache and (etag := response.headers.get("etag")):
-                    self._cache.put(key, etag, json.dumps({"items": body, "next": next_url}))
+                self._remember(key, response, json.dumps({"items": body, "next": next_url}))
             yield body, changed
             url, query = next_url, None
 
@@ -389,10 +397,9 @@ class GitHubClient:
         # answered 304 and costs no quota, so syncing an unchanged repository stays free for an App too
         path, params = "/installation/repositories", {"per_page": 1}
         key = self._cache_key(path, params)
-        cached = self._cache.get(key) if self._cache else None
-        response: httpx.Response = self._send("GET", path, params=params, etag=cached[0] if cached else None)
-        if response.status_code != 304 and self._cache and (etag := response.headers.get("etag")):
-            self._cache.put(key, etag, response.text)
+        response, cached = self._conditional_get(path, params, key)
+        if cached is None:
+            self._remember(key, response, response.text)
         header = str(response.request.headers.get("authorization", ""))
         return header.split(" ", 1)[1] if " " in header else header
 
