@@ -178,6 +178,11 @@ class Repository(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    @property
+    def host_full_name(self) -> str:
+        """The host's ``owner/name``: the name without the host prefix a same-named repository elsewhere forces."""
+        return "/".join(self.name.split("/")[-2:])
+
 
 class Commit(Base):
     """A commit as seen in one repository (the same sha in a fork is another row)."""

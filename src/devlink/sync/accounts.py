@@ -398,7 +398,7 @@ def unlink_repository(rt: Runtime, repository_id: int) -> None:
         if row is None:
             raise NotFound(f"no repository {repository_id}")
         row.linked = False
-        account_id, hook_id, scope = row.account_id, row.webhook_id, f"repos/{_full_name(row)}"
+        account_id, hook_id, scope = row.account_id, row.webhook_id, f"repos/{row.host_full_name}"
         row.webhook_id = None
         row.webhook_state = None
     if account_id and hook_id:
@@ -431,15 +431,6 @@ def remove_account(rt: Runtime, ref: str) -> str:
     return name
 
 
-def _full_name(row: Repository) -> str:
-    return _full_name_from(row.name)
-
-
-def _full_name_from(name: str) -> str:
-    """The host's ``owner/name`` (a repository's name may carry a host prefix)."""
-    return "/".join(name.split("/")[-2:])
-
-
 # -- webhooks ---------------------------------------------------------------
 
 
@@ -456,7 +447,7 @@ def ensure_hooks(rt: Runtime, account_id: int) -> dict[str, str]:
         is_org, org = account.kind == "organization" and account.auth_kind != "app", account.name
         host = session.get(Host, account.host_id)
         app_hook = account.auth_kind == "app" and host is not None and bool(host.app_webhook_secret)
-        targets = [(r.id, r.name, _full_name(r), r.webhook_id, r.webhook_secret) for r in rows]
+        targets = [(r.id, r.name, r.host_full_name, r.webhook_id, r.webhook_secret) for r in rows]
     states: dict[str, str] = {}
     if not targets:
         return states
@@ -467,9 +458,9 @@ def ensure_hooks(rt: Runtime, account_id: int) -> dict[str, str]:
         return states
     with client_for(rt, account_id) as client:
         if is_org and _ensure_org_hook(rt, client, account_id, org, url):
-            for repository_id, name, _, hook_id, _ in targets:
+            for repository_id, name, full_name, hook_id, _ in targets:
                 if hook_id:  # the org hook replaces a per-repository one
-                    _delete_quietly(client, f"repos/{_full_name_from(name)}", hook_id)
+                    _delete_quietly(client, f"repos/{full_name}", hook_id)
                 _set_hook(rt, repository_id, None, None, "account", None)
                 states[name] = "account"
             return states

@@ -98,7 +98,7 @@ def sync_repository(
         cursor = session.get(SyncCursor, (repository_id, COMMIT_CURSOR))
         old_tips: list[str] = json.loads(cursor.value) if cursor else []
         mirror = mirror_for(rt, repository)
-        account_id, full_name = repository.account_id, "/".join(repository.name.split("/")[-2:])
+        account_id, full_name = repository.account_id, repository.host_full_name
         url = _remote_url(rt, repository)
         is_local = not parse_remote(repository.url).is_url
         # only keys of existing projects link, once the tracker has projects (docs/issue-keys.md)

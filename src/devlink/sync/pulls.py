@@ -83,7 +83,7 @@ def refresh_pull(rt: Runtime, repository_id: int, number: int) -> None:
         account = session.get(Account, row.account_id)
         if account is None or budget_wait(account, "hook"):
             return  # out of budget: the payload's view stands until the next soft sync
-        account_id, full_name = account.id, "/".join(row.name.split("/")[-2:])
+        account_id, full_name = account.id, row.host_full_name
         known = BuiltinTracker(session).project_keys()
     with client_for(rt, account_id) as client:
         details = client.pull_details(full_name, number)
