@@ -123,6 +123,8 @@ class Account(Base):
     hook_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token
     discovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_discovery_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # scheme://host[:port] of the API the credential was verified against; it is sent nowhere else
+    api_origin: Mapped[str | None] = mapped_column(String(500))
     rate_limit: Mapped[int | None] = mapped_column(Integer)
     rate_remaining: Mapped[int | None] = mapped_column(Integer)
     rate_reset_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -170,12 +172,15 @@ class Repository(Base):
     sync_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_holder: Mapped[str | None] = mapped_column(String(200))  # host/pid/start of the process holding the lock
     sync_progress: Mapped[int] = mapped_column(Integer, default=0)  # commits written by the current run
     next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     commits_indexed: Mapped[int] = mapped_column(Integer, default=0)
     last_error_reason: Mapped[str | None] = mapped_column(String(32))
     last_error_message: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # JSON: entity type -> {reason, message, at, resumes_at}: what a sync skipped or deferred (403, API budget)
+    entity_errors: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
