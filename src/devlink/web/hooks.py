@@ -9,7 +9,9 @@ Plain git servers call ``/hooks/git`` from a ``post-receive`` hook (``devlink
 repo hook``) with the repository's token in ``X-Devlink-Token`` (or
 ``Authorization: Bearer``).  The optional body is what post-receive reads on
 stdin, ``<old-sha> <new-sha> <ref>`` per line; an optional
-``X-Devlink-Delivery`` header makes retries idempotent.
+``X-Devlink-Delivery`` header makes retries idempotent.  Delivery ids are the
+client's own, so they are scoped to the repository: stored as
+``<repository id>/<id>``, answered as sent.
 """
 
 import io
@@ -38,7 +40,8 @@ router = APIRouter(prefix="/hooks", tags=["webhooks"])
 
 MAX_BODY = 256 * 1024
 _LINE = re.compile(r"^[0-9a-f]{40,64} [0-9a-f]{40,64} refs/\S+$")
-_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+# 128 characters, so ``<repository id>/<id>`` fits webhook_deliveries.delivery_id (String(200))
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class Unauthorized(DeliveryError):
@@ -65,10 +68,13 @@ def _token(request: Request) -> str:
 async def git_push(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Queue a soft sync of the repository the token belongs to.
 
-    Guards in order, each with its own status: token (401), size (413),
-    body (400), then record and enqueue (202).
+    Guards in order, each with its own status: token (401), delivery id
+    header (400), size (413), body (400), then record and enqueue (202).
     """
     repository_id, name = await run_in_threadpool(_authenticate, rt, _token(request))
+    delivery_id = request.headers.get("x-devlink-delivery") or str(uuid.uuid4())
+    if not _DELIVERY_ID.match(delivery_id):
+        raise DeliveryError("X-Devlink-Delivery must be 1-128 letters, digits or ._:-", reason="bad_delivery_id")
     body = await _read_body(request, MAX_BODY)
     try:
         text = body.decode("utf-8")
@@ -81,9 +87,6 @@ async def git_push(request: Request, rt: RuntimeDep) -> JSONResponse:
             f"body line {bad[0][:80]!r} is not '<old-sha> <new-sha> <ref>' (what post-receive reads)",
             reason="bad_body",
         )
-    delivery_id = request.headers.get("x-devlink-delivery") or str(uuid.uuid4())
-    if not _DELIVERY_ID.match(delivery_id):
-        raise DeliveryError("X-Devlink-Delivery must be 1-200 letters, digits or ._:-", reason="bad_delivery_id")
     result = await run_in_threadpool(_accept, rt, repository_id, name, delivery_id, "\n".join(lines))
     return JSONResponse(result, status_code=status.HTTP_202_ACCEPTED)
 
@@ -100,11 +103,13 @@ def _authenticate(rt: Runtime, token: str) -> tuple[int, str]:
 
 
 def _accept(rt: Runtime, repository_id: int, name: str, delivery_id: str, payload: str) -> dict[str, Any]:
+    """Record once per repository and id (another repository's ``push-42`` is not a replay), then queue."""
+    stored_id = f"{repository_id}/{delivery_id}"
     with rt.sessions.begin() as session:
         fresh = insert_ignore(
             session,
             table(WebhookDelivery),
-            [{"host_kind": "git", "delivery_id": delivery_id, "repository_id": repository_id, "event": "push",
+            [{"host_kind": "git", "delivery_id": stored_id, "repository_id": repository_id, "event": "push",
               "payload": payload, "received_at": utcnow()}],
             ["host_kind", "delivery_id"],
         )
@@ -114,7 +119,7 @@ def _accept(rt: Runtime, repository_id: int, name: str, delivery_id: str, payloa
     outcome = rt.queue.request_sync(repository_id, full=False, trigger="hook")
     with rt.sessions.begin() as session:
         session.execute(update(WebhookDelivery).where(
-            WebhookDelivery.host_kind == "git", WebhookDelivery.delivery_id == delivery_id
+            WebhookDelivery.host_kind == "git", WebhookDelivery.delivery_id == stored_id
         ).values(processed_at=utcnow()))
     log.info("hook.git.accepted repository=%s delivery=%s sync=%s", repository_id, delivery_id, outcome)
     return {"status": outcome, "delivery": delivery_id, "repository": name}
