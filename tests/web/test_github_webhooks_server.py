@@ -579,6 +579,9 @@ def test_the_hook_headers_name_the_secret_and_an_unknown_hook_is_refused(world: 
             401, "unknown_hook")
     refused(world.post("push", body, secret=secret, hook=hook_headers(linked.hook_id, "organization", 186853002)),
             401, "unknown_hook")
+    problem = refused(world.post("push", body, secret=secret, hook=hook_headers(7, "integration", 4242)),
+                      401, "unknown_hook")  # a GitHub App no host here is set up with
+    assert "GitHub App 4242" in problem["title"] and "--app-webhook-secret" in problem["hint"]
     # signed by the repository's hook but naming another repository: not something its hook sends
     stranger = json.loads(body)
     stranger["repository"]["id"] = 1

@@ -130,9 +130,12 @@ def incoming_github(rt: Runtime, headers: Mapping[str, str]) -> Incoming:
         signers = _signers(session, sent.scope, sent.hook_id, sent.target_id)
     if not signers:
         log.info("hook.github.unknown_hook hook=%s scope=%s target=%s", sent.hook_id, sent.scope, sent.target_id)
-        what = "the GitHub App" if sent.scope == "app" else f"webhook {sent.hook_id}"
-        raise Unauthorized(f"{what} of {sent.scope} {sent.target_id} is not one devlink installed or knows",
-                           reason="unknown_hook")
+        if sent.scope == "app":
+            raise Unauthorized(f"no host here has GitHub App {sent.target_id} with a webhook secret",
+                               reason="unknown_hook", hint="devlink host set --app-id ID --app-webhook-secret -")
+        raise Unauthorized(f"webhook {sent.hook_id} of {sent.scope} {sent.target_id} is not one devlink installed",
+                           reason="unknown_hook", hint="unlinked or removed repositories lose their webhook; "
+                                                       "discovery reinstalls the hooks of linked ones")
     return Incoming(sent.event, sent.delivery_id, sent.signature, sent.hook_id, tuple(signers))
 
 
