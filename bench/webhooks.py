@@ -44,6 +44,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(os.environ.get("DEVLINK_CORPUS", ROOT.parent / "shared" / "corpus")) / "github-webhooks"
 EXTERNAL_ID = "424242"  # the GitHub repository id our deliveries name
+HOOK_ID = "1"  # the id of the repository's webhook (repositories.webhook_id)
 OWNER, NAME = "bench-org", "bench-repo"
 GIT_ENV = {"GIT_AUTHOR_NAME": "Bench Mark", "GIT_AUTHOR_EMAIL": "bench@example.com",
            "GIT_COMMITTER_NAME": "Bench Mark", "GIT_COMMITTER_EMAIL": "bench@example.com",
@@ -117,7 +118,7 @@ def link_repository(env: dict[str, str], bare: Path, secret: str) -> int:
             session.flush()
             row = Repository(host_id=host.id, account_id=None, external_id=EXTERNAL_ID, name=f"{OWNER}/{NAME}",
                              url=str(bare), web_url=f"https://github.com/{OWNER}/{NAME}", linked=True,
-                             default_branch="main", webhook_id="1", webhook_state="installed",
+                             default_branch="main", webhook_id=HOOK_ID, webhook_state="installed",
                              webhook_secret=rt.vault.encrypt(secret))
             session.add(row)
             session.flush()
@@ -197,8 +198,12 @@ class Deliveries:
         return json.dumps(payload).encode()
 
     def headers(self, body: bytes) -> dict[str, str]:
+        """As GitHub sends them: the hook's id and the repository it is on name the secret, then the signature."""
         return {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/bench", "X-GitHub-Event": "push",
-                "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": self._sign(self.secret, body)}
+                "X-GitHub-Delivery": str(uuid.uuid4()), "X-GitHub-Hook-ID": HOOK_ID,
+                "X-GitHub-Hook-Installation-Target-Type": "repository",
+                "X-GitHub-Hook-Installation-Target-ID": EXTERNAL_ID,
+                "X-Hub-Signature-256": self._sign(self.secret, body)}
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

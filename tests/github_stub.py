@@ -13,6 +13,7 @@ import base64
 import copy
 import functools
 import hashlib
+import hmac
 import itertools
 import json
 import math
@@ -23,6 +24,7 @@ import string
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -396,15 +398,17 @@ class GitHubStub:
             for bucket in self._buckets.values():
                 bucket.update(values)
 
-    def add_app(self, app_id: int, *, slug: str | None = None) -> str:
-        """Register a GitHub App; returns its private key (PEM), the same for the same id within a process."""
+    def add_app(self, app_id: int, *, slug: str | None = None, webhook_secret: str | None = None) -> str:
+        """Register a GitHub App (with its own webhook when ``webhook_secret`` is set); returns its private key
+        (PEM), the same for the same id within a process."""
         with self.lock:
             if str(app_id) not in _KEYS:
                 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
                 _KEYS[str(app_id)] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()).decode()
             public = serialization.load_pem_private_key(_KEYS[str(app_id)].encode(), None).public_key()
-            self._apps[str(app_id)] = {"id": app_id, "slug": slug or f"app-{app_id}", "public_key": public}
+            self._apps[str(app_id)] = {"id": app_id, "slug": slug or f"app-{app_id}", "public_key": public,
+                                       "hook": {"id": next(self._ids), "secret": webhook_secret}}
             return _KEYS[str(app_id)]
 
     def add_installation(self, app_id: int, account_login: str, installation_id: int | None = None, *,
@@ -422,6 +426,33 @@ class GitHubStub:
                 "permissions": permissions or {"metadata": "read", "contents": "read", "pull_requests": "read",
                                                "repository_hooks": "write", "organization_hooks": "write"}}
             return inst_id
+
+    def delivery_headers(self, event: str, body: bytes, *, owner: str, repo: str | None = None,
+                         app_id: int | None = None, delivery: str | None = None) -> dict[str, str]:
+        """The headers GitHub sends when a hook delivers ``body``: the App's webhook (``app_id``), else the hook on
+        ``owner/repo``, else ``owner``'s organization hook; signed with that hook's secret, naming it by id."""
+        with self.lock:
+            if app_id is not None:
+                hook, kind, target = self._apps[str(app_id)]["hook"], "integration", app_id
+            else:
+                repository = self.repo(owner, repo) if repo else None
+                if repository is not None and repository["hooks"]:
+                    hook, kind, target = repository["hooks"][0], "repository", repository["id"]
+                else:
+                    account = self.accounts[owner.lower()]
+                    if not account["hooks"]:
+                        raise KeyError(f"no hook delivers for {owner}/{repo or ''}")
+                    hook, kind, target = account["hooks"][0], "organization", account["id"]
+            secret = hook["secret"] if app_id is not None else hook["config"].get("secret")
+        # https://docs.github.com/webhooks/webhook-events-and-payloads#delivery-headers
+        headers = {"Accept": "*/*", "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/044aadd",
+                   "X-GitHub-Delivery": delivery or str(uuid.uuid4()), "X-GitHub-Event": event,
+                   "X-GitHub-Hook-ID": str(hook["id"]), "X-GitHub-Hook-Installation-Target-ID": str(target),
+                   "X-GitHub-Hook-Installation-Target-Type": kind}
+        if secret:
+            headers["X-Hub-Signature"] = "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
+            headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return headers
 
     def add_oauth_app(self, client_id: str, client_secret: str, *, callback_url: str | None = None) -> None:
         with self.lock:

@@ -27,7 +27,7 @@ from devlink.hosts.base import (
     WebhookEvent,
     WebhookPayloadError,
 )
-from devlink.hosts.github_webhooks import parse_webhook, sign, verify_signature
+from devlink.hosts.github_webhooks import DeliveryHeaders, parse_webhook, read_headers, sign, verify_signature
 
 # tests/hosts/<this file> → parents[3] is /work, which holds main/ (the repository) and shared/.
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "github-webhooks"
@@ -518,3 +518,44 @@ def test_signature_accepted() -> None:
 )
 def test_signature_refused(secret: bytes, body: bytes, header: str | None) -> None:
     assert verify_signature(secret, body, header) is False
+
+
+# --------------------------------------------------------------------------- delivery headers
+
+# As GitHub sends them (docs.github.com/webhooks/webhook-events-and-payloads#delivery-headers).
+GITHUB_HEADERS = {
+    "Accept": "*/*", "Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/044aadd",
+    "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "X-GitHub-Event": "push",
+    "X-GitHub-Hook-ID": "292430182", "X-GitHub-Hook-Installation-Target-ID": "79929171",
+    "X-GitHub-Hook-Installation-Target-Type": "repository", "X-Hub-Signature-256": sign(SECRET, BODY),
+}
+
+
+def test_read_headers_names_the_hook_and_what_it_was_created_on() -> None:
+    sent = read_headers(GITHUB_HEADERS)
+    assert sent == DeliveryHeaders(event="push", delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958",
+                                   signature=sign(SECRET, BODY), hook_id="292430182", scope="repository",
+                                   target_id="79929171")
+    # HTTP header names are case-insensitive; ASGI servers hand them over in lower case
+    assert read_headers({k.lower(): f" {v} " for k, v in GITHUB_HEADERS.items()}) == sent
+
+
+@pytest.mark.parametrize(("sent", "scope"), [
+    ("repository", "repository"), ("organization", "organization"), ("Organization", "organization"),
+    ("integration", "app"),  # what GitHub sends for a GitHub App's own webhook
+    ("app", "app"),  # the name GitHub's docs list for it
+    ("business", None), ("", None), ("user", None),
+])
+def test_read_headers_target_types(sent: str, scope: str | None) -> None:
+    assert read_headers(GITHUB_HEADERS | {"X-GitHub-Hook-Installation-Target-Type": sent}).scope == scope
+
+
+@pytest.mark.parametrize("value", ["", "abc", "12a", "-1", "1.5", "٣", "1" * 21])
+def test_read_headers_refuses_ids_that_are_not_github_ids(value: str) -> None:
+    sent = read_headers(GITHUB_HEADERS | {"X-GitHub-Hook-ID": value, "X-GitHub-Hook-Installation-Target-ID": value})
+    assert (sent.hook_id, sent.target_id) == (None, None)
+
+
+def test_read_headers_without_the_hook_headers() -> None:
+    sent = read_headers({"X-GitHub-Event": "ping"})
+    assert sent == DeliveryHeaders("ping", None, None, None, None, None)

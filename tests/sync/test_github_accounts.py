@@ -215,9 +215,8 @@ def test_a_delivery_answered_but_never_processed_is_acted_on_by_the_sweep(
 ) -> None:
     from datetime import timedelta
 
-    from devlink.hosts.github_webhooks import sign
     from devlink.store.models import WebhookDelivery, utcnow
-    from devlink.sync.webhooks import receive_github, redeliver_pending
+    from devlink.sync.webhooks import incoming_github, receive_github, redeliver_pending
 
     github.repo("octo", "api")
     _, found = link_account(runtime, options(github, link="all"))
@@ -226,10 +225,9 @@ def test_a_delivery_answered_but_never_processed_is_acted_on_by_the_sweep(
         '{"ref": "refs/heads/main", "before": "' + "0" * 40 + '", "after": "' + "1" * 40 + '", "commits": [],'
         ' "repository": {"id": ' + str(repo["id"]) + ', "full_name": "octo/api", "owner": {"login": "octo"}}}'
     ).encode()
-    secret = github.stub.hooks("octo", "api")[0]["config"]["secret"]
     first = Recorder()
-    answer = receive_github(runtime, first, event="push", delivery_id="d-1", body=body,
-                            signature=sign(secret.encode(), body))
+    headers = github.stub.delivery_headers("push", body, owner="octo", repo="api", delivery="d-1")
+    answer = receive_github(runtime, first, incoming_github(runtime, headers), body)
     assert answer["status"] == "queued" and first.calls == [("sync:hook", found.linked[0])]
     # the process died after recording d-2 and before queueing its work
     with runtime.sessions.begin() as session:
@@ -243,13 +241,12 @@ def test_a_delivery_answered_but_never_processed_is_acted_on_by_the_sweep(
 
 def test_a_github_app_account_uses_the_apps_own_webhook(runtime: Runtime, github: GitHubWorld) -> None:
     """With the App's webhook secret set on the host, no hook per repository; deliveries carry the installation."""
-    from devlink.hosts.github_webhooks import sign
     from devlink.sync.accounts import configure_host
-    from devlink.sync.webhooks import Unauthorized, receive_github
+    from devlink.sync.webhooks import Unauthorized, incoming_github, receive_github
 
     github.stub.add_org("acme", members=["octo"])
     github.repo("acme", "api")
-    pem = github.stub.add_app(4242)
+    pem = github.stub.add_app(4242, webhook_secret="app-secret")
     installation = github.stub.add_installation(4242, "acme")
     configure_host(runtime, AccountOptions(name="", web_url=github.stub.web_url), app_webhook_secret="app-secret")
     link_account(runtime, AccountOptions(name="acme", web_url=github.stub.web_url, app_id="4242",
@@ -274,12 +271,13 @@ def test_a_github_app_account_uses_the_apps_own_webhook(runtime: Runtime, github
 
         def discover(self, account_id: int) -> None: ...
 
-    answer = receive_github(runtime, Queue(), event="push", delivery_id="app-1", body=body,
-                            signature=sign(b"app-secret", body))
+    headers = github.stub.delivery_headers("push", body, owner="acme", app_id=4242)
+    answer = receive_github(runtime, Queue(), incoming_github(runtime, headers), body)
     assert (answer["status"], calls) == ("queued", [row.id])
+    github.stub.add_app(4242, webhook_secret="not-the-app-secret")
+    headers = github.stub.delivery_headers("push", body, owner="acme", app_id=4242)
     with pytest.raises(Unauthorized):
-        receive_github(runtime, Queue(), event="push", delivery_id="app-2", body=body,
-                       signature=sign(b"not-the-app-secret", body))
+        receive_github(runtime, Queue(), incoming_github(runtime, headers), body)
 
 
 def test_a_pull_request_title_with_nul_or_a_lone_surrogate_is_stored_not_refused(
@@ -287,21 +285,19 @@ def test_a_pull_request_title_with_nul_or_a_lone_surrogate_is_stored_not_refused
 ) -> None:
     import json
 
-    from devlink.hosts.github_webhooks import sign
     from devlink.store import queries
-    from devlink.sync.webhooks import receive_github
+    from devlink.sync.webhooks import incoming_github, receive_github
 
     github.repo("octo", "api")
     link_account(runtime, options(github, link="all"))
     repo = github.stub.repo("octo", "api")
-    secret = github.stub.hooks("octo", "api")[0]["config"]["secret"]
     pull = {"id": 9, "number": 9, "title": "ABC-9 nul \u0000 and \ud800 here", "state": "open",
             "head": {"ref": "feature"}, "base": {"ref": "main"}, "user": {"login": "ada"},
             "updated_at": "2026-11-23T12:00:00Z"}
     body = json.dumps({"action": "opened", "pull_request": pull, "repository": {
         "id": repo["id"], "full_name": "octo/api", "owner": {"login": "octo"}}}).encode()
-    answer = receive_github(runtime, Recorder(), event="pull_request", delivery_id="nul-1", body=body,
-                            signature=sign(secret.encode(), body))
+    headers = github.stub.delivery_headers("pull_request", body, owner="octo", repo="api")
+    answer = receive_github(runtime, Recorder(), incoming_github(runtime, headers), body)
     assert answer["status"] == "updated"
     with runtime.sessions() as session:
         [stored] = queries.development(session, "ABC-9")["pull_requests"]

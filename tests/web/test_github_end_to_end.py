@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 
-from devlink.hosts.github_webhooks import sign
 from github_world import TOKEN, GitHubWorld
 from servers import Server, start_server, stop_server
 
@@ -38,11 +37,12 @@ def push_payload(github: GitHubWorld, owner: str, name: str, before: str, after:
     return json.dumps(payload).encode()
 
 
-def deliver(client: httpx.Client, event: str, body: bytes, secret: str) -> httpx.Response:
-    return client.post("/hooks/github", content=body, headers={
-        "X-GitHub-Event": event, "X-GitHub-Delivery": str(uuid.uuid4()), "Content-Type": "application/json",
-        "X-Hub-Signature-256": sign(secret.encode(), body),
-    })
+def deliver(client: httpx.Client, github: GitHubWorld, event: str, body: bytes, *, signed: bytes | None = None,
+            delivery: str | None = None) -> httpx.Response:
+    """POST ``body`` as octo/api's hook delivers it (with the signature of ``signed``, if given, to tamper)."""
+    headers = github.stub.delivery_headers(event, body if signed is None else signed, owner="octo", repo="api",
+                                           delivery=delivery or str(uuid.uuid4()))
+    return client.post("/hooks/github", content=body, headers=headers)
 
 
 def wait_for(check: Any, what: str, server: Server, timeout: float = 20) -> Any:
@@ -87,8 +87,7 @@ def test_link_push_webhook_and_read_development(github: GitHubWorld, tmp_path: P
             after = api.commit("API-7 #comment throttled the clients #time 30m")
             api.git("push", "-q", "origin", "main")
             body = push_payload(github, "octo", "api", before, after, "API-7 #comment throttled the clients")
-            secret = hook["config"]["secret"]
-            answer = deliver(client, "push", body, secret)
+            answer = deliver(client, github, "push", body)
             assert answer.status_code == 202 and answer.json()["status"] in ("queued", "coalesced")
 
             def linked() -> dict[str, Any] | None:
@@ -109,12 +108,10 @@ def test_link_push_webhook_and_read_development(github: GitHubWorld, tmp_path: P
             assert [w["seconds"] for w in issue["worklogs"]] == [1800]
 
             # the same delivery again changes nothing; a tampered one is refused
-            replay = client.post("/hooks/github", content=body, headers={
-                "X-GitHub-Event": "push", "X-GitHub-Delivery": "fixed-id", "Content-Type": "application/json",
-                "X-Hub-Signature-256": sign(secret.encode(), body)})
+            replay = deliver(client, github, "push", body, delivery="fixed-id")
             again = client.post("/hooks/github", content=body, headers=dict(replay.request.headers))
             assert again.json()["status"] == "duplicate"
-            tampered = deliver(client, "push", body.replace(b"throttled", b"hijacked"), "wrong-secret")
+            tampered = deliver(client, github, "push", body.replace(b"throttled", b"hijacked"), signed=body)
             assert tampered.status_code == 401
 
             # a pull request webhook updates that pull request at once
@@ -126,7 +123,7 @@ def test_link_push_webhook_and_read_development(github: GitHubWorld, tmp_path: P
             merged["pull_request"] = {**stub_pull, "state": "closed", "merged": True,
                                       "merged_at": stub_pull["updated_at"], "updated_at": stub_pull["updated_at"]}
             merged["repository"] = json.loads(body)["repository"]
-            assert deliver(client, "pull_request", json.dumps(merged).encode(), secret).json()["status"] == "updated"
+            assert deliver(client, github, "pull_request", json.dumps(merged).encode()).json()["status"] == "updated"
             doc = client.get("/api/v1/issues/API-7/development").json()
             assert doc["pull_requests"][0]["state"] == "merged"
             page = client.get("/issues/API-7").text

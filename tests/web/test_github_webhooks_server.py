@@ -106,8 +106,15 @@ class Linked:
     external_id: str
     name: str
     secret: str
+    hook_id: str  # its webhook's id, as GitHub would have answered when devlink created it
     work: GitRepo
     bare: Path
+
+
+def hook_headers(hook_id: str | int, target_type: str, target_id: str | int) -> dict[str, str]:
+    """The headers that say which hook sent a delivery, as GitHub sends them with every delivery."""
+    return {"X-GitHub-Hook-ID": str(hook_id), "X-GitHub-Hook-Installation-Target-Type": target_type,
+            "X-GitHub-Hook-Installation-Target-ID": str(target_id)}
 
 
 @dataclass
@@ -118,6 +125,7 @@ class World:
     trap: EgressTrap
     repos: dict[str, Linked]  # by GitHub repository id
     org_secret: str
+    org_hook: dict[str, str]  # the organisation hook's headers
     org_account_id: int
     client: httpx.Client
     answer_ms: list[float] = field(default_factory=list)
@@ -126,19 +134,26 @@ class World:
         return Runtime.open(load_settings({"DEVLINK_HOME": str(self.home), "DEVLINK_BASE_URL": BASE_URL}),
                             migrate=False)
 
-    def secret_for(self, payload: Json) -> str:
-        """The secret of the hook GitHub delivers this payload from: the repository's, else the organisation's."""
+    def hook_for(self, payload: Json) -> tuple[str, dict[str, str]]:
+        """The secret and headers of the hook GitHub delivers this payload from: the repository's, else the
+        organisation's."""
         repo = payload.get("repository") or {}
         if str(repo.get("id")) in self.repos:
-            return self.repos[str(repo["id"])].secret
+            linked = self.repos[str(repo["id"])]
+            return linked.secret, hook_headers(linked.hook_id, "repository", linked.external_id)
         logins = {(payload.get("organization") or {}).get("login"), (repo.get("owner") or {}).get("login")}
         assert ORG in logins, f"no hook delivers {repo.get('full_name')}"
-        return self.org_secret
+        return self.org_secret, self.org_hook
 
-    def post(self, event: str | None, body: bytes, *, secret: str | None = None, delivery: str | None = None,
-             signature: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
+    def repo_hook(self, external_id: str) -> dict[str, str]:
+        linked = self.repos[external_id]
+        return hook_headers(linked.hook_id, "repository", linked.external_id)
+
+    def post(self, event: str | None, body: bytes, *, secret: str | None = None, hook: dict[str, str] | None = None,
+             delivery: str | None = None, signature: str | None = None,
+             headers: dict[str, str] | None = None) -> httpx.Response:
         sent = {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/044aadd",
-                "X-GitHub-Delivery": delivery or str(uuid.uuid4())}
+                "X-GitHub-Delivery": delivery or str(uuid.uuid4()), **(hook or {})}
         if event is not None:
             sent["X-GitHub-Event"] = event
         if signature is None and secret is not None:
@@ -152,7 +167,8 @@ class World:
 
     def deliver(self, event: str, payload: Json | bytes, *, delivery: str | None = None) -> httpx.Response:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return self.post(event, body, secret=self.secret_for(json.loads(body)), delivery=delivery)
+        secret, hook = self.hook_for(json.loads(body))
+        return self.post(event, body, secret=secret, hook=hook, delivery=delivery)
 
     def api(self, path: str) -> Any:
         answer = self.client.get(path)
@@ -221,7 +237,7 @@ def _link_corpus_repositories(rt: Runtime, root: Path) -> dict[str, Linked]:
         work.git("remote", "add", "origin", str(bare))
         work.commit(f"initial commit of {repo['full_name']}")
         work.git("push", "-q", "origin", "main")
-        secret = secrets.token_urlsafe(32)
+        secret, hook_id = secrets.token_urlsafe(32), str(400_000 + len(linked))
         with rt.sessions.begin() as session:
             if host_name not in hosts:
                 kind = "github" if host_name == "github.com" else "github-enterprise"
@@ -234,7 +250,7 @@ def _link_corpus_repositories(rt: Runtime, root: Path) -> dict[str, Linked]:
                 host_id=hosts[host_name], account_id=None, external_id=external_id,
                 name=_row_name(taken, host_name, repo["full_name"]), url=str(bare), web_url=repo["html_url"],
                 linked=True, state="active", default_branch="main",
-                webhook_id=str(400_000 + len(linked)), webhook_secret=rt.vault.encrypt(secret),
+                webhook_id=hook_id, webhook_secret=rt.vault.encrypt(secret),
                 # a hook just created is "installed"; GHES's 120 waits for its ping to say so
                 webhook_state=None if external_id == "120" else "installed",
             )
@@ -243,7 +259,7 @@ def _link_corpus_repositories(rt: Runtime, root: Path) -> dict[str, Linked]:
             row_id, name = row.id, row.name
         [result] = run_sync(rt, row_id, full=True)  # what linking starts: the backfill
         assert result.commits_new == 1
-        linked[external_id] = Linked(row_id, external_id, name, secret, work, bare)
+        linked[external_id] = Linked(row_id, external_id, name, secret, hook_id, work, bare)
     return linked
 
 
@@ -276,8 +292,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         [org_hook] = github.stub.org_hooks(ORG)
         assert org_hook["config"]["url"] == f"{BASE_URL}/hooks/github"
         server = start_server(home, {"DEVLINK_BASE_URL": BASE_URL, **trap.env()})
-        running = World(server, home, github, trap, repos, org_hook["config"]["secret"], org_account_id,
-                        server.client())
+        org_headers = hook_headers(org_hook["id"], "organization", github.stub.accounts[ORG.lower()]["id"])
+        running = World(server, home, github, trap, repos, org_hook["config"]["secret"], org_headers,
+                        org_account_id, server.client())
         try:
             yield running
         finally:
@@ -368,7 +385,8 @@ def test_every_corpus_example_is_accepted_and_acted_on(world: World, record_prop
         body = corpus_body(entry)
         payload = json.loads(body)
         delivery = f"corpus-{index}-{uuid.uuid4()}"
-        answer = world.post(entry["event"], body, secret=world.secret_for(payload), delivery=delivery)
+        secret, hook = world.hook_for(payload)
+        answer = world.post(entry["event"], body, secret=secret, hook=hook, delivery=delivery)
         assert answer.status_code == 202, (entry["file"], answer.text)
         result = answer.json()
         assert result["delivery"] == delivery
@@ -507,69 +525,210 @@ def test_push_webhook_queues_a_soft_sync_that_fetches_the_commit(world: World) -
 # --------------------------------------------------------------------------- refusals
 
 
+def refused(answer: httpx.Response, status: int, reason: str) -> Json:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    problem: Json = answer.json()
+    assert problem["type"] == reason, answer.text
+    return problem
+
+
 def test_bad_signatures_are_refused_and_not_recorded(world: World) -> None:
     body = corpus_body({"file": "push.none.3.json"})
-    secret = world.repos["186853002"].secret
+    secret, hook = world.repos["186853002"].secret, world.repo_hook("186853002")
     count = world.deliveries()
-
-    def refused(answer: httpx.Response, status: int, reason: str) -> None:
-        assert answer.status_code == status, answer.text
-        assert answer.headers["content-type"].startswith("application/problem+json")
-        assert answer.json()["type"] == reason, answer.text
 
     tampered = body.replace(b'"Codertocat"', b'"Mallory"', 1)
     assert tampered != body
-    refused(world.post("push", tampered, signature=sign(secret.encode(), body)), 401, "bad_signature")
-    refused(world.post("push", body, secret="not-the-secret"), 401, "bad_signature")
-    refused(world.post("push", body, secret=world.org_secret), 401, "bad_signature")  # another hook's secret
-    refused(world.post("push", body), 401, "bad_signature")  # no signature
-    refused(world.post("push", body, signature=""), 401, "bad_signature")
+    refused(world.post("push", tampered, hook=hook, signature=sign(secret.encode(), body)), 401, "bad_signature")
+    refused(world.post("push", body, hook=hook, secret="not-the-secret"), 401, "bad_signature")
+    # another hook's secret, either way round
+    refused(world.post("push", body, hook=hook, secret=world.org_secret), 401, "bad_signature")
+    refused(world.post("push", body, hook=world.org_hook, secret=secret), 401, "bad_signature")
+    refused(world.post("push", body, hook=hook), 401, "bad_signature")  # no signature
+    refused(world.post("push", body, hook=hook, signature=""), 401, "bad_signature")
     sha1 = "sha1=" + sign(secret.encode(), body)[7:47]  # the legacy X-Hub-Signature scheme is no substitute
-    refused(world.post("push", body, signature=sha1), 401, "bad_signature")
-    refused(world.post("push", body, signature="sha256=" + "0" * 64), 401, "bad_signature")
-    refused(world.post("push", body, signature=sign(secret.encode(), body)[:-1]), 401, "bad_signature")
-    # a repository devlink does not know, and an organisation-level event of one it does not know
-    stranger = json.loads(body)
-    stranger["repository"]["id"] = 1
-    stranger["repository"]["owner"]["login"] = stranger["repository"]["owner"]["name"] = "stranger"
-    refused(world.post("push", json.dumps(stranger).encode(), secret=secret), 401, "bad_signature")
+    refused(world.post("push", body, hook=hook, signature=sha1), 401, "bad_signature")
+    refused(world.post("push", body, hook=hook, signature="sha256=" + "0" * 64), 401, "bad_signature")
+    refused(world.post("push", body, hook=hook, signature=sign(secret.encode(), body)[:-1]), 401, "bad_signature")
     assert world.deliveries() == count
 
 
+def test_the_hook_headers_name_the_secret_and_an_unknown_hook_is_refused(world: World) -> None:
+    """The secret is found from X-GitHub-Hook-ID and the installation target headers, never from the body."""
+    body = corpus_body({"file": "push.none.3.json"})
+    linked = world.repos["186853002"]
+    secret, hook = linked.secret, world.repo_hook("186853002")
+    count = world.deliveries()
+
+    # correctly signed, but without the headers GitHub sends with every delivery
+    problem = refused(world.post("push", body, secret=secret), 401, "unknown_hook")
+    assert "X-GitHub-Hook-ID" in problem["title"] and "X-GitHub-Hook-Installation-Target-ID" in problem["title"]
+    for name in hook:
+        refused(world.post("push", body, secret=secret, hook={k: v for k, v in hook.items() if k != name}),
+                401, "unknown_hook")
+    refused(world.post("push", body, secret=secret, hook=hook | {"X-GitHub-Hook-ID": "not-a-number"}),
+            401, "unknown_hook")
+    refused(world.post("push", body, secret=secret, hook=hook | {"X-GitHub-Hook-Installation-Target-Type": "user"}),
+            401, "unknown_hook")
+    # a hook id devlink never installed, or its id with another repository, or as an organisation's
+    problem = refused(world.post("push", body, secret=secret, hook=hook_headers(999_999, "repository", 186853002)),
+                      401, "unknown_hook")
+    assert "999999" in problem["title"] and secret not in problem["title"]
+    refused(world.post("push", body, secret=secret, hook=hook_headers(linked.hook_id, "repository", 118)),
+            401, "unknown_hook")
+    refused(world.post("push", body, secret=secret, hook=hook_headers(linked.hook_id, "organization", 186853002)),
+            401, "unknown_hook")
+    problem = refused(world.post("push", body, secret=secret, hook=hook_headers(7, "integration", 4242)),
+                      401, "unknown_hook")  # a GitHub App no host here is set up with
+    assert "GitHub App 4242" in problem["title"] and "--app-webhook-secret" in problem["hint"]
+    # signed by the repository's hook but naming another repository: not something its hook sends
+    stranger = json.loads(body)
+    stranger["repository"]["id"] = 1
+    problem = refused(world.post("push", json.dumps(stranger).encode(), secret=secret, hook=hook), 400, "bad_payload")
+    assert "repository 1" in problem["title"]
+    assert world.deliveries() == count
+    # header names in any letter case, as HTTP allows
+    lower = {name.lower(): value for name, value in hook.items()}
+    answer = world.post("push", body, secret=secret, hook=lower)
+    assert (answer.status_code, answer.json()["repository"]) == (202, linked.id), answer.text
+    assert world.deliveries() == count + 1
+
+
 def test_malformed_deliveries_are_refused_and_not_recorded(world: World) -> None:
-    secret = world.repos["186853002"].secret
+    secret, hook = world.repos["186853002"].secret, world.repo_hook("186853002")
     body = corpus_body({"file": "push.none.3.json"})
     count = world.deliveries()
 
-    def refused(answer: httpx.Response, status: int, reason: str) -> None:
-        assert answer.status_code == status, answer.text
-        assert answer.json()["type"] == reason, answer.text
+    def post(event: str | None, content: bytes, **extra: Any) -> httpx.Response:
+        return world.post(event, content, secret=secret, hook=hook, **extra)
 
-    refused(world.post("push", body[:-10], secret=secret), 400, "bad_json")  # signed, but cut short
-    refused(world.post("push", b"", secret=secret), 400, "bad_json")
-    refused(world.post("push", b"[1, 2]", secret=secret), 400, "bad_json")
-    refused(world.post("push", b"\xff\xfe{}", secret=secret), 400, "bad_json")
+    refused(post("push", body[:-10]), 400, "bad_json")  # signed, but cut short
+    refused(post("push", b""), 400, "bad_json")
+    refused(post("push", b"[1, 2]"), 400, "bad_json")
+    refused(post("push", b"\xff\xfe{}"), 400, "bad_json")
     # UTF-16 is valid JSON to Python's json.loads(bytes), but GitHub only sends UTF-8
-    refused(world.post("push", body.decode().encode("utf-16"), secret=secret), 400, "bad_json")
-    refused(world.post(None, body, secret=secret), 400, "bad_event")
-    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": sign(secret.encode(), body)}
+    refused(post("push", body.decode().encode("utf-16")), 400, "bad_json")
+    refused(post(None, body), 400, "bad_event")
+    headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": sign(secret.encode(), body), **hook}
     refused(world.client.post("/hooks/github", content=body, headers=headers), 400, "bad_delivery_id")
-    refused(world.post("push", body, secret=secret, delivery="not a delivery id"), 400, "bad_delivery_id")
+    refused(post("push", body, delivery="not a delivery id"), 400, "bad_delivery_id")
     no_ref = json.loads(body)
     del no_ref["ref"]
-    refused(world.post("push", json.dumps(no_ref).encode(), secret=secret), 400, "bad_payload")
+    refused(post("push", json.dumps(no_ref).encode()), 400, "bad_payload")
+    assert world.deliveries() == count
+
+
+def _rss_kib(pid: int, field: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":")))
+
+
+def _peak_growth_mib(world: World, send: Callable[[], httpx.Response]) -> tuple[httpx.Response, float, float]:
+    """The server's answer, its peak memory growth over its resident size before, and the seconds it took."""
+    pid = world.server.process.pid
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current resident size
+    before = _rss_kib(pid, "VmRSS")
+    started = time.perf_counter()
+    answer = send()
+    elapsed = time.perf_counter() - started
+    return answer, (_rss_kib(pid, "VmHWM") - before) / 1024, elapsed
+
+
+def test_an_unsigned_25_mb_body_is_refused_before_it_is_parsed(world: World) -> None:
+    """Today's bug: the body was parsed to find whose secret to try; 25 MB of ``{}`` took 900 MB and seconds."""
+    world.wait_idle()
+    body = b"[" + b"{}," * ((MAX_GITHUB_BODY - 2) // 3 - 1) + b"{}]"
+    assert MAX_GITHUB_BODY - 3 <= len(body) <= MAX_GITHUB_BODY
+    count = world.deliveries()
+    hook = world.repo_hook("186853002")
+    cases = [
+        ("no signature", hook, None, "bad_signature"),
+        ("no hook headers", {}, "sha256=" + "0" * 64, "unknown_hook"),
+        ("an unknown hook", hook_headers(1, "repository", 1), "sha256=" + "0" * 64, "unknown_hook"),
+        ("a wrong signature", hook, sign(b"not-the-secret", body), "bad_signature"),  # read, hashed, dropped
+    ]
+    for what, headers, signature, reason in cases:
+        answer, growth, elapsed = _peak_growth_mib(
+            world, lambda: world.post("push", body, hook=headers, signature=signature))  # noqa: B023
+        refused(answer, 401, reason)
+        print(f"\n25 MB body, {what}: 401 in {elapsed * 1000:.0f} ms, server peak +{growth:.1f} MiB")
+        assert growth < 60, f"{what}: the server grew by {growth:.0f} MiB"
+        assert elapsed < 10, f"{what}: answered after {elapsed:.1f} s"
+    assert world.deliveries() == count
+    assert world.api("/api/v1/repositories")  # and the server is well
+
+
+def test_a_signed_deeply_nested_body_is_400_not_500(world: World) -> None:
+    secret, hook = world.repos["186853002"].secret, world.repo_hook("186853002")
+    count = world.deliveries()
+    deep = b"[" * 2000 + b"]" * 2000
+    problem = refused(world.post("push", deep, secret=secret, hook=hook), 400, "too_deep")
+    assert "64" in problem["title"]
+    wrapped = b'{"ref": "refs/heads/main", "x": ' + b'{"a": ' * 2000 + b"1" + b"}" * 2000 + b"}"
+    refused(world.post("push", wrapped, secret=secret, hook=hook), 400, "too_deep")
+    # brackets inside strings do not nest
+    payload: Json = json.loads(corpus_body({"file": "push.none.3.json"}))
+    payload["repository"]["description"] = "[" * 5000 + ' "quoted" \\ {'
+    payload["extra"] = json.loads("[" * 60 + "]" * 60)  # deep, but within the limit
+    answer = world.post("push", json.dumps(payload).encode(), secret=secret, hook=hook)
+    assert answer.status_code == 202, answer.text
+    assert world.deliveries() == count + 1
+
+
+def test_a_verified_delivery_for_an_unlinked_or_gone_repository_is_recorded_and_ignored(world: World) -> None:
+    """Its hook is still known (GitHub may deliver before devlink removes it): 202 ``ignored``, no sync."""
+    linked = world.repos["135493233"]
+    body = corpus_body({"file": "go-scm/push.json"})
+    world.wait_idle()
+    rt = world.runtime()
+    try:
+        for column, value in (("linked", False), ("state", "gone")):
+            with rt.sessions.begin() as session:
+                row = session.get(Repository, linked.id)
+                assert row is not None
+                setattr(row, column, value)
+            count = world.deliveries()
+            finished = world.api(f"/api/v1/repositories/{linked.id}")["sync"]["finished_at"]
+            answer = world.deliver("push", body)
+            assert (answer.status_code, answer.json()["status"]) == (202, "ignored"), answer.text
+            assert answer.json()["repository"] == linked.id
+            assert world.deliveries() == count + 1
+            view = world.api(f"/api/v1/repositories/{linked.id}")["sync"]
+            assert (view["state"], view["pending"], view["finished_at"]) == ("idle", False, finished)
+            with rt.sessions.begin() as session:
+                row = session.get(Repository, linked.id)
+                assert row is not None
+                row.linked, row.state = True, "active"
+    finally:
+        rt.close()
+
+
+def test_a_delivery_for_a_removed_repository_is_refused_as_an_unknown_hook(world: World) -> None:
+    """Removing a repository forgets its hook (and deletes it on GitHub): what still comes from it is a stranger's."""
+    body = corpus_body({"file": "go-scm/pr_ready_for_review.json"})
+    linked = world.repos["498312568"]
+    world.wait_idle()
+    secret, hook = world.hook_for(json.loads(body))
+    assert world.client.delete(f"/api/v1/repositories/{linked.id}").status_code == 204
+    del world.repos[linked.external_id]  # no longer waited on
+    count = world.deliveries()
+    answer = world.post("pull_request", body, secret=secret, hook=hook)
+    problem = refused(answer, 401, "unknown_hook")
+    assert linked.hook_id in problem["title"]
     assert world.deliveries() == count
 
 
 def test_oversized_bodies_are_refused_with_413(world: World) -> None:
     url = urlsplit(world.server.url)
+    hook = world.repo_hook("186853002")
     # declared over the limit: refused from the header, before the body is read
     connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
     try:
         connection.putrequest("POST", "/hooks/github")
         for name, value in {"Content-Type": "application/json", "X-GitHub-Event": "push",
                             "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": "sha256=" + "0" * 64,
-                            "Content-Length": str(MAX_GITHUB_BODY + 1)}.items():
+                            "Content-Length": str(MAX_GITHUB_BODY + 1), **hook}.items():
             connection.putheader(name, value)
         connection.endheaders(b'{"zen": "')
         raw = connection.getresponse()
@@ -588,7 +747,7 @@ def test_oversized_bodies_are_refused_with_413(world: World) -> None:
 
     answer = world.client.post("/hooks/github", content=chunks(), headers={
         "Content-Type": "application/json", "X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-Hub-Signature-256": "sha256=" + "0" * 64})
+        "X-Hub-Signature-256": "sha256=" + "0" * 64, **hook})
     assert answer.status_code == 413 and answer.json()["type"] == "too_large"
     # the server is still well
     assert world.api("/api/v1/repositories")

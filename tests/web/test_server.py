@@ -114,6 +114,41 @@ def test_hook_rejects_bad_requests_and_ignores_replays(server: Server, tmp_path:
         assert (replay.status_code, replay.json()["status"]) == (202, "duplicate")
 
 
+def _hook_token(server: Server, bare: Path) -> str:
+    return server.cli("repo", "hook", str(bare)).stdout.split("X-Devlink-Token: ", 1)[1].split("'", 1)[0]
+
+
+def test_hook_delivery_ids_are_scoped_to_their_repository(server: Server, tmp_path: Path) -> None:
+    """Each git server picks its own ids: another repository's ``push-42`` is not a replay of this one's."""
+    tokens = []
+    for name in ("scoped-a", "scoped-b"):
+        _, bare, _ = make_server_repo(tmp_path / name, [f"SCOPE-1 {name}"])
+        assert server.cli("repo", "add", str(bare), "--name", name).returncode == 0
+        tokens.append(_hook_token(server, bare))
+    line = f"{'0' * 40} {'b' * 40} refs/heads/main\n"
+    with server.client() as client:
+        def post(token: str, delivery: str) -> dict[str, str]:
+            answer = client.post("/hooks/git", headers={"X-Devlink-Token": token, "X-Devlink-Delivery": delivery},
+                                 content=line)
+            assert answer.status_code == 202, answer.text
+            result: dict[str, str] = answer.json()
+            return result
+
+        first, second = post(tokens[0], "push-42"), post(tokens[1], "push-42")
+        assert (first["repository"], second["repository"]) == ("scoped-a", "scoped-b")
+        assert first["status"] in ("queued", "coalesced") and second["status"] in ("queued", "coalesced")
+        assert first["delivery"] == second["delivery"] == "push-42"  # answered as the client sent it
+        assert post(tokens[0], "push-42") == {"status": "duplicate", "delivery": "push-42", "repository": "scoped-a"}
+        assert post(tokens[1], "push-42")["status"] == "duplicate"
+        # the longest id accepted still fits the column with the repository id in front
+        assert post(tokens[0], "x" * 128)["status"] in ("queued", "coalesced")
+        assert post(tokens[0], "x" * 128)["status"] == "duplicate"
+        too_long = client.post("/hooks/git", headers={"X-Devlink-Token": tokens[0], "X-Devlink-Delivery": "x" * 129},
+                               content=line)
+        assert (too_long.status_code, too_long.json()["type"]) == (400, "bad_delivery_id")
+        assert "1-128" in too_long.json()["title"]
+
+
 def test_api_errors_are_problem_documents(server: Server, tmp_path: Path) -> None:
     _, bare, _ = make_server_repo(tmp_path, ["ERR-1 x"])
     with server.client() as client:

@@ -1,7 +1,8 @@
 """GitHub webhook deliveries turned into the host-neutral events of ``devlink.hosts.base``.
 
-Deliveries are checked with ``verify_signature`` before their JSON is trusted, then handed
-to ``parse_webhook`` with the ``X-GitHub-Event`` header.  Parsing is deliberately lenient:
+A delivery's headers (``read_headers``) name the hook that sent it, so the receiver can find
+the secret and check the body with ``verify_signature`` before parsing it; the parsed JSON is
+then handed to ``parse_webhook`` with the ``X-GitHub-Event`` header.  Parsing is deliberately lenient:
 GitHub's payloads differ between api.github.com, GitHub Enterprise Server releases and the
 years a hook was created (``owner.name`` instead of ``owner.login``, epoch seconds instead
 of ISO 8601, missing ``merged`` in review payloads, …).  Only what the sync engine cannot do
@@ -13,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -32,10 +35,23 @@ from devlink.hosts.base import (
     WebhookPayloadError,
 )
 
-__all__ = ["EVENT_HEADER", "SIGNATURE_HEADER", "parse_webhook", "sign", "verify_signature"]
+__all__ = [
+    "DELIVERY_HEADER", "EVENT_HEADER", "HOOK_ID_HEADER", "SIGNATURE_HEADER", "TARGET_ID_HEADER", "TARGET_TYPE_HEADER",
+    "DeliveryHeaders", "HookScope", "parse_webhook", "read_headers", "sign", "verify_signature",
+]
 
 EVENT_HEADER = "X-GitHub-Event"
+DELIVERY_HEADER = "X-GitHub-Delivery"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+HOOK_ID_HEADER = "X-GitHub-Hook-ID"
+TARGET_TYPE_HEADER = "X-GitHub-Hook-Installation-Target-Type"
+TARGET_ID_HEADER = "X-GitHub-Hook-Installation-Target-ID"
+
+#: Where a hook was created: on a repository, on an organisation, or a GitHub App's own webhook.
+HookScope = Literal["repository", "organization", "app"]
+# GitHub sends ``integration`` for an App's webhook (the old name of Apps); its docs also list ``app``.
+_TARGET_TYPES: dict[str, HookScope] = {
+    "repository": "repository", "organization": "organization", "integration": "app", "app": "app"}
 
 _SCHEME = "sha256"
 _HEX = frozenset("0123456789abcdef")
@@ -50,7 +66,41 @@ _REVIEW_STATES: dict[str, _ReviewState] = {
 }
 
 
-# --------------------------------------------------------------------------- signatures
+# --------------------------------------------------------------------------- headers and signatures
+
+
+@dataclass(frozen=True)
+class DeliveryHeaders:
+    """What a delivery's headers say, as sent (stripped; None when absent or malformed).
+
+    ``hook_id`` and ``target_id`` are GitHub's numeric ids: the hook, and the repository,
+    organisation or App it was created on (``scope``).
+    """
+
+    event: str | None
+    delivery_id: str | None
+    signature: str | None
+    hook_id: str | None
+    scope: HookScope | None
+    target_id: str | None
+
+
+def read_headers(headers: Mapping[str, str]) -> DeliveryHeaders:
+    """The GitHub headers of one request (any letter case), for finding the secret before the body is read."""
+    lowered = {name.lower(): value.strip() for name, value in headers.items()}
+
+    def get(name: str) -> str | None:
+        return lowered.get(name.lower()) or None
+
+    def number(name: str) -> str | None:
+        value = get(name)
+        return value if value is not None and value.isascii() and value.isdigit() and len(value) <= 20 else None
+
+    target_type = (get(TARGET_TYPE_HEADER) or "").lower()
+    return DeliveryHeaders(
+        event=get(EVENT_HEADER), delivery_id=get(DELIVERY_HEADER), signature=get(SIGNATURE_HEADER),
+        hook_id=number(HOOK_ID_HEADER), scope=_TARGET_TYPES.get(target_type), target_id=number(TARGET_ID_HEADER),
+    )
 
 
 def sign(secret: bytes, body: bytes) -> str:

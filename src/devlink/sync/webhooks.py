@@ -1,11 +1,15 @@
 """GitHub deliveries: find whose secret signs them, record them once, and act.
 
-Order: decode, authenticate (the signature must match the secret of the
-repository the payload names, or of its organisation's hook), parse, record
-(a replayed ``X-GitHub-Delivery`` changes nothing), then act.  Acting is cheap
-and never waits on GitHub: a push queues a soft sync; a pull request is
-written from the payload at once (visible in milliseconds) and queued for a
-refresh from the API, which the payload alone cannot be trusted for.
+Order, so that a stranger's body costs nothing: the headers name the hook
+(``X-GitHub-Hook-ID``) and what it was created on (repository, organisation or
+GitHub App, with its id), which gives the secret to try (401 when no such hook
+is known here); then the body is read (at most 25 MB) and its
+``X-Hub-Signature-256`` checked over the raw bytes in constant time (401); only
+then is it parsed, depth first bounded (400); then recorded (a replayed
+``X-GitHub-Delivery`` changes nothing) and acted on.  Acting is cheap and never
+waits on GitHub: a push queues a soft sync; a pull request is written from the
+payload at once (visible in milliseconds) and queued for a refresh from the
+API, which the payload alone cannot be trusted for.
 
 A delivery is marked processed once its work is queued.  ``redeliver_pending``
 runs from the schedule and acts on any left unprocessed (the process died
@@ -14,6 +18,8 @@ between answering 2xx and queueing), so nothing accepted is lost.
 
 import json
 import logging
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -21,6 +27,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from devlink.domain.json_limits import JsonLimitError, loads_bounded
 from devlink.errors import DeliveryError
 from devlink.hosts.base import (
     Ping,
@@ -33,19 +40,30 @@ from devlink.hosts.base import (
     WebhookEvent,
     WebhookPayloadError,
 )
-from devlink.hosts.github_webhooks import parse_webhook, verify_signature
+from devlink.hosts.github_webhooks import (
+    HOOK_ID_HEADER,
+    SIGNATURE_HEADER,
+    TARGET_ID_HEADER,
+    TARGET_TYPE_HEADER,
+    HookScope,
+    parse_webhook,
+    read_headers,
+    verify_signature,
+)
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import Account, Host, PullRequest, Repository, WebhookDelivery, table, utcnow
 from devlink.sync.pulls import write_pull_request
 from devlink.trackers.builtin import BuiltinTracker
 
-__all__ = ["Dispatcher", "Unauthorized", "receive_github", "redeliver_pending"]
+__all__ = ["Dispatcher", "Incoming", "Unauthorized", "incoming_github", "receive_github", "redeliver_pending"]
 
 log = logging.getLogger(__name__)
 
 HOST_KIND = "github"
 REDELIVER_AFTER = timedelta(seconds=60)
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")  # GitHub's are GUIDs, globally unique: stored as sent
+_HOOK_HEADERS = f"{HOOK_ID_HEADER}, {TARGET_TYPE_HEADER} and {TARGET_ID_HEADER}"
 
 
 class Unauthorized(DeliveryError):
@@ -69,29 +87,98 @@ class Target:
     account_id: int | None
 
 
-def receive_github(
-    rt: Runtime, dispatcher: Dispatcher, *, event: str, delivery_id: str, body: bytes, signature: str | None
-) -> dict[str, Any]:
-    """Authenticate, record and act on one delivery; returns the answer's JSON body."""
+@dataclass(frozen=True)
+class Signer:
+    """A secret that may have signed a delivery, and the hook it belongs to."""
+
+    scope: HookScope
+    secret: str  # Fernet token
+    host_id: int
+    repository_id: int | None = None  # repository hooks
+    account_id: int | None = None  # repository (when linked through an account) and organisation hooks
+    external_id: str | None = None  # the repository's id on the host (repository hooks)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A delivery known from its headers alone: the body is read only once this exists."""
+
+    event: str
+    delivery_id: str
+    signature: str
+    hook_id: str
+    signers: tuple[Signer, ...]
+
+
+def incoming_github(rt: Runtime, headers: Mapping[str, str]) -> Incoming:
+    """Check a delivery's headers and find the secrets of the hook they name, before its body is read.
+
+    400 for a missing event or delivery id; 401 (``unknown_hook``) without the hook headers or
+    for a hook devlink did not install; 401 (``bad_signature``) without a signature.
+    """
+    sent = read_headers(headers)
+    if not sent.event:
+        raise DeliveryError("missing X-GitHub-Event header", reason="bad_event")
+    if not sent.delivery_id or not _DELIVERY_ID.match(sent.delivery_id):
+        raise DeliveryError("missing or malformed X-GitHub-Delivery header", reason="bad_delivery_id")
+    if not (sent.hook_id and sent.scope and sent.target_id):
+        raise Unauthorized(f"missing or malformed webhook headers: GitHub sends {_HOOK_HEADERS} with every delivery",
+                           reason="unknown_hook")
+    if not sent.signature:
+        raise Unauthorized(f"missing {SIGNATURE_HEADER} header: set a secret on the webhook")
+    with rt.sessions() as session:
+        signers = _signers(session, sent.scope, sent.hook_id, sent.target_id)
+    if not signers:
+        log.info("hook.github.unknown_hook hook=%s scope=%s target=%s", sent.hook_id, sent.scope, sent.target_id)
+        if sent.scope == "app":
+            raise Unauthorized(f"no host here has GitHub App {sent.target_id} with a webhook secret",
+                               reason="unknown_hook", hint="devlink host set --app-id ID --app-webhook-secret -")
+        raise Unauthorized(f"webhook {sent.hook_id} of {sent.scope} {sent.target_id} is not one devlink installed",
+                           reason="unknown_hook", hint="unlinked or removed repositories lose their webhook; "
+                                                       "discovery reinstalls the hooks of linked ones")
+    return Incoming(sent.event, sent.delivery_id, sent.signature, sent.hook_id, tuple(signers))
+
+
+def _signers(session: Session, scope: HookScope, hook_id: str, target_id: str) -> list[Signer]:
+    """The stored secrets of the hook the headers name (more than one only across hosts with clashing ids)."""
+    if scope == "repository":
+        repositories = session.execute(select(
+            Repository.host_id, Repository.webhook_secret, Repository.id, Repository.account_id,
+        ).where(Repository.webhook_id == hook_id, Repository.external_id == target_id))
+        return [Signer(scope, secret, host_id, repository_id, account_id, target_id)
+                for host_id, secret, repository_id, account_id in repositories if secret]
+    if scope == "organization":
+        accounts = session.execute(select(Account.host_id, Account.hook_secret, Account.id).where(
+            Account.hook_id == hook_id, Account.external_id == target_id))
+        return [Signer(scope, secret, host_id, account_id=account_id) for host_id, secret, account_id in accounts
+                if secret]
+    # A GitHub App's webhook: one per App, its hook id never stored; the App id says which host's secret
+    hosts = session.execute(select(Host.id, Host.app_webhook_secret).where(Host.app_id == target_id))
+    return [Signer(scope, secret, host_id) for host_id, secret in hosts if secret]
+
+
+def receive_github(rt: Runtime, dispatcher: Dispatcher, incoming: Incoming, body: bytes) -> dict[str, Any]:
+    """Authenticate, parse, record and act on one delivery; returns the answer's JSON body."""
+    signer = _verify(rt, incoming, body)
     try:
-        # GitHub sends UTF-8; json.loads(bytes) would also take UTF-16/32, which the record below cannot store
-        text = body.decode("utf-8")
-        payload = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DeliveryError(f"body is not UTF-8 JSON: {exc}", reason="bad_json") from None
+        payload = loads_bounded(body)
+    except JsonLimitError as exc:
+        raise DeliveryError(str(exc), reason=exc.reason) from None
     if not isinstance(payload, dict):
         raise DeliveryError("body must be a JSON object", reason="bad_json")
-    target = _authenticate(rt, payload, body, signature)
+    with rt.sessions() as session:
+        target = _target(session, signer, payload)
     try:
-        parsed = parse_webhook(event, payload)
+        parsed = parse_webhook(incoming.event, payload)
     except WebhookPayloadError as exc:
         raise DeliveryError(exc.message, reason="bad_payload") from None
+    event, delivery_id = incoming.event, incoming.delivery_id
     with rt.sessions.begin() as session:
         fresh = insert_ignore(
             session,
             table(WebhookDelivery),
             [{"host_kind": HOST_KIND, "delivery_id": delivery_id, "repository_id": target.repository_id,
-              "event": event, "payload": text, "received_at": utcnow()}],
+              "event": event, "payload": body.decode("utf-8"), "received_at": utcnow()}],
             ["host_kind", "delivery_id"],
         )
     if not fresh:
@@ -104,53 +191,36 @@ def receive_github(
     return {"status": status, "delivery": delivery_id, "repository": target.repository_id}
 
 
-def _authenticate(rt: Runtime, payload: dict[str, Any], body: bytes, signature: str | None) -> Target:
-    """The repository (or account) whose secret signed this body; 401 when none did."""
-    if not signature:
-        raise Unauthorized("missing X-Hub-Signature-256 header: set a secret on the webhook")
-    repo = payload.get("repository") if isinstance(payload.get("repository"), dict) else None
-    org = payload.get("organization") if isinstance(payload.get("organization"), dict) else None
-    owner = (repo or {}).get("owner") or {}
-    logins = {str(x).lower() for x in ((org or {}).get("login"), owner.get("login"), owner.get("name")) if x}
-    with rt.sessions() as session:
-        candidates: list[tuple[Target, str]] = []
-        if repo and repo.get("id") is not None:
-            for row in session.scalars(select(Repository).where(Repository.external_id == str(repo["id"]))):
-                if row.webhook_secret:
-                    candidates.append((Target(row.id, row.account_id), row.webhook_secret))
-                account = session.get(Account, row.account_id) if row.account_id else None
-                if account is not None and account.hook_secret:
-                    candidates.append((Target(row.id, account.id), account.hook_secret))
-        installation = payload.get("installation") if isinstance(payload.get("installation"), dict) else None
-        if installation and installation.get("id") is not None:  # a GitHub App's webhook, signed with its secret
-            candidates.extend(_app_candidates(session, repo, str(installation["id"])))
-        if logins:
-            for account in session.scalars(select(Account).where(Account.hook_secret.is_not(None))):
-                if account.name.lower() in logins and account.hook_secret:
-                    candidates.append((Target(None, account.id), account.hook_secret))
-    for target, secret in candidates:
-        if verify_signature(rt.vault.decrypt(secret).encode(), body, signature):
-            return target
-    log.info("hook.github.bad_signature candidates=%d", len(candidates))
-    raise Unauthorized("signature does not match the secret of any linked repository or account")
+def _verify(rt: Runtime, incoming: Incoming, body: bytes) -> Signer:
+    """The signer whose secret made ``X-Hub-Signature-256`` over the raw body; 401 when none did."""
+    for signer in incoming.signers:
+        if verify_signature(rt.vault.decrypt(signer.secret).encode(), body, incoming.signature):
+            return signer
+    log.info("hook.github.bad_signature hook=%s candidates=%d", incoming.hook_id, len(incoming.signers))
+    raise Unauthorized(f"signature does not match the secret of webhook {incoming.hook_id}")
 
 
-def _app_candidates(session: Session, repo: dict[str, Any] | None, installation_id: str) -> list[tuple[Target, str]]:
-    """Accounts linked through this App installation, with their host's App webhook secret."""
-    found: list[tuple[Target, str]] = []
-    accounts = session.execute(
-        select(Account.id, Host.id, Host.app_webhook_secret).join(Host, Host.id == Account.host_id)
-        .where(Account.installation_id == installation_id, Host.app_webhook_secret.is_not(None))
-    ).all()
-    for account_id, host_id, secret in accounts:
-        if not secret:
-            continue
-        repository_id = None
-        if repo and repo.get("id") is not None:
-            repository_id = session.scalars(select(Repository.id).where(
-                Repository.host_id == host_id, Repository.external_id == str(repo["id"]))).first()
-        found.append((Target(repository_id, account_id), secret))
-    return found
+def _target(session: Session, signer: Signer, payload: dict[str, Any]) -> Target:
+    """The repository and account a verified delivery is for: its hook's, else the ones its payload names."""
+    repo = payload.get("repository")
+    repo_id = str(repo["id"]) if isinstance(repo, dict) and isinstance(repo.get("id"), int | str) else None
+    if signer.scope == "repository":
+        if repo_id is not None and repo_id != signer.external_id:
+            raise DeliveryError(f"the payload names repository {repo_id}, but its webhook belongs to repository "
+                                f"{signer.external_id}", reason="bad_payload")
+        return Target(signer.repository_id, signer.account_id)
+    account_id = signer.account_id
+    if signer.scope == "app":  # one webhook for every installation: the payload says which
+        installation = payload.get("installation")
+        installation_id = installation.get("id") if isinstance(installation, dict) else None
+        account_id = None if installation_id is None else session.scalars(select(Account.id).where(
+            Account.host_id == signer.host_id, Account.installation_id == str(installation_id))).first()
+    if account_id is None or repo_id is None:
+        return Target(None, account_id)
+    repository_id = session.scalars(select(Repository.id).where(
+        Repository.host_id == signer.host_id, Repository.account_id == account_id,
+        Repository.external_id == repo_id)).first()
+    return Target(repository_id, account_id)
 
 
 def _act(rt: Runtime, dispatcher: Dispatcher, event: WebhookEvent, target: Target) -> str:

@@ -1,16 +1,20 @@
 """``POST /hooks/{kind}``: push notifications from plain git servers and from GitHub.
 
-Order, as for every host: authenticate, parse, record (dedupe on the delivery
-id), enqueue, answer 202.  The body is never trusted to be complete: the sync
-fetches whatever changed.
+Order, as for every host: authenticate from the headers, bound the size, read
+the body, verify it, parse it, record (dedupe on the delivery id), enqueue,
+answer 202.  Nothing of a stranger's body is parsed.  The body is never trusted
+to be complete: the sync fetches whatever changed.
 
 Plain git servers call ``/hooks/git`` from a ``post-receive`` hook (``devlink
 repo hook``) with the repository's token in ``X-Devlink-Token`` (or
 ``Authorization: Bearer``).  The optional body is what post-receive reads on
 stdin, ``<old-sha> <new-sha> <ref>`` per line; an optional
-``X-Devlink-Delivery`` header makes retries idempotent.
+``X-Devlink-Delivery`` header makes retries idempotent.  Delivery ids are the
+client's own, so they are scoped to the repository: stored as
+``<repository id>/<id>``, answered as sent.
 """
 
+import io
 import logging
 import re
 import uuid
@@ -26,7 +30,7 @@ from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import WebhookDelivery, table, utcnow
 from devlink.sync.repositories import repository_for_token
-from devlink.sync.webhooks import receive_github
+from devlink.sync.webhooks import incoming_github, receive_github
 from devlink.web.deps import RuntimeDep
 
 __all__ = ["router"]
@@ -36,7 +40,8 @@ router = APIRouter(prefix="/hooks", tags=["webhooks"])
 
 MAX_BODY = 256 * 1024
 _LINE = re.compile(r"^[0-9a-f]{40,64} [0-9a-f]{40,64} refs/\S+$")
-_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+# 128 characters, so ``<repository id>/<id>`` fits webhook_deliveries.delivery_id (String(200))
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class Unauthorized(DeliveryError):
@@ -63,10 +68,13 @@ def _token(request: Request) -> str:
 async def git_push(request: Request, rt: RuntimeDep) -> JSONResponse:
     """Queue a soft sync of the repository the token belongs to.
 
-    Guards in order, each with its own status: token (401), size (413),
-    body (400), then record and enqueue (202).
+    Guards in order, each with its own status: token (401), delivery id
+    header (400), size (413), body (400), then record and enqueue (202).
     """
     repository_id, name = await run_in_threadpool(_authenticate, rt, _token(request))
+    delivery_id = request.headers.get("x-devlink-delivery") or str(uuid.uuid4())
+    if not _DELIVERY_ID.match(delivery_id):
+        raise DeliveryError("X-Devlink-Delivery must be 1-128 letters, digits or ._:-", reason="bad_delivery_id")
     body = await _read_body(request, MAX_BODY)
     try:
         text = body.decode("utf-8")
@@ -79,9 +87,6 @@ async def git_push(request: Request, rt: RuntimeDep) -> JSONResponse:
             f"body line {bad[0][:80]!r} is not '<old-sha> <new-sha> <ref>' (what post-receive reads)",
             reason="bad_body",
         )
-    delivery_id = request.headers.get("x-devlink-delivery") or str(uuid.uuid4())
-    if not _DELIVERY_ID.match(delivery_id):
-        raise DeliveryError("X-Devlink-Delivery must be 1-200 letters, digits or ._:-", reason="bad_delivery_id")
     result = await run_in_threadpool(_accept, rt, repository_id, name, delivery_id, "\n".join(lines))
     return JSONResponse(result, status_code=status.HTTP_202_ACCEPTED)
 
@@ -98,11 +103,13 @@ def _authenticate(rt: Runtime, token: str) -> tuple[int, str]:
 
 
 def _accept(rt: Runtime, repository_id: int, name: str, delivery_id: str, payload: str) -> dict[str, Any]:
+    """Record once per repository and id (another repository's ``push-42`` is not a replay), then queue."""
+    stored_id = f"{repository_id}/{delivery_id}"
     with rt.sessions.begin() as session:
         fresh = insert_ignore(
             session,
             table(WebhookDelivery),
-            [{"host_kind": "git", "delivery_id": delivery_id, "repository_id": repository_id, "event": "push",
+            [{"host_kind": "git", "delivery_id": stored_id, "repository_id": repository_id, "event": "push",
               "payload": payload, "received_at": utcnow()}],
             ["host_kind", "delivery_id"],
         )
@@ -112,7 +119,7 @@ def _accept(rt: Runtime, repository_id: int, name: str, delivery_id: str, payloa
     outcome = rt.queue.request_sync(repository_id, full=False, trigger="hook")
     with rt.sessions.begin() as session:
         session.execute(update(WebhookDelivery).where(
-            WebhookDelivery.host_kind == "git", WebhookDelivery.delivery_id == delivery_id
+            WebhookDelivery.host_kind == "git", WebhookDelivery.delivery_id == stored_id
         ).values(processed_at=utcnow()))
     log.info("hook.git.accepted repository=%s delivery=%s sync=%s", repository_id, delivery_id, outcome)
     return {"status": outcome, "delivery": delivery_id, "repository": name}
@@ -124,18 +131,11 @@ MAX_GITHUB_BODY = 25 * 1024 * 1024
 
 @router.post("/github", status_code=status.HTTP_202_ACCEPTED)
 async def github_delivery(request: Request, rt: RuntimeDep) -> JSONResponse:
-    """A GitHub webhook delivery: signature (401), size (413), JSON (400), record once, act, 202."""
-    event = request.headers.get("x-github-event", "")
-    if not event:
-        raise DeliveryError("missing X-GitHub-Event header", reason="bad_event")
-    delivery_id = request.headers.get("x-github-delivery") or ""
-    if not _DELIVERY_ID.match(delivery_id):
-        raise DeliveryError("missing or malformed X-GitHub-Delivery header", reason="bad_delivery_id")
+    """A GitHub webhook delivery: headers and the hook they name (400/401), size (413), signature (401),
+    JSON (400), record once, act, 202.  The body is read only for a hook devlink knows."""
+    incoming = await run_in_threadpool(incoming_github, rt, request.headers)
     body = await _read_body(request, MAX_GITHUB_BODY)
-    result = await run_in_threadpool(
-        receive_github, rt, rt.queue, event=event, delivery_id=delivery_id, body=body,
-        signature=request.headers.get("x-hub-signature-256"),
-    )
+    result = await run_in_threadpool(receive_github, rt, rt.queue, incoming, body)
     return JSONResponse(result, status_code=status.HTTP_202_ACCEPTED)
 
 
@@ -143,9 +143,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise TooLarge(f"body too large: at most {limit} bytes")
-    body = bytearray()
+    body = io.BytesIO()  # getvalue() hands over its buffer, so a large body is held once, not copied
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        if body.tell() + len(chunk) > limit:
             raise TooLarge(f"body too large: at most {limit} bytes")
-    return bytes(body)
+        body.write(chunk)
+    return body.getvalue()
