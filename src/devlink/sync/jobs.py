@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(minutes=5)
 HEARTBEAT_EVERY = 30.0  # seconds
 QUEUED_FRESH = timedelta(minutes=15)  # a queued job older than this may have been lost: enqueue again
+#: A row is marked queued just before its job is enqueued; only a row queued longer ago than this and
+#: missing from the queue counts as a lost job (the next minute's sweep looks again).
+ENQUEUE_GRACE = timedelta(seconds=10)
 
 Enqueue = Callable[[int, bool, str], None]
 #: The ids of the repositories whose sync job is waiting in the queue (None: the queue cannot tell).
@@ -328,8 +331,9 @@ def recover(rt: Runtime, enqueue: Enqueue, waiting: Waiting | None = None) -> li
     once) or its heartbeat is older than ``STALE_AFTER`` (a holder elsewhere).
     A ``queued`` one is recovered when its job is not in the queue
     (``waiting``: a queue file deleted, a worker killed between taking the job
-    and the lock) or, when the queue cannot tell, once it has waited longer
-    than ``QUEUED_FRESH``.  The recovered job runs the same kind of sync, and a
+    and the lock; only rows queued over ``ENQUEUE_GRACE`` ago, since a row is
+    marked just before its job is enqueued) or, when the queue cannot tell,
+    once it has waited longer than ``QUEUED_FRESH``.  The recovered job runs the same kind of sync, and a
     request kept as ``sync_pending`` becomes its follow-up.  Each claim is a
     conditional UPDATE, so consumers starting together queue a repository once.
     """
@@ -379,7 +383,7 @@ def _lost_job(
     ``queued_at``): a request that queued it again meanwhile has its own job.
     """
     unchanged = or_(Repository.sync_heartbeat_at.is_(None), Repository.sync_heartbeat_at <= (queued_at or now))
-    if in_queue is False:
+    if in_queue is False and (queued_at is None or queued_at <= now - ENQUEUE_GRACE):
         return "job_missing", unchanged
     if in_queue is None and (queued_at is None or queued_at <= now - QUEUED_FRESH):
         return "queued_too_long", unchanged
