@@ -45,7 +45,7 @@ QUEUED_FRESH = timedelta(minutes=15)  # a queued job older than this may have be
 ENQUEUE_GRACE = timedelta(seconds=10)
 
 Enqueue = Callable[[int, bool, str], None]
-#: The ids of the repositories whose sync job is waiting in the queue (None: the queue cannot tell).
+#: The ids of the repositories whose sync job is waiting in the queue (``recover`` without one: cannot tell).
 Waiting = Callable[[], set[int]]
 
 
@@ -63,11 +63,9 @@ def _holder(rt: Runtime, repository_id: int) -> str | None:
         )
 
 
-def _held_by_dead(holder: str | None) -> ColumnElement[bool]:
-    """The row's lock is held by ``holder``, a process of this machine known to be gone (never true otherwise)."""
-    if holder is None or not dead_here(holder):
-        return false()
-    return and_(Repository.sync_state == "running", Repository.sync_holder == holder)
+def _still_held_by(holder: str | None, gone: bool) -> ColumnElement[bool]:
+    """The row is still locked by ``holder`` when that holder is ``gone`` (a dead process of this machine)."""
+    return and_(Repository.sync_state == "running", Repository.sync_holder == holder) if gone else false()
 
 
 def request_sync(rt: Runtime, repository_id: int, *, full: bool, trigger: str, enqueue: Enqueue) -> str:
@@ -84,9 +82,10 @@ def request_sync(rt: Runtime, repository_id: int, *, full: bool, trigger: str, e
     now = utcnow()
     alive = Repository.sync_heartbeat_at >= now - STALE_AFTER
     holder = _holder(rt, repository_id)
-    dead = _held_by_dead(holder)
+    gone = dead_here(holder)
+    dead = _still_held_by(holder, gone)
     with rt.sessions.begin() as session:
-        if not dead_here(holder):
+        if not gone:
             running = _changed(
                 session,
                 update(Repository)
@@ -126,22 +125,23 @@ def _acquire(rt: Runtime, repository_id: int, kind: str) -> bool:
     """Take the lock: free, stale, or held by a dead process of this machine (only one taker wins)."""
     now = utcnow()
     holder = _holder(rt, repository_id)
+    gone = dead_here(holder)
+    dead = _still_held_by(holder, gone)
     with rt.sessions.begin() as session:
         taken = _changed(
             session,
             update(Repository)
             .where(
                 Repository.id == repository_id,
-                or_(Repository.sync_state != "running", Repository.sync_heartbeat_at < now - STALE_AFTER,
-                    _held_by_dead(holder)),
+                or_(Repository.sync_state != "running", Repository.sync_heartbeat_at < now - STALE_AFTER, dead),
             )
             .values(
                 sync_state="running", sync_kind=kind, sync_started_at=now, sync_finished_at=None,
                 sync_heartbeat_at=now, sync_progress=0, sync_holder=this_process(),
             )
         )
-    if taken and holder is not None:
-        log.warning("sync.lock_taken_over repository=%s holder=%s", repository_id, holder)
+    if taken and gone:
+        log.warning("sync.lock_taken_over repository=%s holder=%s reason=holder_gone", repository_id, holder)
     return bool(taken)
 
 
