@@ -5,6 +5,7 @@ Skips on a developer machine without the servers; fails under CI=true.
 
 import concurrent.futures
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -99,3 +100,74 @@ def test_web_and_two_workers_on_postgres_and_redis(cluster: tuple[Server, list[P
     # every sync ran in a worker process (4 backfills, at least one hook-driven), none in the web process
     assert sum(text.count("sync.done") for text in texts) >= 5
     assert "sync.done" not in web.log.read_text()
+
+
+HISTORIES = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "histories"
+
+
+def test_a_worker_killed_mid_sync_leaves_the_backfill_to_the_other(
+    tmp_path: Path, postgres_url: str, redis_queue: str
+) -> None:
+    from sqlalchemy import create_engine, func, select
+
+    from devlink.store.models import Commit, Repository
+
+    bare = tmp_path / "kafka.git"
+    subprocess.run([sys.executable, str(HISTORIES / "make_repo.py"), str(HISTORIES / "kafka.commits.jsonl.gz"),
+                    str(bare), "--bare", "--quiet"], check=True, capture_output=True, timeout=300)
+    env = dict(os.environ, DEVLINK_HOME=str(tmp_path / "home"), DEVLINK_DATABASE_URL=postgres_url,
+               DEVLINK_QUEUE_URL=redis_queue, DEVLINK_BATCH_SIZE="200",
+               DEVLINK_SECRET_KEY="x3L0m8rN2pQ4sT6vW8yA0cE2gI4kM6oQ8sU0wY2aC4E=")
+    subprocess.run([sys.executable, "-m", "devlink", "migrate"], env=env, check=True, capture_output=True)
+    logs = [tmp_path / f"worker-{index}.log" for index in range(2)]
+    workers = [subprocess.Popen([sys.executable, "-m", "devlink", "worker", "--workers", "2"], env=env,
+                                stdout=log.open("wb"), stderr=subprocess.STDOUT) for log in logs]
+    engine = create_engine(postgres_url)
+    try:
+        added = subprocess.run([sys.executable, "-m", "devlink", "repo", "add", str(bare), "--no-sync"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert added.returncode == 0, added.stderr
+
+        def repository() -> Repository:
+            with engine.connect() as connection:
+                return connection.execute(select(Repository.__table__)).one()  # type: ignore[return-value]
+
+        deadline = time.monotonic() + 120
+        while (current := repository()).sync_progress < 1000:
+            assert current.sync_state in ("queued", "running"), current.sync_state
+            assert time.monotonic() < deadline, "no worker started the backfill"
+            time.sleep(0.005)
+        holder_pid = int(current.sync_holder.split("/")[1])
+        [victim] = [w for w in workers if w.pid == holder_pid]
+        survivor = workers[1 - workers.index(victim)]
+        victim.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        victim.wait()
+        assert repository().commits_indexed < 14054, "not killed half-way"
+
+        requested = subprocess.run([sys.executable, "-m", "devlink", "sync", "kafka"], env=env, capture_output=True,
+                                   text=True, timeout=120)
+        assert "soft sync queued" in requested.stdout, requested.stdout + requested.stderr
+        deadline = time.monotonic() + 120
+        while (current := repository()).sync_state != "idle" or current.sync_pending:
+            assert current.sync_state != "failed", current.last_error_message
+            assert time.monotonic() < deadline, f"the other worker never finished: {current.sync_state}"
+            time.sleep(0.05)
+        print(f"\nscale-out recovery: kill -> finished {time.monotonic() - killed_at:.2f} s")
+        with engine.connect() as connection:
+            stored = connection.scalar(select(func.count()).select_from(Commit.__table__))
+            distinct = connection.scalar(select(func.count(func.distinct(Commit.__table__.c.sha))))
+        assert stored == distinct == current.commits_indexed == 14054
+        assert current.sync_holder is None
+        assert survivor.poll() is None
+        assert "sync.done repository=1 " in logs[workers.index(survivor)].read_text()
+    finally:
+        engine.dispose()
+        for process in workers:
+            if process.poll() is None:
+                process.terminate()
+        for process in workers:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

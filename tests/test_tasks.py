@@ -52,3 +52,42 @@ def test_schedule_queues_due_repositories_and_the_consumer_syncs_them(
 
     with runtime.sessions() as session:
         assert [c["sha"] for c in queries.development(session, "TASK-1")["commits"]] == [sha]
+
+
+def test_a_queued_sync_whose_job_was_lost_is_queued_again_and_run(
+    runtime: Runtime, bare_remote: tuple[GitRepo, Path]
+) -> None:
+    repo, server = bare_remote
+    repo.commit("TASK-2 queued, then lost")
+    repo.git("push", "-q", "origin", "main")
+    repository = add_repository(runtime, str(server))
+    queue = runtime.queue
+    assert queue.request_sync(repository.id, full=True, trigger="manual") == "queued"
+    with runtime.sessions.begin() as session:  # queued a while ago
+        session.execute(update(Repository).values(sync_heartbeat_at=utcnow() - timedelta(minutes=1)))
+
+    assert queue.waiting_syncs() == {repository.id}
+    assert queue.recover() == []  # its job is waiting: nothing to do
+    queue.huey.flush()  # the queue file was deleted
+    assert queue.waiting_syncs() == set()
+    assert queue.recover() == [repository.id]
+    assert queue.recover() == []  # queued once
+    assert queue.waiting_syncs() == {repository.id}
+    [task] = queue.huey.pending()
+    assert task.args == (repository.id, True, "recover")  # the full sync that was asked for
+
+    consumer = queue.consumer(workers=1)
+    consumer.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with runtime.sessions() as session:
+                stored = session.get(Repository, repository.id)
+                assert stored is not None
+                if stored.sync_state == "idle" and stored.commits_indexed == 1:
+                    break
+            assert time.monotonic() < deadline, f"the recovered job never ran: {stored.sync_state}"
+            time.sleep(0.05)
+    finally:
+        consumer.stop(graceful=True)
+    assert stored.sync_kind == "full"

@@ -5,9 +5,12 @@ Tasks are thin: they take ids and call ``sync/``.  ``devlink serve`` runs an
 same consumer as a process of its own against Redis (or the SQLite queue).
 Every consumer also runs the minute-by-minute scheduler; ``schedule_due``
 claims repositories with a conditional UPDATE, so several never double-queue.
+When a consumer starts, and every minute, ``recover`` queues again the syncs
+whose lock holder died (a killed worker) or whose job was lost.
 """
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from huey import PriorityRedisHuey, SqliteHuey, crontab
@@ -17,7 +20,7 @@ from huey.consumer import Consumer
 from devlink.errors import ConfigError, DevlinkError
 from devlink.runtime import Runtime
 from devlink.sync.accounts import discover, discover_due
-from devlink.sync.jobs import request_sync, run_sync, schedule_due
+from devlink.sync.jobs import recover, request_sync, run_sync, schedule_due
 from devlink.sync.pulls import refresh_pull
 from devlink.sync.webhooks import redeliver_pending
 
@@ -26,7 +29,8 @@ __all__ = ["EmbeddedConsumer", "Queue"]
 log = logging.getLogger(__name__)
 
 #: Webhook-driven work first, then what a person asked for, then the schedule.
-PRIORITY = {"hook": 20, "manual": 10, "schedule": 0, "soft": 0}
+#: A sync resumed after its worker died ranks with what a person asked for.
+PRIORITY = {"hook": 20, "manual": 10, "recover": 10, "schedule": 0, "soft": 0}
 
 
 def build_huey(rt: Runtime) -> Huey:
@@ -47,10 +51,22 @@ def build_huey(rt: Runtime) -> Huey:
 
 
 class EmbeddedConsumer(Consumer):  # type: ignore[misc]
-    """A Huey consumer that leaves signal handling to its host process (uvicorn, or the CLI)."""
+    """A Huey consumer that leaves signal handling to its host process (uvicorn, or the CLI).
+
+    Once its threads run, ``on_start`` is called (``Queue.recover``): a consumer
+    that starts after a crash resumes the killed syncs without waiting a minute
+    for the schedule.
+    """
+
+    on_start: Callable[[], object] | None = None
 
     def _set_signal_handlers(self) -> None:
         pass
+
+    def start(self) -> None:
+        super().start()
+        if self.on_start is not None:
+            self.on_start()
 
 
 class Queue:
@@ -84,6 +100,7 @@ class Queue:
 
         @self.huey.periodic_task(crontab(minute="*"), name="schedule_due")  # type: ignore[untyped-decorator]
         def schedule_due_task() -> None:
+            self.recover()
             queued = schedule_due(rt, self.enqueue_sync)
             if queued:
                 log.info("schedule.queued repositories=%s", queued)
@@ -108,8 +125,28 @@ class Queue:
         """Queue a sync (or fold it into the one running); returns ``queued`` or ``coalesced``."""
         return request_sync(self.rt, repository_id, full=full, trigger=trigger, enqueue=self.enqueue_sync)
 
+    def waiting_syncs(self) -> set[int]:
+        """The ids of the repositories with a sync job waiting in the queue (read without taking any)."""
+        task_class = self._sync_task.task_class
+        return {task.args[0] for task in self.huey.pending() if isinstance(task, task_class) and task.args}
+
+    def recover(self) -> list[int]:
+        """Queue again the syncs whose lock holder died or whose job was lost (``sync.jobs.recover``)."""
+        recovered = recover(self.rt, self.enqueue_sync, self.waiting_syncs)
+        if recovered:
+            log.info("queue.recovered repositories=%s", recovered)
+        return recovered
+
+    def _recover_on_start(self) -> None:
+        try:
+            self.recover()
+        except Exception:  # the database or the queue is not there yet: the minute schedule tries again
+            log.exception("queue.recover_failed")
+
     def consumer(self, workers: int) -> EmbeddedConsumer:
         # Huey backs an idle worker's polling off to 10 s; a webhook must not wait that long after a quiet spell.
         # Polling at most every half second costs one cheap query per worker.
-        return EmbeddedConsumer(self.huey, workers=workers, worker_type="thread", periodic=True,
-                                check_worker_health=True, initial_delay=0.05, max_delay=0.5)
+        consumer = EmbeddedConsumer(self.huey, workers=workers, worker_type="thread", periodic=True,
+                                    check_worker_health=True, initial_delay=0.05, max_delay=0.5)
+        consumer.on_start = self._recover_on_start
+        return consumer
