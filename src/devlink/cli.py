@@ -8,8 +8,11 @@ errors exit 2.
 
 import json
 import logging
+import signal
 import sys
 import time
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select
 
-from devlink.config import load_settings
+from devlink.config import forget_server, listen_url, load_settings, record_server
 from devlink.domain.issue_keys import extract_keys, is_key
 from devlink.domain.smart_commits import TimeUnits, parse, to_json
 from devlink.errors import DevlinkError, InvalidInput
@@ -34,6 +37,7 @@ from devlink.sync.accounts import (
     configure_host,
     discover,
     find_account,
+    hook_url_warning,
     link_account,
     link_repositories,
     remove_account,
@@ -104,10 +108,22 @@ def serve(
     from devlink.web.app import create_app
 
     _configure_logging()
-    rt = _runtime()
-    bind_host, bind_port = host or rt.settings.host, port or rt.settings.port
-    err.print(f"devlink on http://{bind_host}:{bind_port}  (data in {rt.settings.home})")
-    uvicorn.run(create_app(rt, embedded_worker=worker), host=bind_host, port=bind_port, log_level="info")
+    settings = load_settings()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    url = listen_url(bind_host, bind_port)
+    # hooks and OAuth callbacks point here unless DEVLINK_BASE_URL says otherwise, in this process and (through
+    # the note in DEVLINK_HOME) in the CLI commands run while it serves
+    rt = Runtime.open(replace(settings, host=bind_host, port=bind_port, served_url=url))
+    err.print(f"devlink on {url}  (data in {rt.settings.home})", highlight=False)
+    if warning := hook_url_warning(rt):
+        err.print(f"warning: {escape(warning)}", highlight=False)
+    record_server(settings.home, url)
+    # uvicorn re-raises SIGTERM once it has shut down gracefully; exit through ``finally`` rather than die there
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        uvicorn.run(create_app(rt, embedded_worker=worker), host=bind_host, port=bind_port, log_level="info")
+    finally:
+        forget_server(settings.home)
 
 
 @app.command()
@@ -170,12 +186,27 @@ def _report_sync(rt: Runtime, repository_id: int, results: list[SyncResult]) -> 
                 f"{result.commits_new} new, branches +{result.branches_created} ~{result.branches_moved} "
                 f"-{result.branches_deleted}; {repository.commits_indexed} commits indexed"
             )
+            for entity, note in result.entity_errors.items():
+                say(f"  {_entity_note(entity, note)}")
             smart = result.smart_commits
             if smart.done or smart.error or smart.skipped:
                 say(f"  smart commits: {smart.done} done, {smart.error} error, {smart.skipped} skipped")
                 for sha, key, _, outcome, message in smart.outcomes:
                     if outcome != "done":
                         say(f"    {sha[:12]} {key}: {outcome}: {message}")
+
+
+def _entity_note(entity: str, note: dict[str, Any]) -> str:
+    """One line on what a sync skipped or deferred, e.g. pull requests waiting for the API budget."""
+    label = entity.replace("_", " ")
+    if note.get("reason") == "rate_limited" and note.get("resumes_at"):
+        at = datetime.fromisoformat(note["resumes_at"]).strftime("%H:%M")
+        return f"{label} wait for the API budget until {at} UTC; they resume by themselves"
+    return f"{label} skipped: {note.get('message') or note.get('reason')}"
+
+
+def _skipped(view: dict[str, Any]) -> str:
+    return "; ".join(_entity_note(entity, note) for entity, note in (view["sync"].get("skipped") or {}).items())
 
 
 @repo_app.command("add")
@@ -215,7 +246,7 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
     table = Table("id", "name", "location", "sync", "commits", "finished", "error")
     for view in views:
         sync = view["sync"]
-        error = sync["error"]["message"] if sync["error"] else ""
+        error = sync["error"]["message"] if sync["error"] else _skipped(view)
         finished = (sync["finished_at"] or "")[:19].replace("T", " ")
         table.add_row(str(view["id"]), view["name"], view["url"], sync["state"], str(sync["commits_indexed"]),
                       finished, error)
@@ -414,6 +445,8 @@ def host_set(
     oauth = "set" if view["oauth_client_secret_set"] else "not set"
     github_app = "set" if view["app_private_key_set"] else "not set"
     say(f"host {view['name']}: API {view['api_url']}, OAuth App {oauth}, GitHub App {github_app}")
+    if view["repinned"]:
+        say(f"  re-pinned: the credentials of {', '.join(view['repinned'])} go to {view['api_url']} from now on")
 
 
 @account_app.command("add")
@@ -459,6 +492,8 @@ def _link_choice(link: str) -> str | list[str]:
 
 
 def _report_discovery(found: Discovery) -> None:
+    for warning in found.warnings:
+        say(f"warning: {warning}")
     for old, new in found.renamed:
         say(f"  renamed: {old} -> {new}")
     for name in found.gone:
@@ -532,7 +567,7 @@ def account_repos(
     table = Table("id", "repository", "linked", "visibility", "state", "webhook", "commits", "error")
     for view in views:
         hook = view["webhook"] or {}
-        error = (view["sync"]["error"] or {}).get("message") or hook.get("error") or ""
+        error = (view["sync"]["error"] or {}).get("message") or _skipped(view) or hook.get("error") or ""
         visibility = ("private" if view["private"] else "public") + (", archived" if view["archived"] else "")
         table.add_row(str(view["id"]), view["name"], "yes" if view["linked"] else "no", visibility, view["state"],
                       hook.get("state") or "", str(view["sync"]["commits_indexed"]), error)

@@ -10,7 +10,9 @@ the file are the variable names without the prefix, in lower case::
     sync_interval = 30        # minutes
 """
 
+import json
 import os
+import socket
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,10 @@ from typing import Any
 
 from devlink.errors import ConfigError
 
-__all__ = ["DEFAULTS", "Settings", "load_settings"]
+__all__ = ["DEFAULTS", "SERVER_FILE", "Settings", "forget_server", "listen_url", "load_settings", "record_server"]
+
+#: Where a running ``devlink serve`` writes the address it listens on, in ``DEVLINK_HOME``.
+SERVER_FILE = "server.json"
 
 #: Every default in one table; commands never carry their own.
 DEFAULTS: dict[str, Any] = {
@@ -57,11 +62,12 @@ class Settings:
     days_per_week: int
     base_url: str = ""
     discovery_interval: int = 24
+    served_url: str = ""  # where a running ``devlink serve`` of this home listens (SERVER_FILE), if any
 
     @property
     def public_url(self) -> str:
-        """The URL hosts reach devlink at: ``DEVLINK_BASE_URL``, or where ``serve`` listens."""
-        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """The URL hosts reach devlink at: ``DEVLINK_BASE_URL``, else where ``serve`` listens (or would)."""
+        return (self.base_url or self.served_url or listen_url(self.host, self.port)).rstrip("/")
 
     @property
     def mirrors_dir(self) -> Path:
@@ -106,7 +112,57 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         days_per_week=_positive_int("days_per_week", raw["days_per_week"]),
         base_url=_base_url(str(raw["base_url"])),
         discovery_interval=_positive_int("discovery_interval", raw["discovery_interval"]),
+        served_url=_served_url(home),
     )
+
+
+def listen_url(host: str, port: int) -> str:
+    """``http://HOST:PORT``, with an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def record_server(home: Path, url: str) -> None:
+    """Note the address this ``devlink serve`` listens on, so other commands on this home link hooks to it."""
+    home.mkdir(parents=True, exist_ok=True)
+    scratch = home / f".{SERVER_FILE}.{os.getpid()}"
+    scratch.write_text(json.dumps({"url": url, "pid": os.getpid(), "machine": socket.gethostname()}))
+    scratch.replace(home / SERVER_FILE)
+
+
+def forget_server(home: Path) -> None:
+    """Remove the note when this process wrote it (a later ``serve`` of the same home may have replaced it)."""
+    path = home / SERVER_FILE
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _served_url(home: Path) -> str:
+    """The URL of the ``devlink serve`` running on this home, or "" (none, or it is gone)."""
+    try:
+        note = json.loads((home / SERVER_FILE).read_text())
+        url, pid, machine = str(note["url"]), int(note["pid"]), str(note.get("machine", ""))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    if not url.startswith(("http://", "https://")):
+        return ""
+    if machine == socket.gethostname() and not _alive(pid):
+        return ""  # that server stopped without removing its note (killed)
+    return url.rstrip("/")
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:
+        return True  # it exists, as another user
+    except (OSError, OverflowError):
+        return False
+    return True
 
 
 def _base_url(value: str) -> str:

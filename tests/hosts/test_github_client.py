@@ -29,6 +29,7 @@ from devlink.runtime import Runtime
 from devlink.store.models import Account, Host, PullRequest, Repository
 from devlink.sync.accounts import AccountOptions, configure_host, link_account
 from devlink.sync.jobs import run_sync
+from github_stub import GitHubStub
 from github_world import TOKEN, GitHubWorld
 
 
@@ -559,3 +560,57 @@ def test_github_app_with_a_wrong_key_is_refused_clearly(runtime: Runtime, github
         name="octo", web_url=stub.web_url, app_id="7104", private_key=wrong)))
     assert error.reason == "auth" and "7104" in error.message
     assert re.search(r"BEGIN|PRIVATE", error.message) is None
+
+
+# -- redirects: the credential stays on the API's origin --------------------------------
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[GitHubStub]:
+    """A second GitHub on another loopback port, recording every request that reaches it (headers, bodies)."""
+    with GitHubStub() as other:
+        yield other
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_to_another_origin_is_not_followed(github: GitHubWorld, elsewhere: GitHubStub, status: int) -> None:
+    """githubkit follows redirects by default, and httpx then re-sends the request (and a 307/308's body) there."""
+    github.stub.fail_next("GET", "/user", status, headers={"Location": f"{elsewhere.api_url}/user"},
+                          body={"message": "Moved Permanently"})
+    with client(github) as api:
+        error = failure(api.viewer)
+    assert error.reason == "invalid" and f"127.0.0.1:{elsewhere.port}" in error.message
+    assert "does not send the credential there" in error.message and TOKEN not in error.message
+    assert elsewhere.requests == []
+
+
+def test_a_hook_write_redirected_elsewhere_sends_neither_the_token_nor_the_hook_secret(
+    runtime: Runtime, github: GitHubWorld, elsewhere: GitHubStub
+) -> None:
+    github.repo("octo", "api")
+    github.stub.fail_next("POST", "/repos/octo/api/hooks", 307,
+                          headers={"Location": f"{elsewhere.api_url}/repos/octo/api/hooks"}, body={"message": "Moved"})
+    link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token=TOKEN, link="all"))
+    with runtime.sessions() as session:
+        row = session.scalars(select(Repository)).one()
+    assert row.webhook_state == "failed" and "outside its API" in (row.webhook_error or "")
+    assert elsewhere.requests == []  # neither the token nor the body with the webhook secret went there
+
+
+def test_a_next_page_link_to_another_origin_is_refused(github: GitHubWorld, elsewhere: GitHubStub) -> None:
+    github.stub.fail_next("GET", "/user/repos", 200, body=[],
+                          headers={"Link": f'<{elsewhere.api_url}/user/repos?page=2>; rel="next"'})
+    with client(github) as api:
+        error = failure(lambda: list(api.paginate("/user/repos")))
+    assert error.reason == "invalid" and elsewhere.requests == []
+
+
+def test_a_renamed_repository_is_followed_on_the_same_origin_with_the_credential(github: GitHubWorld) -> None:
+    github.repo("octo", "api")
+    github.stub.rename_repo("octo", "api", "service")
+    mark = len(github.stub.requests)
+    with client(github) as api:
+        assert api.get_json("/repos/octo/api")["full_name"] == "octo/service"
+    old, new = github.stub.requests[mark:]
+    assert old.path == "/api/v3/repos/octo/api" and re.fullmatch(r"/api/v3/repositories/\d+", new.path)
+    assert new.headers["authorization"] == f"token {TOKEN}"

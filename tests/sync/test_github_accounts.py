@@ -302,3 +302,151 @@ def test_a_pull_request_title_with_nul_or_a_lone_surrogate_is_stored_not_refused
     with runtime.sessions() as session:
         [stored] = queries.development(session, "ABC-9")["pull_requests"]
     assert stored["title"] == "ABC-9 nul \ufffd and \ufffd here"
+
+
+# -- a host's settings are the admin's: linking never changes them ----------------------------
+
+MALLORY = "ghp_" + "m4ll0ry0" * 4 + "evil"
+
+
+def host_row(runtime: Runtime) -> dict[str, object]:
+    from devlink.store.models import Host
+
+    with runtime.sessions() as session:
+        host = session.scalars(select(Host).where(Host.api_url.is_not(None))).one()
+        return {"api_url": host.api_url, "ca_bundle": host.ca_bundle, "proxy": host.proxy, "timeout": host.timeout}
+
+
+@pytest.mark.parametrize("setting", ["api_url", "proxy", "ca_bundle", "timeout"])
+def test_linking_another_account_never_rewrites_the_shared_host(
+    runtime: Runtime, github: GitHubWorld, tmp_path: Path, setting: str
+) -> None:
+    """The attack: link an account of one's own on the victim's host, with a host setting of one's own choosing;
+    the victim's next discovery must not send its token anywhere new."""
+    from github_stub import GitHubStub
+
+    github.repo("octo", "api")
+    victim_id, _ = link_account(runtime, options(github, link="all"))
+    before = host_row(runtime)
+    with GitHubStub() as attacker:  # a GitHub of the attacker's, on another loopback port, recording everything
+        attacker.add_user("mallory")
+        attacker.add_token(MALLORY, "mallory")
+        chosen = {"api_url": attacker.api_url, "proxy": attacker.web_url, "ca_bundle": str(tmp_path / "their-ca.pem"),
+                  "timeout": 0.5}[setting]
+        with pytest.raises(Conflict) as refused:
+            link_account(runtime, AccountOptions(name="mallory", web_url=github.stub.web_url, token=MALLORY,
+                                                 **{setting: chosen}))  # type: ignore[arg-type]
+        assert refused.value.reason == "host_settings" and refused.value.status == 409
+        assert setting in refused.value.message and "never changes a host's settings" in refused.value.message
+        assert "devlink host set" in (refused.value.hint or "")
+        assert host_row(runtime) == before
+        discover(runtime, victim_id)
+        assert not [r for r in attacker.requests if TOKEN in r.headers.get("authorization", "")]
+        assert attacker.requests == []
+    with runtime.sessions() as session:
+        assert [a.name for a in session.scalars(select(Account))] == ["octo"]
+
+
+def test_linking_with_the_hosts_own_settings_or_none_works_and_a_new_host_takes_them(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    github.stub.add_org("acme", members=["octo"])
+    link_account(runtime, options(github, api_url=github.stub.api_url + "/", timeout=12.5))  # creates the host
+    assert host_row(runtime)["timeout"] == 12.5 and host_row(runtime)["api_url"] == github.stub.api_url
+    link_account(runtime, options(github, name="acme", api_url=github.stub.api_url, timeout=12.5))  # the same: fine
+    with runtime.sessions() as session:
+        origins = {a.name: a.api_origin for a in session.scalars(select(Account))}
+    assert origins == {"octo": github.stub.web_url, "acme": github.stub.web_url}  # scheme://host:port of the API
+
+
+def test_a_credential_is_sent_only_to_the_api_origin_it_was_linked_for(runtime: Runtime, github: GitHubWorld) -> None:
+    from devlink.store.models import Host
+    from devlink.sync.accounts import configure_host
+    from github_stub import GitHubStub
+
+    github.repo("octo", "api")
+    account_id, found = link_account(runtime, options(github, link="all"))
+    with GitHubStub() as elsewhere:
+        with runtime.sessions.begin() as session:  # changed behind devlink's back: a restored backup, manual SQL
+            session.scalars(select(Host).where(Host.api_url.is_not(None))).one().api_url = elsewhere.api_url
+        with pytest.raises(HostError) as refused:
+            discover(runtime, account_id)
+        assert refused.value.reason == "auth" and "does not send it there" in refused.value.message
+        assert github.stub.web_url in refused.value.message and "devlink host set" in (refused.value.hint or "")
+        assert run_sync(runtime, found.linked[0], full=True) == []  # git needs the token too: refused the same way
+        assert elsewhere.requests == []
+    with runtime.sessions() as session:
+        assert session.get(Repository, found.linked[0]).last_error_reason == "auth"  # type: ignore[union-attr]
+
+    # the admin's way: a new API address, chosen with host set, re-pins the host's accounts and says so
+    moved = f"http://localhost:{github.stub.port}/api/v3"
+    view = configure_host(runtime, AccountOptions(name="", web_url=github.stub.web_url, api_url=moved))
+    assert view["repinned"] == ["octo"] and view["api_url"] == moved
+    mark = len(github.stub.requests)
+    discover(runtime, account_id)
+    assert {r.headers["host"] for r in github.stub.requests[mark:]} == {f"localhost:{github.stub.port}"}
+    assert configure_host(runtime, AccountOptions(name="", web_url=github.stub.web_url))["repinned"] == []
+
+
+def test_an_app_account_never_replaces_the_hosts_github_app(runtime: Runtime, github: GitHubWorld) -> None:
+    from devlink.store.models import Host
+
+    github.stub.add_org("acme", members=["octo"])
+    github.stub.add_org("evilcorp")
+    pem = github.stub.add_app(4301)
+    github.stub.add_installation(4301, "acme")
+    other = github.stub.add_app(4302)
+    github.stub.add_installation(4302, "evilcorp")
+    link_account(runtime, AccountOptions(name="acme", web_url=github.stub.web_url, app_id="4301", private_key=pem))
+    with pytest.raises(Conflict) as refused:
+        link_account(runtime, AccountOptions(name="evilcorp", web_url=github.stub.web_url, app_id="4302",
+                                             private_key=other))
+    assert "GitHub App" in refused.value.message
+    with runtime.sessions() as session:
+        host = session.scalars(select(Host).where(Host.api_url.is_not(None))).one()
+        assert (host.app_id, runtime.vault.decrypt(host.app_private_key or "")) == ("4301", pem)
+
+
+# -- lookups are exact ---------------------------------------------------------------------
+
+
+def test_account_lookups_are_exact_and_ids_are_ascii_digits_within_64_bits(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    from devlink.errors import NotFound
+    from devlink.sync.accounts import find_account
+
+    github.stub.add_org("acme", members=["octo"])
+    acme_id, _ = link_account(runtime, options(github, name="acme"))
+    octo_id, _ = link_account(runtime, options(github))
+    with runtime.sessions() as session:
+        for ref in ("a%", "a___", "%", "_cme", "ac%e", "\u0661", "\u0662", "\u00b9", "\u00b2", str(2**63),
+                    "9" * 40, "", " acme"):
+            with pytest.raises(NotFound):
+                find_account(session, ref)
+        assert find_account(session, "ACME").id == acme_id  # GitHub logins ignore case
+        assert find_account(session, f"{github.stub.web_url.split('//')[1]}/Octo").id == octo_id
+        assert find_account(session, str(octo_id)).id == octo_id
+    with pytest.raises(Conflict):
+        link_account(runtime, options(github, name="OCTO"))  # the duplicate check ignores case, exactly
+
+
+def test_repository_lookups_never_take_unicode_digits_or_huge_numbers_as_ids(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    from devlink.errors import NotFound
+    from devlink.sync.repositories import find_repository
+
+    github.repo("octo", "api")
+    github.repo("octo", "web")
+    link_account(runtime, options(github, link="all"))
+    with runtime.sessions() as session:
+        ids = sorted(r.id for r in session.scalars(select(Repository)))
+        for ref in ("\u0661", "\u0662", "\u00b9", "\u00b3", str(2**63), "1" * 30, "octo/%", "octo/ap_"):
+            with pytest.raises(NotFound):
+                find_repository(session, ref)
+        with pytest.raises(NotFound):
+            find_repository(session, 2**70)  # as an int too (a path parameter)
+        assert find_repository(session, str(ids[0])).id == ids[0]
+        assert find_repository(session, ids[1]).id == ids[1]
+        assert find_repository(session, "octo/web").name == "octo/web"

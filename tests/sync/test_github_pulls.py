@@ -18,7 +18,7 @@ from sqlalchemy import select
 from devlink.hosts.github import GitHubClient
 from devlink.runtime import Runtime
 from devlink.store.models import Account, IssueLink, PullRequest, Repository
-from devlink.store.queries import development
+from devlink.store.queries import development, repository_view
 from devlink.sync.accounts import AccountOptions, configure_host, discover, link_account
 from devlink.sync.jobs import run_sync
 from github_stub import Request
@@ -85,6 +85,24 @@ def sync(runtime: Runtime, repository_id: int, *, full: bool = False, trigger: s
 def error_of(runtime: Runtime, repository_id: int) -> tuple[str | None, str | None]:
     row = repository(runtime, repository_id)
     return row.last_error_reason, row.last_error_message
+
+
+def skipped(runtime: Runtime, repository_id: int) -> dict[str, Any]:
+    """What the repository's syncs skipped or deferred, as the API and the CLI show it (``sync.skipped``)."""
+    with runtime.sessions() as session:
+        row = session.get(Repository, repository_id)
+        assert row is not None
+        return dict(repository_view(row)["sync"]["skipped"])
+
+
+def assert_deferred(runtime: Runtime, repository_id: int, resumes_at: datetime, message: str) -> None:
+    """Pull requests wait for the API budget: a note with the time they resume, and the sync did not fail."""
+    row = repository(runtime, repository_id)
+    assert (row.sync_state, error_of(runtime, repository_id)) == ("idle", (None, None))
+    note = skipped(runtime, repository_id)["pull_requests"]
+    assert note["reason"] == "rate_limited" and message in note["message"], note
+    assert_near(datetime.fromisoformat(note["resumes_at"]), resumes_at)
+    assert_near(row.next_sync_at, resumes_at)  # the scheduler comes back then, not after the interval
 
 
 def assert_near(moment: datetime | None, expected: datetime, slack: float = 30) -> None:
@@ -269,13 +287,13 @@ def test_at_the_reserve_scheduled_work_waits_for_the_reset_and_webhook_work_goes
     github.work["octo/api"].git("push", "-q", "origin", "main")
 
     mark, before = len(stub.requests), remaining(github)
-    sync(runtime, repository_id, trigger="schedule")
+    [result] = run_sync(runtime, repository_id, full=False, trigger="schedule")
     assert pull_calls(github, mark) == [] and remaining(github) == before
-    reason, message = error_of(runtime, repository_id)
-    assert reason == "rate_limited" and "reserve" in (message or "")
-    waits = re.search(r"wait (\d+) s", message or "")
-    assert waits and abs(int(waits[1]) - (reset - time.time())) < 30  # until the reset the host gave
-    assert_near(repository(runtime, repository_id).next_sync_at, datetime.fromtimestamp(reset, UTC))
+    # a wait, not a failure: commits synced, pull requests deferred to the reset the host gave
+    assert_deferred(runtime, repository_id, datetime.fromtimestamp(reset, UTC), "reserve")
+    assert result.commits_new == 1 and result.retry_after is not None
+    assert abs(result.retry_after - (reset - time.time())) < 30
+    assert result.entity_errors["pull_requests"]["reason"] == "rate_limited"
     assert 2 not in pulls(runtime, repository_id)
     with runtime.sessions() as session:  # commits still sync: git costs no quota
         assert [c["sha"] for c in development(session, "API-2")["commits"]] == [sha]
@@ -283,6 +301,33 @@ def test_at_the_reserve_scheduled_work_waits_for_the_reset_and_webhook_work_goes
     sync(runtime, repository_id, trigger="hook")
     assert error_of(runtime, repository_id) == (None, None)
     assert 2 in pulls(runtime, repository_id) and remaining(github) < before
+    assert skipped(runtime, repository_id) == {}  # they synced: the note is gone
+
+
+def test_after_the_reset_the_schedulers_soft_sync_fetches_the_deferred_pull_requests(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    from devlink.sync.jobs import schedule_due
+
+    stub = github.stub
+    account_id, repository_id = link(runtime, github)
+    sync(runtime, repository_id, full=True)
+    stub.add_pull("octo", "api", title="API-1", head="b1")
+    reset = time.time() + 3
+    stub.set_rate_limit(100, limit=5000, reset=reset)
+    discover(runtime, account_id)  # devlink learns the budget is at its reserve
+    sync(runtime, repository_id, trigger="schedule")
+    assert_deferred(runtime, repository_id, datetime.fromtimestamp(reset, UTC), "reserve")
+    assert schedule_due(runtime, lambda *_: None) == []  # not before the reset
+    time.sleep(max(0.0, reset - time.time()) + 1.5)  # the host's new hour: a fresh budget
+
+    queued: list[tuple[int, bool, str]] = []
+    assert schedule_due(runtime, lambda *job: queued.append(job)) == [repository_id]
+    for job_id, full, trigger in queued:  # what the queue consumer runs
+        run_sync(runtime, job_id, full=full, trigger=trigger)
+    assert sorted(pulls(runtime, repository_id)) == [1]
+    assert skipped(runtime, repository_id) == {}
+    assert error_of(runtime, repository_id) == (None, None)
 
 
 def test_webhook_work_spends_the_reserve_down_to_zero_then_waits(runtime: Runtime, github: GitHubWorld) -> None:
@@ -298,15 +343,13 @@ def test_webhook_work_spends_the_reserve_down_to_zero_then_waits(runtime: Runtim
     assert 0 < left < 4
     sync(runtime, repository_id, trigger="hook")
     assert remaining(github) == 0
-    reason, message = error_of(runtime, repository_id)
-    assert reason == "rate_limited" and "rate limit reached" in (message or "")
+    assert_deferred(runtime, repository_id, datetime.fromtimestamp(reset, UTC), "rate limit reached")
     assert account(runtime, account_id).rate_remaining == 0
-    assert_near(repository(runtime, repository_id).next_sync_at, datetime.fromtimestamp(reset, UTC))
     # spent: even webhook work waits now, without asking the host
     mark = len(stub.requests)
     sync(runtime, repository_id, trigger="hook")
     assert pull_calls(github, mark) == []
-    assert error_of(runtime, repository_id)[0] == "rate_limited"
+    assert_deferred(runtime, repository_id, datetime.fromtimestamp(reset, UTC), "budget")
 
 
 LIMITS = [
@@ -317,7 +360,7 @@ LIMITS = [
 
 
 @pytest.mark.parametrize(("status", "headers", "wait"), LIMITS)
-def test_a_limit_reached_answer_becomes_rate_limited(
+def test_a_limit_reached_answer_defers_pull_requests(
     runtime: Runtime, github: GitHubWorld, status: int, headers: dict[str, str], wait: int
 ) -> None:
     _account_id, repository_id = link(runtime, github)
@@ -325,8 +368,7 @@ def test_a_limit_reached_answer_becomes_rate_limited(
     reset = int(time.time()) + 600
     github.stub.fail_next("GET", "/pulls", status, headers={**headers, "X-RateLimit-Reset": str(reset)})
     sync(runtime, repository_id)
-    reason, message = error_of(runtime, repository_id)
-    assert reason == "rate_limited", message
+    assert_deferred(runtime, repository_id, datetime.now(UTC) + timedelta(seconds=wait), "")
     assert pulls(runtime, repository_id) == {}
 
 
@@ -372,6 +414,13 @@ def test_pull_requests_the_credential_may_not_read_are_skipped_and_commits_still
     assert pulls(runtime, repository_id) == {}
     with runtime.sessions() as session:
         assert [c["sha"] for c in development(session, "API-1")["commits"]] == [sha]
+    # skipped, and visible: on the repository (API, CLI, account page) until pull requests sync again
+    note = skipped(runtime, repository_id)["pull_requests"]
+    assert note["reason"] == "permission" and "forbidden" in note["message"] and note["at"]
+    assert result.entity_errors == {"pull_requests": note}
+    sync(runtime, repository_id)
+    assert sorted(pulls(runtime, repository_id)) == [1]
+    assert skipped(runtime, repository_id) == {}
 
 
 @pytest.mark.parametrize("status", [404, 410])
@@ -444,7 +493,11 @@ def test_next_sync_follows_the_wait_the_host_gave(runtime: Runtime, github: GitH
         stub.fail_next("GET", "/pulls", status, headers={**headers, "X-RateLimit-Reset": str(reset)})
         expected = datetime.now(UTC) + timedelta(seconds=wait)
     sync(runtime, repository_id, trigger="schedule")
-    assert error_of(runtime, repository_id)[0] == ("server" if cause == "server" else "rate_limited")
+    if cause == "server":  # an outage fails the sync and is retried a minute later
+        assert error_of(runtime, repository_id)[0] == "server"
+        assert repository(runtime, repository_id).sync_state == "failed"
+    else:  # the API budget defers pull requests: no failure
+        assert_deferred(runtime, repository_id, expected, "")
     assert_near(repository(runtime, repository_id).next_sync_at, expected)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
 from devlink.errors import DevlinkError
 
@@ -29,6 +30,7 @@ __all__ = [
     "Review",
     "WebhookEvent",
     "WebhookPayloadError",
+    "origin_of",
 ]
 
 # Why a host call failed; shown per repository and per account, and used to decide retries.
@@ -52,6 +54,12 @@ class HostError(DevlinkError):
     def retryable(self) -> bool:
         """Outages and rate limits pass; a bad credential or a missing repository does not."""
         return self.reason in ("rate_limited", "network", "server")
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, in lower case: where a credential may be sent (as migration 0004 wrote it)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 class WebhookPayloadError(DevlinkError):

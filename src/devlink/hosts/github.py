@@ -9,7 +9,10 @@ things devlink does on top, because they must outlive one process:
   unchanged page answers 304 and costs no quota in any worker;
 - every answer's ``X-RateLimit-*`` is handed to ``on_rate`` so the engine can
   pause an account before the budget runs out (githubkit would sleep instead);
-- answers are read as plain JSON, so older GHES shapes do not fail validation.
+- answers are read as plain JSON, so older GHES shapes do not fail validation;
+- redirects are followed here, not by httpx, and only within the API's own
+  origin: the credential (and a request body such as a webhook secret) is
+  never sent to another address, whatever ``Location`` or ``Link`` says.
 
 Nothing here writes the store: callers get ``hosts.base`` values or ``HostError``.
 """
@@ -37,7 +40,7 @@ from githubkit.exception import (
 from githubkit.retry import RetryChainDecision, RetryServerError
 from githubkit.typing import RetryOption
 
-from devlink.hosts.base import HostError, RemoteAccount, RemotePullRequest, RemoteRepository, Review
+from devlink.hosts.base import HostError, RemoteAccount, RemotePullRequest, RemoteRepository, Review, origin_of
 
 __all__ = [
     "GITHUB_API",
@@ -61,6 +64,7 @@ HOOK_EVENTS = ("push", "create", "delete", "pull_request", "pull_request_review"
 OAUTH_SCOPES = "repo admin:repo_hook read:org"
 PER_PAGE = 100
 USER_AGENT = "devlink"
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,9 @@ class GitHubClient:
             proxy=host.proxy or None,
             http_cache=False,
             auto_retry=_retry_decision(self.retry_backoff),
+            follow_redirects=False,  # githubkit's default is True; ``_send`` follows same-origin ones itself
         )
+        self._origin = origin_of(host.api_url)
 
     def __enter__(self) -> GitHubClient:
         self._github.__enter__()  # type: ignore[no-untyped-call]
@@ -195,8 +201,29 @@ class GitHubClient:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
         if etag:
             headers["If-None-Match"] = etag
+        response = self._request(method, path, params, json_body, headers)
+        hops = 0
+        while response.has_redirect_location:  # GitHub: a renamed repository's old path, 301 (307 for writes) to its id
+            hops += 1
+            if hops > MAX_REDIRECTS:
+                raise HostError(f"{self.host.name} {path}: more than {MAX_REDIRECTS} redirects", reason="server")
+            target = str(response.request.url.join(response.headers["location"]))
+            if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                method, json_body = "GET", None
+            response = self._request(method, target, None, json_body, headers)
+        return response
+
+    def _request(
+        self, method: str, url: str, params: dict[str, Any] | None, json_body: Any, headers: dict[str, str]
+    ) -> httpx.Response:
+        """One request; a URL outside the API's origin is refused before anything (credential, body) is sent."""
+        if url.startswith(("http://", "https://")) and origin_of(url) != self._origin:
+            raise HostError(
+                f"{self.host.name} pointed devlink at {origin_of(url)}, outside its API ({self._origin}); "
+                "devlink does not send the credential there", reason="invalid",
+                hint="check the host's API URL (devlink host set --api-url) and any proxy in front of it")
         try:
-            response = self._github.request(method, path, params=params, json=json_body, headers=headers)
+            response = self._github.request(method, url, params=params, json=json_body, headers=headers)
         except RateLimitExceeded as exc:
             self._note_rate(exc.response.raw_response)
             wait = exc.retry_after.total_seconds()
@@ -206,7 +233,7 @@ class GitHubClient:
             ) from None
         except RequestFailed as exc:
             self._note_rate(exc.response.raw_response)
-            raise self._failure(exc.response.raw_response, path) from None
+            raise self._failure(exc.response.raw_response, url) from None
         except RequestError as exc:
             raise self._unreachable(exc) from None
         except GitHubException as exc:  # credential errors raised by githubkit's auth flows

@@ -60,8 +60,18 @@ def repository_view(repository: Repository) -> dict[str, Any]:
             "next_at": _iso(repository.next_sync_at),
             "commits_indexed": repository.commits_indexed,
             "error": error,
+            "skipped": _entity_errors(repository),
         },
     }
+
+
+def _entity_errors(repository: Repository) -> dict[str, Any]:
+    """What the last syncs skipped or deferred, by entity type (``pull_requests``: a 403, or the API budget)."""
+    try:
+        notes = json.loads(repository.entity_errors) if repository.entity_errors else {}
+    except ValueError:
+        return {}
+    return notes if isinstance(notes, dict) else {}
 
 
 def _webhook_view(repository: Repository) -> dict[str, Any] | None:

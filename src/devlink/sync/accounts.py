@@ -1,10 +1,16 @@
 """Link a host account, discover its repositories, link them and keep their webhooks right.
 
-The functions behind ``devlink account``, the accounts API and the wizard.
+The functions behind ``devlink account``, ``devlink host``, the accounts and hosts APIs and the wizard.
 Repositories are matched on the host's repository id, never the name, so a
 renamed or transferred repository keeps its commits, branches and links.
+
+A host's settings (API URL, TLS, proxy, timeout) decide where the credential
+of every account on it goes, so only ``configure_host`` changes them: linking
+an account may create a host, never alter one, and each account remembers the
+API origin its credential was verified against (``Account.api_origin``).
 """
 
+import ipaddress
 import logging
 import secrets
 from collections.abc import Callable
@@ -13,11 +19,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from devlink.crypto import Vault
 from devlink.errors import Conflict, InvalidInput, NotFound
-from devlink.hosts.base import HostError, RemoteAccount, RemoteRepository
+from devlink.hosts.base import HostError, RemoteAccount, RemoteRepository, origin_of
 from devlink.hosts.github import GITHUB_WEB, HOOK_EVENTS, Credential, GitHubClient, api_url_for, find_installation
 from devlink.runtime import Runtime
 from devlink.store.models import Account, Host, Repository, utcnow
@@ -32,17 +40,24 @@ __all__ = [
     "discover",
     "discover_due",
     "find_account",
+    "find_host",
     "github_host",
     "hook_url",
+    "hook_url_warning",
     "host_view",
+    "host_views",
     "link_account",
     "link_repositories",
+    "parse_row_id",
     "remove_account",
     "set_account_options",
     "unlink_repository",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Row ids are 64-bit signed on every engine; a larger number is no row's id.
+MAX_ROW_ID = 2**63 - 1
 
 UNAVAILABLE = (
     "the credential cannot manage webhooks here ({cause}); this repository syncs every {minutes} min "
@@ -81,43 +96,159 @@ class Discovery:
     gone: list[str] = field(default_factory=list)
     linked: list[int] = field(default_factory=list)  # newly linked: the caller starts their backfill
     hooks: dict[str, str] = field(default_factory=dict)  # repository name → webhook state
+    warnings: list[str] = field(default_factory=list)  # e.g. the host cannot reach the webhook URL
 
 
 def hook_url(rt: Runtime) -> str:
     return f"{rt.settings.public_url}/hooks/github"
 
 
-def github_host(session: Session, options: AccountOptions) -> Host:
-    """The host row for a web URL, created on first use; options given now replace stored ones."""
-    web = options.web_url.rstrip("/")
+def hook_url_warning(rt: Runtime) -> str | None:
+    """Why a host could not deliver to ``hook_url`` (a loopback or unspecified address), or None when it may."""
+    url = hook_url(rt)
+    name = (urlsplit(url).hostname or "").lower()
+    fix = "set DEVLINK_BASE_URL to the address the host reaches devlink at"
+    if name == "localhost" or name.endswith(".localhost"):
+        return f"the host will call {url}, which only this machine can reach; {fix}"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None
+    if address.is_unspecified:
+        return f"the host will call {url}, but {name} is an address to listen on, not one to call; {fix}"
+    if address.is_loopback:
+        return f"the host will call {url}, which only this machine can reach; {fix}"
+    return None
+
+
+def parse_row_id(ref: str) -> int | None:
+    """``ref`` as a row id: ASCII digits only (``int()`` also reads ``٣`` as 3) and within 64 bits; else None."""
+    if not (ref.isascii() and ref.isdigit()):
+        return None
+    number = int(ref)
+    return number if number <= MAX_ROW_ID else None
+
+
+def _host_name(web_url: str) -> tuple[str, str]:
+    """(the host's name, its web URL) for ``http(s)://HOST[/PATH]``."""
+    web = web_url.strip().rstrip("/")
     parts = urlsplit(web)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInput(f"host URL must be http(s)://HOST (got {options.web_url!r})", reason="bad_url")
-    name = parts.netloc.lower() + parts.path.rstrip("/")
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc or parts.query:
+        raise InvalidInput(f"host URL must be http(s)://HOST (got {web_url!r})", reason="bad_url")
+    return parts.netloc.lower() + parts.path.rstrip("/"), web
+
+
+def _api_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc or parts.query:
+        raise InvalidInput(f"the API URL must be http(s)://HOST[/PATH] (got {url!r})", reason="bad_url")
+    return url.strip().rstrip("/")
+
+
+def _differences(host: Host, options: AccountOptions, vault: Vault) -> list[str]:
+    """The settings ``options`` gives that differ from the host's (what is not given is not compared)."""
+    stored = settings_of(host)
+    differ = []
+    if options.api_url and _api_url(options.api_url) != stored.api_url:
+        differ.append("api_url")
+    if options.ca_bundle is not None and (options.ca_bundle or None) != host.ca_bundle:
+        differ.append("ca_bundle")
+    if options.proxy is not None and (options.proxy or None) != host.proxy:
+        differ.append("proxy")
+    if options.timeout is not None and float(options.timeout) != stored.timeout:
+        differ.append("timeout")
+    if options.app_id and host.app_id and (
+        options.app_id != host.app_id or not host.app_private_key
+        or vault.decrypt(host.app_private_key) != options.private_key
+    ):
+        differ.append("GitHub App")
+    return differ
+
+
+def github_host(session: Session, options: AccountOptions, vault: Vault) -> Host:
+    """The host row for a web URL to link an account on: created with ``options`` on first use, never changed.
+
+    Anyone who may link an account reaches this, and a host's settings decide
+    where every account's credential on it goes; so options that differ from
+    an existing host's are refused (409), never applied nor silently ignored.
+    ``configure_host`` (``devlink host set``, ``PATCH /api/v1/hosts/{name}``) changes them.
+    """
+    name, web = _host_name(options.web_url)
     host = session.scalars(select(Host).where(Host.name == name)).first()
     if host is None:
-        kind = "github" if parts.netloc.lower() == "github.com" else "github-enterprise"
-        host = Host(kind=kind, name=name, web_url=web, api_url=options.api_url or api_url_for(web))
+        host = _new_host(name, web)
+        _apply_settings(host, options)
         session.add(host)
-    elif options.api_url:
-        host.api_url = options.api_url
+        session.flush()
+        return host
+    differ = _differences(host, options, vault)
+    if differ:
+        raise Conflict(
+            f"host {name} is set up with another {', '.join(differ)}; linking an account never changes a host's "
+            "settings", reason="host_settings",
+            hint=f"leave {', '.join(differ)} out to use the host's settings, or have an admin change them first: "
+                 f"devlink host set --url {web} … (or PATCH /api/v1/hosts/{name})",
+        )
+    return host
+
+
+def _new_host(name: str, web: str) -> Host:
+    kind = "github" if urlsplit(web).netloc.lower() == "github.com" else "github-enterprise"
+    return Host(kind=kind, name=name, web_url=web, api_url=api_url_for(web))
+
+
+def _apply_settings(host: Host, options: AccountOptions) -> None:
+    """Write the connection settings ``options`` gives; ``""`` resets one (the API URL to its default)."""
+    if options.api_url is not None:
+        host.api_url = _api_url(options.api_url) if options.api_url else api_url_for(host.web_url or GITHUB_WEB)
     if options.ca_bundle is not None:
         host.ca_bundle = options.ca_bundle or None
     if options.proxy is not None:
         host.proxy = options.proxy or None
     if options.timeout is not None:
+        if not 0 < options.timeout <= 3600:
+            raise InvalidInput(f"the timeout must be between 0 and 3600 seconds (got {options.timeout:g})",
+                               reason="bad_timeout")
         host.timeout = options.timeout
-    session.flush()
+
+
+def find_host(session: Session, ref: str) -> Host:
+    """A host with an API by name (``github.com``, ``ghe.example.com``), web URL or id."""
+    row_id = parse_row_id(ref)
+    host = session.get(Host, row_id) if row_id is not None else None
+    if host is None:
+        name = _host_name(ref)[0] if ref.startswith(("http://", "https://")) else ref.strip().lower().rstrip("/")
+        host = session.scalars(select(Host).where(Host.name == name)).first()
+    if host is None or host.api_url is None:
+        raise NotFound(f"no host {ref!r}",
+                       hint="see them with: GET /api/v1/hosts; create one: devlink host set --url URL")
     return host
+
+
+def host_views(session: Session) -> list[dict[str, Any]]:
+    """Every host that has an API (not the plain-git one), by name."""
+    return [host_view(h) for h in session.scalars(select(Host).where(Host.api_url.is_not(None)).order_by(Host.name))]
 
 
 def configure_host(
     rt: Runtime, options: AccountOptions, *, oauth_client_id: str | None = None, oauth_client_secret: str | None = None,
-    app_webhook_secret: str | None = None,
+    app_webhook_secret: str | None = None, create: bool = True,
 ) -> dict[str, Any]:
-    """Create or update a host's settings (TLS, proxy, timeout, OAuth App, GitHub App) before linking."""
+    """Create or change a host's settings (API URL, TLS, proxy, timeout, OAuth App, GitHub App): the admin's way.
+
+    The accounts on the host are then pinned to its API origin as it now
+    stands: the admin chose it, and ``repinned`` names the accounts whose
+    credentials will go there from now on.
+    """
+    name, web = _host_name(options.web_url)
     with rt.sessions.begin() as session:
-        host = github_host(session, options)
+        host = session.scalars(select(Host).where(Host.name == name)).first()
+        if host is None:
+            if not create:
+                raise NotFound(f"no host {name!r}", hint=f"create it: devlink host set --url {web}")
+            host = _new_host(name, web)
+            session.add(host)
+        _apply_settings(host, options)
         if oauth_client_id is not None:
             host.oauth_client_id = oauth_client_id or None
         if oauth_client_secret is not None:
@@ -126,7 +257,21 @@ def configure_host(
             host.app_id, host.app_private_key = options.app_id, rt.vault.encrypt(options.private_key)
         if app_webhook_secret is not None:
             host.app_webhook_secret = rt.vault.encrypt(app_webhook_secret) if app_webhook_secret else None
-        return host_view(host)
+        session.flush()
+        repinned = _repin(session, host)
+        return {**host_view(host), "repinned": repinned}
+
+
+def _repin(session: Session, host: Host) -> list[str]:
+    """Pin every account of ``host`` to its current API origin; return the names of those that moved."""
+    origin = origin_of(settings_of(host).api_url)
+    moved = list(session.scalars(select(Account.name).where(
+        Account.host_id == host.id, or_(Account.api_origin.is_(None), Account.api_origin != origin)
+    ).order_by(Account.name)))
+    if moved:
+        session.execute(update(Account).where(Account.host_id == host.id).values(api_origin=origin))
+        log.warning("host.repinned host=%s origin=%s accounts=%s", host.name, origin, ",".join(moved))
+    return moved
 
 
 def host_view(host: Host) -> dict[str, Any]:
@@ -145,14 +290,10 @@ def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
     """
     if not options.token and not (options.app_id and options.private_key):
         raise InvalidInput("give a token, or a GitHub App id and private key", reason="no_credential")
-    with rt.sessions() as session:  # a dry run: host options are kept only once the credential checks out
-        host = github_host(session, options)
+    with rt.sessions() as session:  # a dry run: a new host is kept only once the credential checks out
+        host = github_host(session, options, rt.vault)
         settings = settings_of(host)
-        existing = session.scalars(
-            select(Account).where(Account.host_id == host.id, Account.name.ilike(options.name))
-        ).first()
-        if existing is not None:
-            raise Conflict(f"account {existing.name} on {host.name} is already linked", reason="account_linked")
+        _refuse_linked_twice(session, host, options.name)
         session.rollback()
     installation = options.installation_id
     if options.app_id and not installation:
@@ -163,8 +304,12 @@ def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
         viewer = client.viewer()  # a wrong token fails here, before anything is stored
         remote = client.account(options.name)
     with rt.sessions.begin() as session:
-        host = github_host(session, options)
-        if options.app_id and options.private_key:
+        host = github_host(session, options, rt.vault)
+        if settings_of(host) != settings:
+            raise Conflict(f"the settings of host {host.name} changed while linking; link again",
+                           reason="host_settings")
+        _refuse_linked_twice(session, host, remote.login)
+        if options.app_id and options.private_key and not host.app_id:  # the host's first App (else: the same one)
             host.app_id = options.app_id
             host.app_private_key = rt.vault.encrypt(options.private_key)
         account = Account(
@@ -172,27 +317,40 @@ def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
             auth_kind="app" if options.app_id else ("oauth" if options.oauth else "token"),
             credential=rt.vault.encrypt(options.token) if options.token else None,
             installation_id=installation, auto_link=options.auto_link, smart_commits=options.smart_commits,
+            api_origin=origin_of(settings.api_url),  # the credential goes nowhere else (client_for)
         )
         session.add(account)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:  # linked by someone else meanwhile
+            raise Conflict(f"account {remote.login} on {host.name} is already linked",
+                           reason="account_linked") from None
         account_id = account.id
     log.info("account.linked account=%s host=%s kind=%s viewer=%s", remote.login, settings.name, remote.kind, viewer)
     result = discover(rt, account_id, link=options.link)
     return account_id, result
 
 
+def _refuse_linked_twice(session: Session, host: Host, name: str) -> None:
+    if session.scalars(select(Account.id).where(Account.host_id == host.id, _same_login(name))).first():
+        raise Conflict(f"account {name} on {host.name} is already linked", reason="account_linked")
+
+
+def _same_login(name: str) -> Any:
+    """Exactly this login, ignoring case as GitHub does (never a LIKE pattern: ``%`` and ``_`` are characters)."""
+    return func.lower(Account.name) == name.lower()
+
+
 def find_account(session: Session, ref: str) -> Account:
-    """An account by id, ``name`` or ``host/name``."""
-    query = select(Account)
-    if ref.isdigit():
-        account = session.get(Account, int(ref))
-    elif "/" in ref:
+    """An account by id (ASCII digits), ``name`` or ``host/name``; names match exactly, case aside."""
+    row_id = parse_row_id(ref)
+    account = session.get(Account, row_id) if row_id is not None else None
+    if account is None and "/" in ref:
         host_name, _, name = ref.rpartition("/")
-        account = session.scalars(
-            query.join(Host, Host.id == Account.host_id).where(Host.name == host_name, Account.name.ilike(name))
-        ).first()
-    else:
-        matches = list(session.scalars(query.where(Account.name.ilike(ref))))
+        account = session.scalars(select(Account).join(Host, Host.id == Account.host_id).where(
+            Host.name == host_name.lower(), _same_login(name))).first()
+    elif account is None:
+        matches = list(session.scalars(select(Account).where(_same_login(ref))))
         if len(matches) > 1:
             raise InvalidInput(f"several hosts have an account {ref}; say HOST/{ref}", reason="ambiguous")
         account = matches[0] if matches else None
@@ -289,6 +447,8 @@ def discover(rt: Runtime, account_id: int, *, link: str | list[str] = "none") ->
         account.last_error_reason = account.last_error_message = None
         account.last_error_at = None
     result.hooks = ensure_hooks(rt, account_id)
+    if warning := hook_url_warning(rt):
+        result.warnings.append(warning)
     log.info("account.discovered account=%s found=%d new=%d renamed=%d gone=%d linked=%d",
              login, result.found, len(result.new), len(result.renamed), len(result.gone), len(result.linked))
     return result
@@ -436,7 +596,7 @@ def remove_account(rt: Runtime, ref: str) -> str:
 
 def ensure_hooks(rt: Runtime, account_id: int) -> dict[str, str]:
     """Make sure every linked repository gets deliveries: one org hook when allowed, else one per repository."""
-    url = hook_url(rt)
+    url, warning = hook_url(rt), hook_url_warning(rt)
     with rt.sessions() as session:
         account = session.get(Account, account_id)
         if account is None:
@@ -461,11 +621,11 @@ def ensure_hooks(rt: Runtime, account_id: int) -> dict[str, str]:
             for repository_id, name, full_name, hook_id, _ in targets:
                 if hook_id:  # the org hook replaces a per-repository one
                     _delete_quietly(client, f"repos/{full_name}", hook_id)
-                _set_hook(rt, repository_id, None, None, "account", None)
+                _set_hook(rt, repository_id, None, None, "account", warning)
                 states[name] = "account"
             return states
         for repository_id, name, full_name, hook_id, secret in targets:
-            states[name] = _ensure_repo_hook(rt, client, repository_id, full_name, hook_id, secret, url)
+            states[name] = _ensure_repo_hook(rt, client, repository_id, full_name, hook_id, secret, url, warning)
     return states
 
 
@@ -475,11 +635,12 @@ def _reconcile_hook(
     """Make ``scope`` (``repos/O/N`` or ``orgs/O``) hold exactly one correct hook to ``url``; return (id, secret).
 
     Keeps the hook devlink knows (or adopts one at its URL), deletes other
-    hooks to this URL, recreates a missing one, and rewrites a changed one.
+    hooks to this URL, recreates a missing one, and rewrites a changed one,
+    its URL too when devlink's address changed (a new port, DEVLINK_BASE_URL).
     The secret cannot be read back from GitHub, so an adopted hook gets one
     devlink knows.
     """
-    ours = [h for h in client.hooks(scope) if (h.get("config") or {}).get("url") == url]
+    ours = [h for h in client.hooks(scope) if _hook_url(h) == url or (hook_id and str(h.get("id")) == hook_id)]
     keep = next((h for h in ours if str(h.get("id")) == hook_id), ours[0] if ours else None)
     for stale in ours:
         if stale is not keep:
@@ -488,14 +649,18 @@ def _reconcile_hook(
     if keep is None:
         return client.create_hook(scope, url, secret), secret
     kept_id = str(keep["id"])
-    if not _hook_matches(keep) or not stored_secret or kept_id != hook_id:
+    if not _hook_matches(keep) or _hook_url(keep) != url or not stored_secret or kept_id != hook_id:
         client.update_hook(scope, kept_id, url, secret)
     return kept_id, secret
 
 
+def _hook_url(hook: dict[str, Any]) -> Any:
+    return (hook.get("config") or {}).get("url")
+
+
 def _ensure_repo_hook(
     rt: Runtime, client: GitHubClient, repository_id: int, full_name: str, hook_id: str | None,
-    stored_secret: str | None, url: str,
+    stored_secret: str | None, url: str, warning: str | None = None,
 ) -> str:
     try:
         new_id, secret = _reconcile_hook(rt, client, f"repos/{full_name}", hook_id, stored_secret, url)
@@ -507,7 +672,7 @@ def _ensure_repo_hook(
             return "unavailable"
         _set_hook(rt, repository_id, hook_id, stored_secret, "failed", exc.message)
         return "failed"
-    _set_hook(rt, repository_id, new_id, rt.vault.encrypt(secret), "installed", None)
+    _set_hook(rt, repository_id, new_id, rt.vault.encrypt(secret), "installed", warning)
     return "installed"
 
 

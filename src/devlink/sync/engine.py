@@ -39,7 +39,7 @@ from devlink.store.engine import (
 from devlink.store.models import Branch, Commit, IssueLink, Repository, SyncCursor, table, utcnow
 from devlink.sync.host_clients import client_for
 from devlink.sync.linking import LINK_COLUMNS, known_keys, link_rows, link_tuples
-from devlink.sync.pulls import check_still_there, sync_host_pulls
+from devlink.sync.pulls import PullSync, check_still_there, sync_host_pulls
 from devlink.sync.smart_commits import SmartCommitTally, run_smart_commits
 from devlink.trackers.builtin import BuiltinTracker
 
@@ -70,6 +70,9 @@ class SyncResult:
     skipped: str | None = None  # why nothing was done, e.g. "unlinked"
     pull_requests: int = 0  # written (new or changed) from the host's API
     smart_commits: SmartCommitTally = field(default_factory=SmartCommitTally)
+    #: what this run skipped or deferred, by entity type ({reason, message, at[, resumes_at]}); the sync succeeded
+    entity_errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    retry_after: float | None = None  # seconds until deferred work may resume: the next sync comes then
 
 
 def mirror_for(rt: Runtime, repository: Repository) -> Mirror:
@@ -147,9 +150,10 @@ def sync_repository(
     with rt.sessions.begin() as session:
         created, moved, deleted = write_branches(session, repository_id, heads, known)
         _save_cursor(session, repository_id, tips, cursor is not None)
-    pulls = 0
+    outcome = PullSync()
     if account_id is not None:  # pull requests come from the host's API; commits never do
-        pulls = sync_host_pulls(rt, repository_id, account_id, full_name, full=full, trigger=trigger, known=known)
+        outcome = sync_host_pulls(rt, repository_id, account_id, full_name, full=full, trigger=trigger, known=known)
+    pulls = outcome.written
     log.info(
         "sync.done repository=%s kind=%s commits_seen=%d commits_new=%d branches=+%d ~%d -%d pulls=%d",
         repository_id, kind, seen, new, created, moved, deleted, pulls,
@@ -160,7 +164,8 @@ def sync_repository(
     except Exception:  # smart commits never fail a sync; the next pass retries from their cursor
         log.exception("smart_commits.failed repository=%s", repository_id)
     return SyncResult(repository_id, kind, seen, new, created, moved, deleted, smart_commits=smart,
-                      pull_requests=pulls)
+                      pull_requests=pulls, entity_errors={"pull_requests": outcome.note} if outcome.note else {},
+                      retry_after=outcome.retry_after)
 
 
 @contextmanager

@@ -4,13 +4,16 @@ The engine owns everything a client must remember between calls and across
 worker processes: the ETag cache (``HttpCacheEntry``) and the rate-limit
 budget (columns on ``Account``).  Before spending quota on scheduled work,
 ``budget_wait`` says how long to wait so a reserve stays for webhook-driven syncs.
+
+A credential goes only to the API origin it was linked for (``Account.api_origin``):
+``client_for`` refuses an account whose host now points elsewhere.
 """
 
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from devlink.hosts.base import HostError
+from devlink.hosts.base import HostError, origin_of
 from devlink.hosts.github import Credential, GitHubClient, HostSettings, RateLimit, api_url_for
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
@@ -109,9 +112,25 @@ def client_for(rt: Runtime, account_id: int) -> GitHubClient:
             raise HostError(f"account {account_id} is no longer linked", reason="not_found")
         host = session.get(Host, account.host_id)
         assert host is not None
-        settings, credential = settings_of(host), credential_of(rt, host, account)
+        settings = settings_of(host)
+        _check_origin(account, host, settings)
+        credential = credential_of(rt, host, account)
     return GitHubClient(
         settings, credential, cache=DbConditionalCache(rt, account_id), on_rate=RateRecorder(rt, account_id)
+    )
+
+
+def _check_origin(account: Account, host: Host, settings: HostSettings) -> None:
+    """Refuse to hand out a client whose credential would go to another API than the one it was linked for."""
+    origin = origin_of(settings.api_url)
+    if account.api_origin == origin:
+        return
+    linked_for = account.api_origin or "an API address devlink did not record"
+    raise HostError(
+        f"the credential of {account.name} was linked for {linked_for}, but host {host.name} now has its API at "
+        f"{origin}; devlink does not send it there", reason="auth",
+        hint=f"if {settings.api_url} is right, an admin confirms it: devlink host set --url {settings.web_url} "
+             f"--api-url {settings.api_url}",
     )
 
 

@@ -175,9 +175,9 @@ def _release(rt: Runtime, repository_id: int, failed: bool, retry_after: float |
     """Give the lock back unless a follow-up is pending; True when the run is over.
 
     The next scheduled sync comes after the interval, or after the wait a host
-    asked for (rate limit, outage) when the run failed with one.  A repository
-    removed meanwhile, or a lock another process took over (this one was
-    believed dead), also ends the run: that lock is not this run's to release.
+    asked for (rate limit, outage) when the run failed with one or deferred work to it.
+    A repository removed meanwhile, or a lock another process took over (this
+    one was believed dead), also ends the run: that lock is not this run's to release.
     """
     now = utcnow()
     wait = timedelta(seconds=retry_after) if retry_after else timedelta(minutes=rt.settings.sync_interval)
@@ -269,8 +269,10 @@ def run_sync(
             error = _run_once(rt, repository_id, full, trigger, progress, results)
             # a request that arrived meanwhile is run once, as a soft sync; otherwise the lock is released.
             # The release fails while something is pending, so that check comes again, never the original run.
+            # the next scheduled sync follows the wait a failure or a deferral (API budget) asked for
+            wait = getattr(error, "retry_after", None) if error else (results[-1].retry_after if results else None)
             while not _take_pending(rt, repository_id):
-                if _release(rt, repository_id, error is not None, getattr(error, "retry_after", None)):
+                if _release(rt, repository_id, error is not None, wait):
                     return results
             full, trigger, progress = False, "soft", None
 

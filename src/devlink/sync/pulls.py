@@ -5,11 +5,17 @@ backfill (full) walks every pull request; a soft sync walks them by last
 update, newest first, and stops at the first one already stored as it is and
 not newer than the ``pulls`` cursor (the newest update a complete sync saw),
 so a sync cut short picks up where it stopped.
+
+Pull requests never fail a sync whose commits came over git: a credential
+that may not read them (403) skips them, an API budget at its reserve (or
+spent) defers them to its reset.  Either is noted on the repository
+(``entity_errors["pull_requests"]``) until pull requests sync again.
 """
 
 import json
 import logging
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -26,12 +32,23 @@ from devlink.sync.linking import known_keys, link_rows
 from devlink.trackers.builtin import BuiltinTracker
 
 __all__ = [
-    "check_still_there", "pull_keys", "refresh_pull", "sync_host_pulls", "sync_pull_requests", "write_pull_request",
+    "PullSync", "check_still_there", "pull_keys", "refresh_pull", "set_entity_error", "sync_host_pulls",
+    "sync_pull_requests", "write_pull_request",
 ]
 
 log = logging.getLogger(__name__)
 
 PULL_CURSOR = "pulls"
+ENTITY = "pull_requests"  # the key in ``Repository.entity_errors``
+
+
+@dataclass(frozen=True)
+class PullSync:
+    """What one sync did with pull requests."""
+
+    written: int = 0
+    note: dict[str, str] | None = None  # why they were skipped or deferred: reason, message, at[, resumes_at]
+    retry_after: float | None = None  # deferred: seconds until the API budget lets them resume
 
 
 def pull_keys(pull: RemotePullRequest, known: frozenset[str] | None) -> tuple[str, ...]:
@@ -45,33 +62,62 @@ def pull_keys(pull: RemotePullRequest, known: frozenset[str] | None) -> tuple[st
 def sync_host_pulls(
     rt: Runtime, repository_id: int, account_id: int, full_name: str, *, full: bool, trigger: str,
     known: frozenset[str] | None,
-) -> int:
+) -> PullSync:
     """Pull requests of an account's repository, within the account's rate-limit budget.
 
-    Raises ``HostError`` (reason ``rate_limited`` with ``retry_after``) when
-    the budget is at its reserve, so the repository is retried after the reset.
+    At the reserve (or with the budget spent) they are deferred: noted with
+    the time they resume, and ``retry_after`` tells the scheduler when to come
+    back.  A 403 skips them with a note.  Other host errors are raised.
     """
     with rt.sessions() as session:
         account = session.get(Account, account_id)
         if account is None:
-            return 0
+            return PullSync()
         wait, name = budget_wait(account, trigger), account.name
     if wait:
-        raise HostError(
-            f"API budget of {name} is at its reserve; pull requests wait {int(wait)} s for the reset "
-            "(commits still sync over git)",
-            reason="rate_limited", retry_after=wait,
-        )
+        return _defer(rt, repository_id, wait, f"API budget of {name} is at its reserve; pull requests wait "
+                                               f"{int(wait)} s for the reset (commits still sync over git)")
     with client_for(rt, account_id) as client:
         try:
-            return sync_pull_requests(rt, repository_id, full_name, client, full=full, known=known)
+            written = sync_pull_requests(rt, repository_id, full_name, client, full=full, known=known)
         except HostError as exc:
+            if exc.reason == "rate_limited":
+                return _defer(rt, repository_id, exc.retry_after or 60.0, exc.message)
             if exc.reason in ("not_found", "gone"):
                 check_still_there(rt, repository_id, account_id)
-            if exc.reason == "permission":  # pull requests not readable: skip them, do not fail the repository
-                log.warning("pulls.skipped repository=%s reason=permission message=%s", repository_id, exc.message)
-                return 0
-            raise
+            if exc.reason != "permission":
+                raise
+            # not readable with this credential: skip them, keep the repository's commits syncing, and say so
+            log.warning("pulls.skipped repository=%s reason=permission message=%s", repository_id, exc.message)
+            note = {"reason": "permission", "message": exc.message, "at": utcnow().isoformat()}
+            set_entity_error(rt, repository_id, ENTITY, note)
+            return PullSync(note=note)
+    set_entity_error(rt, repository_id, ENTITY, None)
+    return PullSync(written)
+
+
+def _defer(rt: Runtime, repository_id: int, wait: float, message: str) -> PullSync:
+    now = utcnow()
+    note = {"reason": "rate_limited", "message": message, "at": now.isoformat(),
+            "resumes_at": (now + timedelta(seconds=wait)).isoformat()}
+    log.info("pulls.deferred repository=%s wait=%d", repository_id, wait)
+    set_entity_error(rt, repository_id, ENTITY, note)
+    return PullSync(note=note, retry_after=wait)
+
+
+def set_entity_error(rt: Runtime, repository_id: int, entity: str, note: dict[str, str] | None) -> None:
+    """Note (or with None clear) why ``entity`` was skipped or deferred on a repository; other entities stay."""
+    with rt.sessions.begin() as session:
+        stored = session.scalar(select(Repository.entity_errors).where(Repository.id == repository_id))
+        notes: dict[str, object] = json.loads(stored) if stored else {}
+        if note is None and entity not in notes:
+            return
+        if note is None:
+            del notes[entity]
+        else:
+            notes[entity] = note
+        session.execute(update(Repository).where(Repository.id == repository_id).values(
+            entity_errors=json.dumps(notes) if notes else None))
 
 
 def refresh_pull(rt: Runtime, repository_id: int, number: int) -> None:

@@ -18,7 +18,7 @@ from devlink.errors import Conflict, GitError, InvalidInput, NotFound
 from devlink.hosts.git import check_remote
 from devlink.runtime import Runtime
 from devlink.store.models import Host, IssueLink, Repository, utcnow
-from devlink.sync.accounts import unlink_repository
+from devlink.sync.accounts import parse_row_id, unlink_repository
 from devlink.sync.engine import mirror_for
 
 __all__ = [
@@ -116,10 +116,10 @@ def set_smart_commits(rt: Runtime, ref: str | int, enabled: bool) -> Repository:
 
 
 def find_repository(session: Session, ref: str | int) -> Repository:
-    """Find by id or name; NotFound names the way to list them."""
+    """Find by id (ASCII digits within 64 bits: ``parse_row_id``) or exact name; NotFound names the way to list them."""
     text = str(ref)
-    query = select(Repository).where(Repository.id == int(text)) if text.isdigit() else None
-    repository = session.scalars(query).first() if query is not None else None
+    row_id = parse_row_id(text)
+    repository = session.get(Repository, row_id) if row_id is not None else None
     if repository is None:
         repository = session.scalars(select(Repository).where(Repository.name == text)).first()
     if repository is None:

@@ -20,7 +20,7 @@ from devlink import __version__
 from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
 from devlink.web import account_pages, hooks, oauth, pages
-from devlink.web.api import accounts, issues, repositories, smart_commits, tracker
+from devlink.web.api import accounts, hosts, issues, repositories, smart_commits, tracker
 
 __all__ = ["create_app", "problem"]
 
@@ -50,6 +50,7 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     )
     app.state.runtime = rt
     app.include_router(accounts.router)
+    app.include_router(hosts.router)
     app.include_router(repositories.router)
     app.include_router(issues.router)
     app.include_router(tracker.router)

@@ -58,7 +58,7 @@ class LinkIn(BaseModel):
 
 def _discovery_view(found: Discovery) -> dict[str, Any]:
     return {"found": found.found, "new": found.new, "renamed": [list(pair) for pair in found.renamed],
-            "gone": found.gone, "linked": found.linked, "webhooks": found.hooks}
+            "gone": found.gone, "linked": found.linked, "webhooks": found.hooks, "warnings": found.warnings}
 
 
 @router.get("")
