@@ -190,7 +190,8 @@ def repo_add(
 ) -> None:
     """Link a repository and backfill its whole history."""
     rt = _runtime()
-    repository = add_repository(rt, location, name=name, web_url=web_url, smart_commits=smart_commits)
+    repository = add_repository(rt, location, name=name, web_url=web_url, smart_commits=smart_commits,
+                                cwd=Path.cwd())
     say(f"linked {repository.name} (id {repository.id}) from {repository.url}")
     if sync:
         _report_sync(rt, repository.id, _sync_with_progress(rt, repository.id, full=False))
