@@ -76,8 +76,9 @@ def test_web_and_two_workers_on_postgres_and_redis(cluster: tuple[Server, list[P
 
         # a burst of push notifications for one repository while new commits land
         repo, repository_id = repos[0]
-        token = web.cli("repo", "hook", str(tmp_path / "server-0.git")).stdout.split("X-Devlink-Token: ")[1][:32]
-        token = token.split("'")[0]
+        hooked = web.cli("repo", "hook", str(tmp_path / "server-0.git"), "--token-file", str(tmp_path / "token"))
+        assert hooked.returncode == 0, hooked.stderr
+        token = (tmp_path / "token").read_text().partition(":")[2].strip()
         for n in range(5, 10):
             repo.commit(f"SCALE-0 commit {n}")
         repo.git("push", "-q", "origin", "main")

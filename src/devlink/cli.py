@@ -45,7 +45,7 @@ from devlink.sync.accounts import (
 )
 from devlink.sync.engine import SyncResult
 from devlink.sync.jobs import run_sync
-from devlink.sync.push_hooks import hook_script, install_hook
+from devlink.sync.push_hooks import TOKEN_FILE, hook_script, install_hook, write_token_file
 from devlink.sync.repositories import (
     add_repository,
     find_by_location,
@@ -221,7 +221,8 @@ def repo_add(
 ) -> None:
     """Link a repository and backfill its whole history."""
     rt = _runtime()
-    repository = add_repository(rt, location, name=name, web_url=web_url, smart_commits=smart_commits)
+    repository = add_repository(rt, location, name=name, web_url=web_url, smart_commits=smart_commits,
+                                cwd=Path.cwd())
     say(f"linked {repository.name} (id {repository.id}) from {repository.url}")
     if sync:
         _report_sync(rt, repository.id, _sync_with_progress(rt, repository.id, full=False))
@@ -276,19 +277,29 @@ def repo_remove(repository: Annotated[str, typer.Argument(help="name or id")]) -
 @repo_app.command("hook")
 def repo_hook(
     path: Annotated[str, typer.Argument(help="the bare repository devlink was linked from")],
-    install: Annotated[bool, typer.Option("--install", help="write PATH/hooks/post-receive")] = False,
+    install: Annotated[
+        bool, typer.Option("--install", help="write PATH/hooks/post-receive and its token file devlink-token")
+    ] = False,
     url: Annotated[str | None, typer.Option(help="devlink's address as the git server sees it")] = None,
+    token_file: Annotated[
+        str | None, typer.Option(help="also write the token file (mode 0600) here, to copy beside the hook")
+    ] = None,
 ) -> None:
     """Print (or install) a post-receive hook that notifies devlink of every push."""
     rt = _runtime()
     with rt.sessions() as session:
-        repository_id = find_by_location(session, path).id
-    script = hook_script(rt, repository_id, url or f"http://{rt.settings.host}:{rt.settings.port}")
+        repository_id = find_by_location(session, path, cwd=Path.cwd()).id
+    hook = hook_script(rt, repository_id, url or f"http://{rt.settings.host}:{rt.settings.port}")
+    if token_file:
+        err.print(f"wrote the token file {escape(str(write_token_file(Path(token_file), hook)))}", highlight=False)
     if not install:
-        sys.stdout.write(script)
+        sys.stdout.write(hook.script)
+        err.print(f"the script reads the repository's token from {TOKEN_FILE} beside it (mode 0600): --install "
+                  f"writes both into {escape(path)}/hooks; for another machine, --token-file FILE writes the "
+                  "token file to copy there", highlight=False)
         return
-    target = install_hook(Path(path), script)
-    say(f"installed {target}")
+    target = install_hook(Path(path), hook)
+    say(f"installed {target} and {target.parent / TOKEN_FILE}")
 
 
 # ---------------------------------------------------------------- sync

@@ -1,8 +1,10 @@
 """Repository locations: URLs versus paths, and credentials kept out of what is shown or stored."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from devlink.domain.remotes import Remote, parse_remote, redact, redact_text, with_userinfo
+from devlink.domain.remotes import Remote, parse_remote, redact, redact_text, split_userinfo
 
 
 @pytest.mark.parametrize(
@@ -45,15 +47,15 @@ from devlink.domain.remotes import Remote, parse_remote, redact, redact_text, wi
         ),
         pytest.param(
             "ssh://git@git.example.com:2222/org/x.git",
-            Remote("ssh://git.example.com:2222/org/x.git", "git", True),
-            id="ssh-url",
+            Remote("ssh://git@git.example.com:2222/org/x.git", "", True),
+            id="ssh-user-stays-in-the-url",
         ),
         pytest.param("git://git.example.com/x.git", Remote("git://git.example.com/x.git", "", True), id="git-url"),
-        pytest.param("file:///srv/git/x.git", Remote("file:///srv/git/x.git", "", True), id="file-url"),
         pytest.param(
             "HTTPS://git.example.com/x.git", Remote("https://git.example.com/x.git", "", True), id="scheme-case"
         ),
         pytest.param("git@github.com:org/x.git", Remote("git@github.com:org/x.git", "", True), id="scp-like"),
+        pytest.param("git@[::1]:x.git", Remote("git@[::1]:x.git", "", True), id="scp-ipv6"),
         pytest.param("github.com:org/x.git", Remote("github.com:org/x.git", "", True), id="scp-like-no-user"),
         pytest.param(
             "  https://git.example.com/x.git \n",
@@ -85,6 +87,7 @@ def test_parse_remote(text: str, remote: Remote) -> None:
         pytest.param("https://git.example.com/x\r.git", id="carriage-return"),
         pytest.param("/srv/git/x\nrm", id="path-newline"),
         pytest.param("/srv/git/x\x00.git", id="nul"),
+        pytest.param("/srv/git/x\t.git", id="tab"),
     ],
 )
 def test_parse_remote_rejects(text: str) -> None:
@@ -98,23 +101,92 @@ def test_parse_remote_names_the_bad_scheme() -> None:
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("text", "message"),
     [
-        "https://user:token@git.example.com/org/x.git",
-        "http://robot:s3cr3t@127.0.0.1:8080/x.git",
-        "ssh://git@git.example.com:2222/org/x.git",
-        "https://u:p@[::1]:8443/x.git?ref=1#top",
-        "https://git.example.com/org/x.git",
+        pytest.param("-uhttps://x/y", "cannot start with '-'", id="option"),
+        pytest.param("  --upload-pack=touch /tmp/x", "cannot start with '-'", id="option-after-whitespace"),
+        pytest.param("ext::sh -c touch% /tmp/pwned", "remote helpers such as ext:: or fd::", id="ext"),
+        pytest.param("fd::17", "remote helpers", id="fd"),
+        pytest.param("foo::https://example.com/x", "remote helpers", id="any-transport"),
+        pytest.param("file:///srv/git/x.git", "give the repository's path instead", id="file-url"),
+        pytest.param("FILE:///srv/git/x.git", "give the repository's path instead", id="file-url-case"),
+        pytest.param("ftp://git.example.com/x.git", "unsupported URL scheme 'ftp'", id="ftp"),
+        pytest.param("ssh://git:hunter2@git.example.com/x.git", "an ssh URL cannot carry a password", id="ssh-pw"),
+        pytest.param("ssh://-oProxyCommand=x@git.example.com/x.git", "invalid user name", id="ssh-option-user"),
+        pytest.param("ssh://-oProxyCommand=x/x.git", "no valid host name", id="ssh-option-host"),
+        pytest.param("git://me:hunter2@git.example.com/x.git", "git:// URLs carry no credentials", id="git-creds"),
+        pytest.param("user:hunter2@git.example.com:/x.git", "carry no password", id="scp-password"),
+        pytest.param("user:hunter2@git.example.com/x.git", "carry no password", id="scp-password-no-colon"),
+        pytest.param("user:hun/ter2@git.example.com:x.git", "carry no password", id="scp-password-slash"),
+        pytest.param("user:hun/ter2@hostx", "carry no password", id="scp-password-no-path"),
+        pytest.param("git@-oProxyCommand=x:x.git", "no valid host name", id="scp-option-host"),
+        pytest.param("https://u:hunter2@exa mple.com/x.git", "no valid host name", id="bad-host"),
+        pytest.param("https://u:hunter2@example.com:99999/x.git", "invalid host or port", id="bad-port"),
+        pytest.param("/srv/a::b", "cannot contain '::'", id="path-with-double-colon"),
     ],
 )
-def test_with_userinfo_restores_the_url(url: str) -> None:
-    remote = parse_remote(url)
-    assert with_userinfo(remote.location, remote.userinfo) == url
+def test_parse_remote_refuses_without_echoing(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        parse_remote(text)
+    assert message in str(refused.value)
+    assert "hunter2" not in str(refused.value) and "ProxyCommand" not in str(refused.value)
+    assert "/tmp" not in str(refused.value)
 
 
-def test_with_userinfo_without_credentials_is_the_location() -> None:
-    assert with_userinfo("https://git.example.com/x.git", "") == "https://git.example.com/x.git"
-    assert with_userinfo("/srv/git/x.git", "") == "/srv/git/x.git"
+@pytest.mark.parametrize(
+    ("userinfo", "split"),
+    [
+        pytest.param("user:token", ("user", "token"), id="user-password"),
+        pytest.param("ghp_abc123", ("ghp_abc123", ""), id="bare-token"),
+        pytest.param("user:", ("user", ""), id="empty-password"),
+        pytest.param(":token", ("", "token"), id="empty-user"),
+        pytest.param("us%40er:p%3Ass%2F%25", ("us@er", "p:ss/%"), id="percent-decoded"),
+        pytest.param("user:p@ss", ("user", "p@ss"), id="at-in-password"),
+    ],
+)
+def test_split_userinfo(userinfo: str, split: tuple[str, str]) -> None:
+    assert split_userinfo(userinfo) == split
+
+
+_SECRET = st.text(alphabet="QZXJKVWqzxjkvw0123456789!$&()*+,;=%~._-:@", min_size=6, max_size=30).filter(
+    lambda s: s.count("Q") + s.count("Z") >= 2)
+_HOSTNAME = st.from_regex(r"[a-p][a-p0-9]{0,8}(\.[a-p]{2,5}){0,2}", fullmatch=True)
+_PATH = st.from_regex(r"(/[a-p0-9._-]{1,10}){0,3}", fullmatch=True)
+
+
+@given(scheme=st.sampled_from(["https", "http", "ssh", "git", "ftp", "file", "HTTPS"]), user=st.from_regex(
+    r"[a-p]{1,8}", fullmatch=True), secret=_SECRET, host=_HOSTNAME, path=_PATH)
+def test_no_message_or_location_ever_holds_the_secret(scheme: str, user: str, secret: str, host: str,
+                                                      path: str) -> None:
+    texts = [f"{scheme}://{user}:{secret}@{host}{path}", f"{user}:{secret}@{host}:{path or 'x'}",
+             f"see {scheme}://{user}:{secret}@{host}{path} for details"]
+    if scheme != "ssh":  # ssh://NAME@host: a user name, which stays in the URL (the key is the secret)
+        texts.append(f"{scheme}://{secret}@{host}{path}")
+    for text in texts:
+        try:
+            remote = parse_remote(text)
+        except ValueError as refused:
+            assert secret not in str(refused)
+        else:
+            assert secret not in remote.location
+            assert secret not in redact(remote.location)
+        if "://" in text and "/" not in secret and "?" not in secret and "#" not in secret:
+            assert secret not in redact_text(text)
+
+
+@given(st.text(max_size=60))
+def test_no_accepted_location_is_an_option_or_a_remote_helper(text: str) -> None:
+    try:
+        remote = parse_remote(text)
+    except ValueError:
+        return
+    assert not remote.location.startswith("-")
+    transport = remote.location.split("::", 1)[0]
+    assert "::" not in remote.location or not transport.replace("+", "").replace(".", "").replace(
+        "-", "").isalnum(), remote.location
+    if remote.is_url and "://" in remote.location:
+        assert remote.location.split("://", 1)[0] in ("https", "http", "ssh", "git")
+    assert not any(ord(ch) < 0x20 for ch in remote.location)
 
 
 @pytest.mark.parametrize(
@@ -122,7 +194,6 @@ def test_with_userinfo_without_credentials_is_the_location() -> None:
     [
         pytest.param("https://user:token@git.example.com/x.git", "https://git.example.com/x.git", id="user-token"),
         pytest.param("https://token@git.example.com/x.git", "https://git.example.com/x.git", id="token"),
-        pytest.param("ssh://git@git.example.com/x.git", "ssh://git.example.com/x.git", id="ssh"),
         pytest.param("https://git.example.com/x.git", "https://git.example.com/x.git", id="clean-url"),
         pytest.param("https://git.example.com/a@b/x.git", "https://git.example.com/a@b/x.git", id="at-in-path"),
         pytest.param("git@github.com:org/x.git", "git@github.com:org/x.git", id="scp-like"),

@@ -14,7 +14,7 @@ import pytest
 
 from devlink.domain.issue_keys import extract_keys
 from devlink.errors import GitError
-from devlink.hosts.git import GitCommit, Mirror, check_remote
+from devlink.hosts.git import GitCommit, Mirror, RemoteAccess, check_remote
 
 T0 = 1_700_000_000
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -114,10 +114,9 @@ def history(upstream: Upstream) -> dict[str, str]:
     return {"c1": c1, "c2": c2, "c3": c3, "m": m}
 
 
-def mirror_of(upstream: Upstream, tmp_path: Path, *, location: str | None = None, url: str | None = None) -> Mirror:
-    url = url or str(upstream.server)
-    mirror = Mirror(tmp_path / "data" / "mirrors" / "1.git", location or url)
-    mirror.clone(url, partial=False)
+def mirror_of(upstream: Upstream, tmp_path: Path, *, location: str | None = None) -> Mirror:
+    mirror = Mirror(tmp_path / "data" / "mirrors" / "1.git", location or str(upstream.server))
+    mirror.clone()
     return mirror
 
 
@@ -200,19 +199,20 @@ def test_stopping_the_stream_early_is_clean(upstream: Upstream, history: dict[st
     assert shas(list(mirror.commits([history["m"]], []))) == [history[n] for n in ("m", "c3", "c2", "c1")]
 
 
-def test_clone_stores_the_safe_location_not_the_url(
+def test_clone_follows_branches_only_from_the_location(
     upstream: Upstream, history: dict[str, str], tmp_path: Path
 ) -> None:
-    mirror = mirror_of(upstream, tmp_path, location=CLOSED)
-    assert mirror.git("config", "--get-all", "remote.origin.url") == CLOSED + "\n"
+    mirror = mirror_of(upstream, tmp_path)
+    assert mirror.git("config", "--get-all", "remote.origin.url") == f"{upstream.server}\n"
     assert mirror.git("config", "--get-all", "remote.origin.fetch") == "+refs/heads/*:refs/heads/*\n"
+    assert mirror.git("config", "gc.auto") == "0\n"
 
 
 def test_failed_clone_leaves_nothing_behind(tmp_path: Path) -> None:
     parent = tmp_path / "data" / "mirrors"
     mirror = Mirror(parent / "1.git", str(tmp_path / "no-such-repo"))
     with pytest.raises(GitError):
-        mirror.clone(str(tmp_path / "no-such-repo"), partial=False)
+        mirror.clone()
     assert mirror.exists() is False
     assert list(parent.iterdir()) == []
 
@@ -241,7 +241,7 @@ def test_fetch_follows_new_moved_deleted_and_force_pushed_branches(
     c6 = upstream.commit("ABC-3 rewritten")
     upstream.push("--force", "feature/ABC-3")
 
-    mirror.fetch(str(upstream.server))
+    mirror.fetch()
     after = mirror.branches()
     assert after == {"main": c4, "feature/ABC-3": c6, "release": history["c2"], "hotfix/DEF-1": c5}
     assert shas(list(mirror.commits(after.values(), before.values()))) == [c6, c5, c4]
@@ -259,18 +259,8 @@ def test_fetch_after_the_default_branch_is_deleted(
     mirror = mirror_of(upstream, tmp_path)
     run_git("--git-dir", str(upstream.server), "symbolic-ref", "HEAD", "refs/heads/release")
     upstream.push("--delete", "feature/ABC-3", "main")
-    mirror.fetch(str(upstream.server))
+    mirror.fetch()
     assert mirror.branches() == {"release": history["c2"]}
-
-
-def test_fetch_uses_the_url_it_is_given(upstream: Upstream, history: dict[str, str], tmp_path: Path) -> None:
-    # As for a remote with credentials: the mirror stores the safe location and is handed the full URL
-    # for each fetch.  The URL is what must be fetched from; the location is only for showing.
-    mirror = mirror_of(upstream, tmp_path, location=CLOSED)
-    c4 = upstream.commit("ABC-4 later")
-    upstream.push("main")
-    mirror.fetch(str(upstream.server))
-    assert mirror.branches()["main"] == c4
 
 
 # -- odd commits ------------------------------------------------------------------
@@ -343,7 +333,7 @@ def test_partial_clone_of_a_file_url(
     run_git("--git-dir", str(upstream.server), "config", "uploadpack.allowFilter", "true")
     url = upstream.server.as_uri()
     mirror = Mirror(tmp_path / "data" / "mirrors" / "1.git", url)
-    mirror.clone(url, partial=True)
+    mirror.clone(partial=True)  # the server advertises "filter": a partial clone
     assert mirror.git("config", "remote.origin.partialclonefilter") == "blob:none\n"
     heads = mirror.branches()
     assert heads == {
@@ -354,8 +344,28 @@ def test_partial_clone_of_a_file_url(
 
     c4 = upstream.commit("ABC-4 after the partial clone")
     upstream.push("main")
-    mirror.fetch(url)
+    mirror.fetch()
     assert shas(list(mirror.commits([mirror.branches()["main"]], [history["m"]]))) == [c4]
+
+
+@pytest.mark.parametrize("protocol", ["2", "0"])
+def test_a_partial_clone_only_where_the_server_can_filter(
+    upstream: Upstream, history: dict[str, str], tmp_path: Path, protocol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no uploadpack.allowFilter: a full clone, in both protocol versions (v0 lists capabilities after a NUL)
+    run_git("--git-dir", str(upstream.server), "config", "protocol.version", protocol)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".gitconfig").write_text(f"[protocol]\n\tversion = {protocol}\n")
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL")
+    url = upstream.server.as_uri()
+    mirror = Mirror(tmp_path / "data" / "mirrors" / "1.git", url)
+    mirror.clone(partial=True)
+    assert "partialclonefilter" not in (mirror.path / "config").read_text()
+    assert mirror.branches()["main"] == history["m"]
+    run_git("--git-dir", str(upstream.server), "config", "uploadpack.allowFilter", "true")
+    partial = Mirror(tmp_path / "data" / "mirrors" / "2.git", url)
+    partial.clone(partial=True)
+    assert partial.git("config", "remote.origin.partialclonefilter") == "blob:none\n"
 
 
 # -- errors -------------------------------------------------------------------------
@@ -369,7 +379,7 @@ def test_clone_of_a_directory_that_is_not_a_repository(tmp_path: Path, as_url: b
     source = plain.as_uri() if as_url else str(plain)
     mirror = Mirror(tmp_path / "data" / "mirrors" / "1.git", source)
     with pytest.raises(GitError) as caught:
-        mirror.clone(source, partial=False)
+        mirror.clone()
     assert (caught.value.reason, caught.value.message) == ("not_a_repository", f"{source} is not a git repository")
     assert mirror.exists() is False
 
@@ -378,17 +388,17 @@ def test_check_remote_of_a_directory_that_is_not_a_repository(tmp_path: Path) ->
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(GitError) as caught:
-        check_remote(str(plain), str(plain))
+        check_remote(str(plain))
     assert (caught.value.reason, caught.value.message) == ("not_a_repository", f"{plain} is not a git repository")
 
 
 def test_check_remote_of_a_repository_passes(upstream: Upstream, history: dict[str, str]) -> None:
-    assert check_remote(str(upstream.server), str(upstream.server)) is None
+    assert check_remote(str(upstream.server)) is None
 
 
 def test_check_remote_unreachable_does_not_show_credentials() -> None:
     with pytest.raises(GitError) as caught:
-        check_remote("https://user:secret@127.0.0.1:9/x.git", CLOSED)
+        check_remote(CLOSED, RemoteAccess("user", "secret"))
     error = caught.value
     assert error.reason == "unreachable"
     assert error.message.startswith(f"{CLOSED} is unreachable: ")

@@ -242,6 +242,7 @@ def test_remote_over_http_with_credentials_never_shows_them(
     repo.commit("ABC-1 over http")
     served = git_http.root / "team.git"
     subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(served)], check=True)
+    subprocess.run(["git", "-C", str(served), "config", "uploadpack.allowFilter", "true"], check=True)
     caplog.set_level(logging.DEBUG)
 
     repository = add_repository(runtime, git_http.url("team.git", "robot:s3cr3t-t0ken"))

@@ -93,8 +93,8 @@ def test_push_hook_triggers_a_sync(server: Server, tmp_path: Path) -> None:
 def test_hook_rejects_bad_requests_and_ignores_replays(server: Server, tmp_path: Path) -> None:
     _, bare, _ = make_server_repo(tmp_path, ["REPLAY-1 one"])
     assert server.cli("repo", "add", str(bare), "--name", "replayed").returncode == 0
-    script = server.cli("repo", "hook", str(bare)).stdout
-    token = script.split("X-Devlink-Token: ", 1)[1].split("'", 1)[0]
+    assert server.cli("repo", "hook", str(bare), "--token-file", str(tmp_path / "token")).returncode == 0
+    token = (tmp_path / "token").read_text().partition(":")[2].strip()
     with server.client() as client:
         missing = client.post("/hooks/git")
         assert (missing.status_code, missing.json()["type"]) == (401, "bad_token")
@@ -201,7 +201,8 @@ def test_framework_errors_are_problem_documents_too(server: Server) -> None:
 def test_hook_checks_the_token_before_the_body_and_bounds_its_size(server: Server, tmp_path: Path) -> None:
     _, bare, _ = make_server_repo(tmp_path, ["SIZE-1 x"])
     assert server.cli("repo", "add", str(bare), "--name", "sized").returncode == 0
-    token = server.cli("repo", "hook", str(bare)).stdout.split("X-Devlink-Token: ", 1)[1].split("'", 1)[0]
+    assert server.cli("repo", "hook", str(bare), "--token-file", str(tmp_path / "token")).returncode == 0
+    token = (tmp_path / "token").read_text().partition(":")[2].strip()
     with server.client() as client:
         stranger = client.post("/hooks/git", headers={"X-Devlink-Token": "nope"}, content=b"garbage")
         assert stranger.status_code == 401

@@ -1,38 +1,61 @@
 """Read a repository over the git protocol: a bare mirror per repository, streamed commits.
 
 Why git and not an API: no quota, the full history, and speed.  A mirror is a
-bare clone (partial, ``--filter=blob:none``, for remotes: devlink never reads
-file contents) whose branches follow the remote's with ``fetch --prune``.
+bare clone whose branches follow the remote's with ``fetch --prune``.  It is
+partial (``--filter=blob:none``: devlink never reads file contents) only when
+the server says it can filter; otherwise (dumb HTTP, a server without
+``uploadpack.allowFilter``) it is a full clone, because git would otherwise
+fetch missing objects one lazy fetch at a time, each spawning the next.
 
 Commits are read as raw objects from ``git rev-list | git cat-file --batch``:
 each object arrives with its exact size, so a message holding NUL bytes or
 invalid UTF-8 cannot desynchronise the stream, and memory stays flat because
 objects are parsed one at a time.
 
-Credentials never touch disk here: the mirror's configured URL is the redacted
-one, and the commands that talk to the remote get the full URL through
-``GIT_CONFIG_*`` environment variables (``url.<full>.insteadOf=<redacted>``),
-never on a command line.  Every message that leaves this module goes through
-``redact_text``.
+Every git command runs bounded: in its own process group (its own session),
+with a time limit, and with lazy fetching off (``GIT_NO_LAZY_FETCH``).  When
+the limit passes or the caller stops early, the whole group is killed, again
+and again until it is empty, since a chain of git processes forks faster than
+one ``killpg`` can catch it.
+
+Credentials never touch a command line, an environment or a file.  The
+location git is given is the redacted one; a credential helper, configured
+through ``GIT_CONFIG_*`` for the remote's origin only, reads
+``username=…/password=…`` from a FIFO in a private directory that a thread of
+this process writes each time the helper opens it (``_CredentialPipe``).  The
+host's CA bundle and proxy reach git the same way, scoped to the origin.
+Every message that leaves this module goes through ``redact_text``.
 """
 
 import contextlib
 import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, NamedTuple
+from urllib.parse import urlsplit
 
 from devlink.domain.remotes import redact_text
 from devlink.errors import GitError
 
-__all__ = ["GitCommit", "Mirror", "check_remote"]
+__all__ = ["GitCommit", "Mirror", "RemoteAccess", "check_remote"]
 
-NETWORK_TIMEOUT = 3600  # seconds a clone or fetch may take before it counts as hung
+# Time limits, in seconds; module constants so tests can lower them.
+NETWORK_TIMEOUT = 3600.0  # a clone or fetch
+LIST_TIMEOUT = 120.0  # ls-remote: checking a remote, probing what it supports
+LOCAL_TIMEOUT = 600.0  # a command on the mirror alone
+READ_TIMEOUT = 6 * 3600.0  # a commit stream, which the caller paces (a backfill of millions of commits)
+KILL_TIMEOUT = 5.0  # how long to keep killing a process group that will not empty
+
 _ENV = {
     "GIT_TERMINAL_PROMPT": "0",  # never wait for a password on a terminal
     "GIT_ASKPASS": "true",  # nor in a GUI prompt: answer empty
@@ -40,8 +63,16 @@ _ENV = {
     "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o ConnectTimeout=30",
     "LC_ALL": "C",  # English messages, which _classify reads
     "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_NO_LAZY_FETCH": "1",  # a missing object is an error, never a fetch (that may fetch, that may fetch…)
 }
-_NETWORK_OPTIONS = ["-c", "http.lowSpeedLimit=1", "-c", "http.lowSpeedTime=120", "-c", "credential.helper="]
+# Every command: only the transports devlink accepts (no ext::, fd:: or other remote helper, whatever the
+# location says), and no credential helper of the user's (the one devlink adds for an origin comes after).
+_BASE_CONFIG: list[tuple[str, str]] = [
+    ("protocol.allow", "never"),
+    *[(f"protocol.{name}.allow", "always") for name in ("https", "http", "ssh", "git", "file")],
+    ("credential.helper", ""),
+]
+_NETWORK_CONFIG: list[tuple[str, str]] = [("http.lowSpeedLimit", "1"), ("http.lowSpeedTime", "120")]
 
 
 class GitCommit(NamedTuple):
@@ -63,19 +94,122 @@ class GitCommit(NamedTuple):
     message: str
 
 
-def _git_env(url: str | None = None, location: str | None = None) -> dict[str, str]:
-    """The environment of every git call; with ``url`` (credentials inside), how git reaches ``location``.
+@dataclass(frozen=True)
+class RemoteAccess:
+    """What git needs besides the location to reach an HTTP(S) remote; none of it reaches a command line.
 
-    The credentials travel as ``url.<url>.insteadOf=<location>`` in ``GIT_CONFIG_*``
-    variables: git rewrites the stored, redacted location to the real URL in
-    memory, the secret is not in any command line (``ps``) or file, and the
-    mirror keeps ``origin`` as its partial-clone promisor remote.
+    ``username``/``password`` go through the credential FIFO; a bare token is a
+    user name with an empty password.  ``ca_bundle`` and ``proxy`` (a host's
+    settings) become ``http.<origin>.sslCAInfo`` / ``http.<origin>.proxy``;
+    ``proxy`` None leaves git's usual proxy variables in charge, "" means none.
     """
+
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    ca_bundle: str | None = None
+    proxy: str | None = None
+
+    @property
+    def has_credential(self) -> bool:
+        return bool(self.username or self.password)
+
+
+def _git_env(config: Sequence[tuple[str, str]] = (), extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every git call: no inherited ``GIT_*``, devlink's settings, ``config`` as GIT_CONFIG_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(_ENV)
-    if url and location and url != location:
-        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{url}.insteadOf", GIT_CONFIG_VALUE_0=location)
+    pairs = [*_BASE_CONFIG, *config]
+    env["GIT_CONFIG_COUNT"] = str(len(pairs))
+    for index, (key, value) in enumerate(pairs):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    env.update(extra or {})
     return env
+
+
+def _origin(location: str) -> str | None:
+    """``scheme://host[:port]`` of an HTTP(S) location (what git's ``http.<url>.*`` matches); None otherwise."""
+    if not location.lower().startswith(("http://", "https://")):
+        return None
+    parts = urlsplit(location)
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
+
+
+class _CredentialPipe:
+    """Hands ``username=…/password=…`` to git's credential helper through a FIFO, from memory, at each open.
+
+    The FIFO sits in a private (0700) directory; the helper is ``cat`` of it, so
+    the secret is in no argv, environment or file, only in the pipe while git
+    reads it.  A daemon thread blocks opening the FIFO for writing until a
+    reader comes, writes, closes, and waits for the next one.
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        self._payload = f"username={username}\npassword={password}\n".encode()
+        self._directory = tempfile.mkdtemp(prefix="devlink-credential-")
+        self.path = os.path.join(self._directory, "fifo")
+        os.mkfifo(self.path, 0o600)
+        self._closing = False
+        self._thread = threading.Thread(target=self._serve, name="git-credential", daemon=True)
+        self._thread.start()
+
+    def helper(self) -> str:
+        """The helper command: answers ``get`` only (``store`` and ``erase`` are no-ops)."""
+        return f'!f() {{ test "$1" = get && cat {shlex.quote(self.path)}; }}; f'
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                fd = os.open(self.path, os.O_WRONLY)  # blocks until the helper (or close) opens the other end
+            except OSError:
+                return
+            try:
+                if self._closing:
+                    return
+                view = memoryview(self._payload)
+                while view:
+                    view = view[os.write(fd, view):]
+            except OSError:  # the reader went away early
+                pass
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        self._closing = True
+        with contextlib.suppress(OSError):
+            reader = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # held open: the writer's open returns
+            try:
+                self._thread.join(timeout=KILL_TIMEOUT)
+            finally:
+                os.close(reader)
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _remote_config(location: str, access: RemoteAccess | None) -> Iterator[list[tuple[str, str]]]:
+    """The ``GIT_CONFIG_*`` pairs for a command that talks to ``location``, with the credential pipe open."""
+    config = list(_NETWORK_CONFIG)
+    origin = _origin(location)
+    if access is None or origin is None:  # ssh, git://, paths: the user's keys, or nothing
+        yield config
+        return
+    if access.ca_bundle:
+        config.append((f"http.{origin}.sslCAInfo", access.ca_bundle))
+    if access.proxy is not None:
+        if "@" in urlsplit(access.proxy).netloc:
+            raise GitError(
+                "the host's proxy URL carries credentials, which devlink does not hand to git",
+                reason="bad_url", hint="use a proxy that needs no password for git, or set it without credentials",
+            )
+        config.append((f"http.{origin}.proxy", access.proxy))
+    if not access.has_credential:
+        yield config
+        return
+    pipe = _CredentialPipe(access.username, access.password)
+    try:
+        yield [*config, (f"credential.{origin}.helper", pipe.helper())]
+    finally:
+        pipe.close()
 
 
 def _classify(stderr: str, location: str) -> GitError:
@@ -96,7 +230,8 @@ def _classify(stderr: str, location: str) -> GitError:
                                 "unable to access", "connection timed out", "network is unreachable",
                                 "could not read from remote repository", "operation timed out")):
         return GitError(f"{location} is unreachable: {last}", reason="unreachable")
-    if "unable to find remote helper" in lower or ("invalid" in lower and "url" in lower):
+    if "unable to find remote helper" in lower or ("transport" in lower and "not allowed" in lower) or (
+            "invalid" in lower and "url" in lower):
         return GitError(f"{location} is not a valid repository URL: {last}", reason="bad_url")
     return GitError(f"git failed for {location}: {last}", reason="git")
 
@@ -111,26 +246,132 @@ def _cause(text: str) -> str:
     return lines[-1] if lines else "git failed without a message"
 
 
-def _run(
-    args: list[str], *, location: str, cwd: Path | None = None, timeout: float = 600, url: str | None = None
-) -> str:
+# -- bounded processes --------------------------------------------------------------
+
+
+def _spawn(args: list[str], env: dict[str, str], *, cwd: Path | None = None, stdin: int | IO[bytes] | None,
+           bufsize: int = -1) -> "subprocess.Popen[bytes]":
+    """Start git as the leader of its own session and process group, so all it starts can be killed at once."""
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, env=_git_env(url, location), capture_output=True, timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git gave no answer for {location} within {timeout:.0f} s", reason="unreachable") from None
+        return subprocess.Popen(["git", *args], cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True, bufsize=bufsize)
     except FileNotFoundError:
         raise GitError("the git command is not installed", reason="git", hint="install git") from None
-    if done.returncode != 0:
-        raise _classify(done.stderr.decode("utf-8", "replace"), location)
-    return done.stdout.decode("utf-8", "replace")
 
 
-def check_remote(url: str, location: str) -> None:
-    """Fail fast with a clear GitError if ``url`` cannot be listed (wrong path, host down, no access)."""
-    _run([*_NETWORK_OPTIONS, "ls-remote", "--heads", location], location=location, timeout=120, url=url)
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies do not count); True where /proc is missing."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                fields = stat.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
+    """SIGKILL ``proc``'s whole process group until it is empty (or only zombies are left), and reap ``proc``.
+
+    One ``killpg`` may miss a process forked while it ran, so it repeats.  The
+    group id cannot be reused while any member, or the unreaped leader, exists;
+    a leader reaped before (a command that finished) is left alone for that reason.
+    """
+    if proc.returncode is not None:
+        return
+    deadline = time.monotonic() + KILL_TIMEOUT
+    while True:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            break
+        proc.poll()  # reap the leader once it is dead
+        if not _group_alive(proc.pid) or time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=KILL_TIMEOUT)
+
+
+def _run(
+    args: list[str], *, location: str, cwd: Path | None = None, timeout: float = LOCAL_TIMEOUT,
+    config: Sequence[tuple[str, str]] = (), extra_env: dict[str, str] | None = None, input: bytes | None = None,
+    network: bool = False,
+) -> str:
+    """Run one git command bounded: its own process group, killed whole at ``timeout`` or if the caller is stopped."""
+    proc = _spawn(args, _git_env(config, extra_env), cwd=cwd,
+                  stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        _drain(proc)
+        if network:
+            raise GitError(f"git gave no answer for {location} within {timeout:g} s", reason="unreachable") from None
+        raise GitError(f"git took longer than {timeout:g} s for {location}", reason="git") from None
+    except BaseException:  # interrupted (Ctrl-C, a worker shutting down): leave nothing running
+        _kill_group(proc)
+        _drain(proc)
+        raise
+    if proc.returncode != 0:
+        raise _classify(err.decode("utf-8", "replace"), location)
+    return out.decode("utf-8", "replace")
+
+
+def _drain(proc: "subprocess.Popen[bytes]") -> None:
+    """Close a killed process's pipes without waiting on anything that escaped its group."""
+    try:
+        proc.communicate(timeout=1)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def check_remote(location: str, access: RemoteAccess | None = None, *, shown: str | None = None) -> None:
+    """Fail fast with a clear GitError if ``location`` cannot be listed (wrong path, host down, no access).
+
+    ``shown`` is how errors name the location (as the user gave it), when it differs from ``location``.
+    """
+    with _remote_config(location, access) as config:
+        _run(["ls-remote", "--heads", "--", location], location=shown or location, timeout=LIST_TIMEOUT,
+             config=config, network=True)
+
+
+# capabilities in GIT_TRACE_PACKET's lines of what git received: protocol v2 sends "fetch=<features>",
+# v0 puts them after a NUL (traced as "\0") on the first ref line
+_RECEIVED = re.compile(r"packet:\s+\S+< (.*)$")
+
+
+def advertises_filter(location: str, access: RemoteAccess | None = None) -> bool:
+    """Whether the server at ``location`` can filter objects (a partial clone will work); dumb HTTP cannot."""
+    with tempfile.TemporaryDirectory(prefix="devlink-probe-") as scratch, \
+            _remote_config(location, access) as config:
+        trace = Path(scratch) / "packets"
+        _run(["ls-remote", "--heads", "--", location], location=location, timeout=LIST_TIMEOUT, config=config,
+             extra_env={"GIT_TRACE_PACKET": str(trace)}, network=True)
+        if not trace.exists():
+            return False
+        with trace.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                received = _RECEIVED.search(line.rstrip("\n"))
+                if received is None:
+                    continue
+                payload = received.group(1)
+                if payload.startswith("fetch="):
+                    return "filter" in payload[len("fetch="):].split()
+                if "\\0" in payload:
+                    return "filter" in payload.split("\\0", 1)[1].split()
+    return False
 
 
 class Mirror:
@@ -138,37 +379,42 @@ class Mirror:
 
     def __init__(self, path: Path, location: str) -> None:
         self.path = path
-        self.location = location  # redacted, for messages and the stored config
+        self.location = location  # redacted: what git is given, what messages name, what the config stores
 
     def exists(self) -> bool:
         return (self.path / "HEAD").is_file()
 
-    def git(self, *args: str, timeout: float = 600) -> str:
+    def git(self, *args: str, timeout: float = LOCAL_TIMEOUT) -> str:
         return _run(["--git-dir", str(self.path), *args], location=self.location, timeout=timeout)
 
-    def clone(self, url: str, *, partial: bool) -> None:
-        """Create the mirror; atomic: a failed clone leaves nothing behind."""
+    def clone(self, access: RemoteAccess | None = None, *, partial: bool = False) -> None:
+        """Create the mirror; atomic: a failed clone leaves nothing behind.
+
+        ``partial``: leave blobs out if the server can filter them; otherwise the clone is full.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".clone-", dir=self.path.parent))
         target = scratch / "mirror.git"
         try:
-            options = ["--filter=blob:none"] if partial else []
-            _run([*_NETWORK_OPTIONS, "clone", "--bare", "--no-tags", "--quiet", *options, self.location, str(target)],
-                 location=self.location, timeout=NETWORK_TIMEOUT, url=url)
-            config = ["--git-dir", str(target), "config"]
-            _run([*config, "remote.origin.url", self.location], location=self.location)
-            _run([*config, "remote.origin.fetch", "+refs/heads/*:refs/heads/*"], location=self.location)
-            _run([*config, "gc.auto", "0"], location=self.location)  # keep old tips readable
+            options = ["--filter=blob:none"] if partial and advertises_filter(self.location, access) else []
+            with _remote_config(self.location, access) as config:
+                _run(["clone", "--bare", "--no-tags", "--quiet", *options, "--", self.location, str(target)],
+                     location=self.location, timeout=NETWORK_TIMEOUT, config=config, network=True)
+            git_config = ["--git-dir", str(target), "config"]
+            _run([*git_config, "remote.origin.url", self.location], location=self.location)
+            _run([*git_config, "remote.origin.fetch", "+refs/heads/*:refs/heads/*"], location=self.location)
+            _run([*git_config, "gc.auto", "0"], location=self.location)  # keep old tips readable
             if self.path.exists():
                 shutil.rmtree(self.path)
             target.rename(self.path)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def fetch(self, url: str) -> None:
+    def fetch(self, access: RemoteAccess | None = None) -> None:
         """Bring branches in line with the remote: new, moved, force-pushed and deleted."""
-        _run(["--git-dir", str(self.path), *_NETWORK_OPTIONS, "fetch", "--prune", "--no-tags", "--quiet", "origin"],
-             location=self.location, timeout=NETWORK_TIMEOUT, url=url)
+        with _remote_config(self.location, access) as config:
+            _run(["--git-dir", str(self.path), "fetch", "--prune", "--no-tags", "--quiet", "origin"],
+                 location=self.location, timeout=NETWORK_TIMEOUT, config=config, network=True)
 
     def branches(self) -> dict[str, str]:
         """Branch name → head sha, for every ``refs/heads/*``."""
@@ -181,14 +427,9 @@ class Mirror:
 
     def count(self, include: Iterable[str], exclude: Iterable[str]) -> int:
         """How many commits ``commits(include, exclude)`` will yield; cheap, for progress bars."""
-        proc = self._rev_list(include, exclude, ["--count"], stdout=subprocess.PIPE)
-        assert proc.stdout is not None and proc.stderr is not None
-        out, err = proc.stdout.read(), proc.stderr.read()
-        proc.stdout.close()
-        proc.stderr.close()
-        if proc.wait() != 0:
-            raise _classify(err.decode("utf-8", "replace"), self.location)
-        return int(out or b"0")
+        out = _run(["--git-dir", str(self.path), "rev-list", "--count", "--ignore-missing", "--stdin"],
+                   location=self.location, input=_rev_lines(include, exclude))
+        return int(out.strip() or "0")
 
     def commits(
         self, include: Iterable[str], exclude: Iterable[str], *, topo_order: bool = False
@@ -201,51 +442,71 @@ class Mirror:
         longer exist (a force-push followed by a prune) are ignored; the
         caller's invariant is that everything reachable from them was indexed
         before.
+
+        Both processes run in their own process groups, killed whole when the
+        caller stops early or after ``READ_TIMEOUT`` (a GitError then, never a
+        silently short stream).
         """
-        rev_list = self._rev_list(include, exclude, ["--topo-order"] if topo_order else [], stdout=subprocess.PIPE)
-        cat_file = subprocess.Popen(
-            # --buffer: plain --batch flushes after every object, which costs more than git's own work
-            ["git", "--git-dir", str(self.path), "cat-file", "--batch", "--buffer"],
-            stdin=rev_list.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_git_env(),
-            bufsize=1 << 20,
-        )
-        assert rev_list.stdout is not None and cat_file.stdout is not None
-        _widen_pipe(rev_list.stdout.fileno())
-        _widen_pipe(cat_file.stdout.fileno())
-        _lower_priority(rev_list.pid)
-        _lower_priority(cat_file.pid)
-        rev_list.stdout.close()  # cat-file owns the read end now
+        env = _git_env()
+        order = ["--topo-order"] if topo_order else []
+        rev_list = _spawn(["--git-dir", str(self.path), "rev-list", *order, "--ignore-missing", "--stdin"], env,
+                          stdin=subprocess.PIPE)
+        assert rev_list.stdin is not None and rev_list.stdout is not None and rev_list.stderr is not None
         try:
-            yield from _read_batch(cat_file.stdout)
-        finally:
-            cat_file.stdout.close()
-            cat_file.kill()
-            cat_file.wait()
-            rev_list.kill()
+            # --buffer: plain --batch flushes after every object, which costs more than git's own work
+            cat_file = _spawn(["--git-dir", str(self.path), "cat-file", "--batch", "--buffer"], env,
+                              stdin=rev_list.stdout, bufsize=1 << 20)
+        except BaseException:
+            _kill_group(rev_list)
+            raise
+        assert cat_file.stdout is not None
+        expired = threading.Event()
+
+        def expire() -> None:
+            if cat_file.poll() is None or rev_list.poll() is None:  # git itself is late, not just the caller
+                expired.set()
+                _kill_group(cat_file)
+                _kill_group(rev_list)
+
+        timer = threading.Timer(READ_TIMEOUT, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            _widen_pipe(rev_list.stdout.fileno())
+            _widen_pipe(cat_file.stdout.fileno())
+            _lower_priority(rev_list.pid)
+            _lower_priority(cat_file.pid)
+            rev_list.stdout.close()  # cat-file owns the read end now
+            # rev-list reads all of stdin before it writes anything, so this cannot deadlock; if it already
+            # exited (a missing mirror), the write fails and its stderr, read below, says why
+            with contextlib.suppress(BrokenPipeError):
+                rev_list.stdin.write(_rev_lines(include, exclude))
+                rev_list.stdin.close()
+            try:
+                yield from _read_batch(cat_file.stdout)
+            except ValueError:  # a batch cut short: cat-file was killed at the time limit
+                if not expired.is_set():
+                    raise
             rev_list.wait()
-            assert rev_list.stderr is not None
+        finally:
+            timer.cancel()
+            cat_file.stdout.close()
+            _kill_group(cat_file)
+            _kill_group(rev_list)
             err = rev_list.stderr.read().decode("utf-8", "replace")
-            rev_list.stderr.close()
-            if cat_file.stderr is not None:
-                cat_file.stderr.close()
-        if rev_list.returncode not in (0, -9):
+            for stream in (rev_list.stdin, rev_list.stderr, cat_file.stderr):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+        if expired.is_set():
+            raise GitError(f"reading commits of {self.location} took longer than {READ_TIMEOUT:g} s", reason="git")
+        if rev_list.returncode != 0:
             raise _classify(err, self.location)
 
-    def _rev_list(
-        self, include: Iterable[str], exclude: Iterable[str], extra: list[str], *, stdout: int
-    ) -> "subprocess.Popen[bytes]":
-        proc = subprocess.Popen(
-            ["git", "--git-dir", str(self.path), "rev-list", *extra, "--ignore-missing", "--stdin"],
-            stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.PIPE, env=_git_env(),
-        )
-        assert proc.stdin is not None
-        lines = [sha for sha in include] + [f"^{sha}" for sha in exclude]
-        # rev-list reads all of stdin before it writes anything, so this cannot deadlock; if it already
-        # exited (a missing mirror), the write fails and its stderr, read by the caller, says why
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(("\n".join(lines) + "\n").encode())
-            proc.stdin.close()
-        return proc
+
+def _rev_lines(include: Iterable[str], exclude: Iterable[str]) -> bytes:
+    lines = [sha for sha in include] + [f"^{sha}" for sha in exclude]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _lower_priority(pid: int) -> None:

@@ -25,9 +25,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.issue_keys import extract_keys
-from devlink.domain.remotes import parse_remote, with_userinfo
+from devlink.domain.remotes import parse_remote, redact, split_userinfo
 from devlink.errors import GitError
-from devlink.hosts.git import GitCommit, Mirror
+from devlink.hosts.git import GitCommit, Mirror, RemoteAccess
 from devlink.runtime import Runtime
 from devlink.store.engine import (
     background_checkpoints,
@@ -79,13 +79,26 @@ def mirror_for(rt: Runtime, repository: Repository) -> Mirror:
     return Mirror(Path(rt.settings.mirrors_dir) / f"{repository.id}.git", repository.url)
 
 
-def _remote_url(rt: Runtime, repository: Repository) -> str:
-    """The URL git fetches from, with credentials for git's environment only (never stored or logged)."""
-    if repository.account_id is not None:  # a host account's repository: its token, as GitHub expects for git
+def _remote_access(rt: Runtime, repository: Repository) -> RemoteAccess | None:
+    """What git needs besides the URL: credentials (for git's credential helper only, never stored or logged)
+    and, for a host account's repository, the host's CA bundle and proxy."""
+    if repository.account_id is not None:  # a host account's repository: its token, as the host expects for git
         with client_for(rt, repository.account_id) as client:
-            return with_userinfo(repository.url, f"x-access-token:{client.git_password()}")
-    userinfo = rt.vault.decrypt(repository.url_secret) if repository.url_secret else ""
-    return with_userinfo(repository.url, userinfo)
+            return RemoteAccess("x-access-token", client.git_password(), ca_bundle=client.host.ca_bundle,
+                                proxy=client.host.proxy)
+    if not repository.url_secret:
+        return None
+    return RemoteAccess(*split_userinfo(rt.vault.decrypt(repository.url_secret)))
+
+
+def _is_local(location: str) -> bool:
+    """A path (and a ``file://`` URL linked before those were refused) gets a plain local clone, never partial."""
+    if location.lower().startswith("file://"):
+        return True
+    try:
+        return not parse_remote(location).is_url
+    except ValueError as exc:  # a host that hands out a location git must not be given (ext::…, an option)
+        raise GitError(f"{redact(location)[:200]} cannot be synced: {exc}", reason="bad_url") from None
 
 
 def sync_repository(
@@ -102,15 +115,15 @@ def sync_repository(
         old_tips: list[str] = json.loads(cursor.value) if cursor else []
         mirror = mirror_for(rt, repository)
         account_id, full_name = repository.account_id, repository.host_full_name
-        url = _remote_url(rt, repository)
-        is_local = not parse_remote(repository.url).is_url
+        access = _remote_access(rt, repository)
+        is_local = _is_local(repository.url)
         # only keys of existing projects link, once the tracker has projects (docs/issue-keys.md)
         known = BuiltinTracker(session).project_keys()
     try:
         if mirror.exists():
-            mirror.fetch(url)
+            mirror.fetch(access)
         else:
-            mirror.clone(url, partial=not is_local)
+            mirror.clone(access, partial=not is_local)
     except GitError:
         if account_id is not None:
             check_still_there(rt, repository_id, account_id)  # a deleted repository is "gone", not a git error

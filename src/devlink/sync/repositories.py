@@ -13,9 +13,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from devlink.domain.remotes import parse_remote, with_userinfo
+from devlink.domain.remotes import is_http, parse_remote, split_userinfo
 from devlink.errors import Conflict, GitError, InvalidInput, NotFound
-from devlink.hosts.git import check_remote
+from devlink.hosts.git import RemoteAccess, check_remote
 from devlink.runtime import Runtime
 from devlink.store.models import Host, IssueLink, Repository, utcnow
 from devlink.sync.accounts import parse_row_id, unlink_repository
@@ -54,24 +54,43 @@ def _default_name(location: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", tail).strip("-.") or "repository"
 
 
-def _normalise_location(text: str) -> tuple[str, str]:
+def _normalise_location(text: str, cwd: Path | None) -> tuple[str, str, str]:
+    """(location to store and give git, its secret userinfo, how messages name it).
+
+    A relative or ``~`` path needs ``cwd``, the caller's own working directory
+    (the CLI's); without one (the REST API) it is refused, so no error ever
+    names the server's working directory or home.  Messages about a path name
+    it as given.
+    """
     try:
         remote = parse_remote(text)
     except ValueError as exc:
         raise InvalidInput(f"invalid repository location: {exc}", reason="bad_url") from None
     if remote.is_url:
-        return remote.location, remote.userinfo
-    path = Path(remote.location).expanduser().resolve()
+        return remote.location, remote.userinfo, remote.location
+    given = remote.location
+    path = Path(given)
+    if not path.is_absolute():
+        if cwd is None:
+            raise InvalidInput(f"{given} is a relative path: give an absolute path", reason="bad_url",
+                               hint="the server resolves no relative path or ~")
+        path = cwd / path.expanduser()
+    path = path.resolve()
     if not path.exists():
-        raise GitError(f"{path} does not exist", reason="not_a_repository")
-    return str(path), ""
+        raise GitError(f"{given} does not exist", reason="not_a_repository")
+    return str(path), "", given
 
 
 def add_repository(
-    rt: Runtime, location: str, *, name: str | None = None, web_url: str | None = None, smart_commits: bool = True
+    rt: Runtime, location: str, *, name: str | None = None, web_url: str | None = None, smart_commits: bool = True,
+    cwd: Path | None = None,
 ) -> Repository:
-    """Check that ``location`` is a readable git repository and link it; no sync is started here."""
-    safe_location, userinfo = _normalise_location(location)
+    """Check that ``location`` is a readable git repository and link it; no sync is started here.
+
+    ``cwd`` resolves a relative path (the CLI passes the user's working directory); without it only
+    absolute paths are accepted.
+    """
+    safe_location, userinfo, shown = _normalise_location(location, cwd)
     name = name or _default_name(safe_location)
     if not _NAME.match(name):
         raise InvalidInput(
@@ -83,8 +102,9 @@ def add_repository(
         if session.scalars(select(Repository.id).where(Repository.name == name)).first():
             raise Conflict(f"a repository named {name!r} is already linked", hint="choose another name")
         if session.scalars(select(Repository.id).where(Repository.url == safe_location)).first():
-            raise Conflict(f"{safe_location} is already linked")
-    check_remote(with_userinfo(safe_location, userinfo), safe_location)
+            raise Conflict(f"{shown} is already linked")
+    access = RemoteAccess(*split_userinfo(userinfo)) if userinfo and is_http(safe_location) else None
+    check_remote(safe_location, access, shown=shown)
     token = secrets.token_urlsafe(24)
     with rt.sessions.begin() as session:
         repository = Repository(
@@ -102,7 +122,7 @@ def add_repository(
         try:
             session.flush()
         except IntegrityError as exc:  # a concurrent add of the same name or URL
-            raise Conflict(f"a repository named {name!r} or at {safe_location} is already linked") from exc
+            raise Conflict(f"a repository named {name!r} or at {shown} is already linked") from exc
     shutil.rmtree(mirror_for(rt, repository).path, ignore_errors=True)  # never inherit a stale mirror
     return repository
 
@@ -127,12 +147,12 @@ def find_repository(session: Session, ref: str | int) -> Repository:
     return repository
 
 
-def find_by_location(session: Session, location: str) -> Repository:
-    """Find the repository linked from ``location`` (a path or URL, credentials ignored)."""
-    safe, _ = _normalise_location(location)
+def find_by_location(session: Session, location: str, *, cwd: Path | None = None) -> Repository:
+    """Find the repository linked from ``location`` (a path or URL, credentials ignored; ``cwd`` as for add)."""
+    safe, _, shown = _normalise_location(location, cwd)
     repository = session.scalars(select(Repository).where(Repository.url == safe)).first()
     if repository is None:
-        raise NotFound(f"{safe} is not linked", hint=f"link it first: devlink repo add {safe}")
+        raise NotFound(f"{shown} is not linked", hint=f"link it first: devlink repo add {shown}")
     return repository
 
 

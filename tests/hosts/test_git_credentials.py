@@ -1,0 +1,226 @@
+"""Credentials reach git through a credential helper reading a FIFO: never an argv, an environment or a file.
+
+A watch samples /proc while devlink clones and fetches from real token-checking servers on
+loopback: the cmdline and environ of every process devlink started (git, its remote helper, the
+credential helper's shell and ``cat``) must not hold the secret, and authentication still works.
+"""
+
+import base64
+import functools
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from devlink.config import load_settings
+from devlink.errors import GitError, InvalidInput
+from devlink.hosts.git import Mirror, RemoteAccess, check_remote
+from devlink.runtime import Runtime
+from devlink.store.models import Repository
+from devlink.sync.accounts import AccountOptions, link_account
+from devlink.sync.jobs import run_sync
+from devlink.sync.repositories import add_repository
+from github_world import TOKEN, GitHubWorld
+from gitrepos import GitHttpServer, GitRepo, ProcessWatch, watch_processes
+
+SECRET = "s3cr3t-t0ken"  # what the git_http fixture wants from "robot"
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    rt = Runtime.open(load_settings({"DEVLINK_HOME": str(tmp_path / "home"),
+                                     "DEVLINK_DATABASE_URL": f"sqlite:///{tmp_path / 'devlink.db'}"}))
+    yield rt
+    rt.close()
+
+
+def serve(server: GitHttpServer, repo: GitRepo, name: str) -> Path:
+    bare = server.root / name
+    bare.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(bare)], check=True)
+    return bare
+
+
+def assert_never_exposed(watch: ProcessWatch, secret: str) -> None:
+    encoded = {secret.encode(), base64.b64encode(f"robot:{secret}".encode()),
+               base64.b64encode(f"x-access-token:{secret}".encode())}
+    assert watch.git(), "the watch saw no git process"
+    for seen in watch.seen.values():
+        for value in encoded:
+            assert value not in seen.cmdline, (seen.comm, seen.cmdline)
+            assert value not in seen.environ, (seen.comm, [v for v in seen.environ.split(b"\0") if value in v])
+
+
+def assert_in_no_file(root: Path, secret: str) -> None:
+    for path in root.rglob("*"):
+        if path.is_file() and path.suffix not in (".db", ".db-wal", ".db-shm"):
+            assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_password_is_in_no_argv_environment_or_file_while_devlink_clones_and_fetches(
+    runtime: Runtime, git_http: GitHttpServer, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    git_repo.commit("CRED-1 first")
+    bare = serve(git_http, git_repo, "team.git")
+    scratch = tmp_path / "tmp"  # where devlink's private FIFO directories go
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with watch_processes(monkeypatch) as checking:
+        repository = add_repository(runtime, git_http.url("team.git", f"robot:{SECRET}"))
+    with watch_processes(monkeypatch) as cloning:
+        [cloned] = run_sync(runtime, repository.id, full=False)
+    git_repo.commit("CRED-2 fetched")
+    git_repo.git("push", "-q", str(bare), "main")
+    with watch_processes(monkeypatch) as fetching:
+        [fetched] = run_sync(runtime, repository.id, full=False)
+
+    assert (cloned.commits_new, fetched.commits_new) == (1, 1)  # authenticated, both times
+    for watch in (checking, cloning, fetching):
+        assert_never_exposed(watch, SECRET)
+    assert any(seen.comm == "git-remote-http" for watch in (checking, cloning, fetching)
+               for seen in watch.seen.values()), "the watch never caught git's remote helper: nothing was tested"
+    assert_in_no_file(runtime.settings.home, SECRET)
+    assert list(scratch.iterdir()) == []  # every FIFO and its directory are gone
+
+
+def test_a_host_token_is_in_no_argv_or_environment_while_an_account_repository_syncs(
+    runtime: Runtime, github: GitHubWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = github.repo("octo", "api")
+    _, found = link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token=TOKEN,
+                                                    link="all"))
+    with watch_processes(monkeypatch) as cloning:
+        [cloned] = run_sync(runtime, found.linked[0], full=False)
+    work.commit("API-2 fetched with the token")
+    work.git("push", "-q", "origin", "main")
+    with watch_processes(monkeypatch) as fetching:
+        [fetched] = run_sync(runtime, found.linked[0], full=False)
+    assert (cloned.commits_new, fetched.commits_new) == (1, 1)
+    assert_never_exposed(cloning, TOKEN)
+    assert_never_exposed(fetching, TOKEN)
+    assert any(seen.comm == "git-remote-http" for watch in (cloning, fetching) for seen in watch.seen.values())
+
+
+def test_a_wrong_password_is_an_auth_error_that_does_not_show_it(
+    runtime: Runtime, git_http: GitHttpServer, git_repo: GitRepo
+) -> None:
+    git_repo.commit("CRED-1 first")
+    serve(git_http, git_repo, "team.git")
+    with pytest.raises(GitError) as refused:
+        add_repository(runtime, git_http.url("team.git", "robot:not-the-password"))
+    assert refused.value.reason == "auth"
+    assert refused.value.message.startswith(f"{git_http.url('team.git')}: access denied")
+    for shown in (refused.value.message, str(refused.value), refused.value.hint or "", repr(refused.value)):
+        assert "not-the-password" not in shown
+    with runtime.sessions() as session:
+        assert session.query(Repository).count() == 0
+
+
+def test_a_token_alone_as_userinfo_is_sent_as_the_user_name(
+    runtime: Runtime, tmp_path: Path, git_repo: GitRepo
+) -> None:
+    root = tmp_path / "token-root"
+    root.mkdir()
+    server = GitHttpServer(root, "ghp_only4token", "")  # https://TOKEN@host: the token is the user, no password
+    try:
+        git_repo.commit("TOK-1 with a bare token")
+        serve(server, git_repo, "t.git")
+        repository = add_repository(runtime, server.url("t.git", "ghp_only4token"))
+        [result] = run_sync(runtime, repository.id, full=False)
+        assert result.commits_new == 1
+        assert repository.url == server.url("t.git")
+    finally:
+        server.close()
+
+
+def test_percent_escapes_in_the_password_are_decoded_as_git_would(
+    runtime: Runtime, tmp_path: Path, git_repo: GitRepo
+) -> None:
+    root = tmp_path / "escaped-root"
+    root.mkdir()
+    server = GitHttpServer(root, "ro@bot", "p:ss/w%rd")
+    try:
+        git_repo.commit("ESC-1 escaped")
+        serve(server, git_repo, "e.git")
+        repository = add_repository(runtime, server.url("e.git", "ro%40bot:p%3Ass%2Fw%25rd"))
+        [result] = run_sync(runtime, repository.id, full=False)
+        assert result.commits_new == 1
+    finally:
+        server.close()
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    def __init__(self, target: str, *args: object) -> None:
+        self.target = target
+        super().__init__(*args)  # type: ignore[arg-type]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", self.target + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_the_credential_is_not_offered_to_another_origin_after_a_redirect(
+    tmp_path: Path, git_repo: GitRepo
+) -> None:
+    root = tmp_path / "elsewhere-root"
+    root.mkdir()
+    elsewhere = GitHttpServer(root, "robot", SECRET)  # wants the same credential, but is another origin
+    git_repo.commit("REDIR-1")
+    serve(elsewhere, git_repo, "r.git")
+    front = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Redirect, f"http://127.0.0.1:{elsewhere.port}"))
+    threading.Thread(target=front.serve_forever, daemon=True).start()
+    try:
+        location = f"http://127.0.0.1:{front.server_port}/r.git"
+        with pytest.raises(GitError) as refused:
+            check_remote(location, RemoteAccess("robot", SECRET))
+        assert refused.value.reason == "auth"
+        assert elsewhere.requests, "git did not follow the redirect: nothing was tested"
+        assert all(SECRET not in base64.b64decode(value.split()[-1]).decode(errors="replace")
+                   for value in elsewhere.authorizations)
+    finally:
+        front.shutdown()
+        front.server_close()
+        elsewhere.close()
+
+
+def test_access_never_shows_its_secret() -> None:
+    access = RemoteAccess("robot", SECRET, ca_bundle="/etc/ca.pem")
+    assert SECRET not in repr(access) and "robot" not in repr(access)
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        pytest.param("ssh://git:hunter2@127.0.0.1/x.git", "an ssh URL cannot carry a password", id="ssh-password"),
+        pytest.param("git:hunter2@127.0.0.1:x.git", "carry no password", id="scp-password"),
+        pytest.param("ext::sh -c touch% /tmp/x", "remote helpers", id="ext"),
+        pytest.param("--upload-pack=touch /tmp/x", "cannot start with '-'", id="option"),
+    ],
+)
+def test_locations_git_would_misread_are_refused_before_git_runs(
+    runtime: Runtime, location: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with watch_processes(monkeypatch) as watch, pytest.raises(InvalidInput) as refused:
+        add_repository(runtime, location)
+    assert refused.value.reason == "bad_url" and message in refused.value.message
+    assert "hunter2" not in refused.value.message and "/tmp/x" not in refused.value.message
+    assert watch.git() == []
+
+
+def test_git_itself_refuses_remote_helpers_whatever_location_it_is_given(tmp_path: Path) -> None:
+    # a host could hand out any clone URL: git is only allowed devlink's transports
+    marker = tmp_path / "ran"
+    mirror = Mirror(tmp_path / "mirrors" / "1.git", f"ext::sh -c touch% {marker}")
+    with pytest.raises(GitError) as refused:
+        mirror.clone()
+    assert refused.value.reason == "bad_url"
+    assert not marker.exists()

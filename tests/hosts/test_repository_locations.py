@@ -1,0 +1,93 @@
+"""What ``add_repository`` accepts as a location, through the REST API and the CLI, and what its errors show.
+
+The API has no working directory of its caller: a relative path is refused, and no error names
+the server's own directories.  The CLI resolves a relative path against the user's directory and
+names the path as the user gave it.
+"""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gitrepos import GitRepo
+from servers import Server, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(tmp_path_factory.mktemp("serve") / "home")
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    repo = GitRepo(tmp_path / "work")
+    repo.commit("LOC-1 first")
+    path = tmp_path / "server.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(path)], check=True)
+    return path
+
+
+def devlink(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI run from ``cwd`` (a relative PYTHONPATH, such as ``src``, made absolute first)."""
+    search = os.pathsep.join(os.path.abspath(p) for p in server.env.get("PYTHONPATH", "").split(os.pathsep) if p)
+    return subprocess.run([sys.executable, "-m", "devlink", *args], env=dict(server.env, PYTHONPATH=search),
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("location", ["server.git", "./server.git", "~/server.git", "../x/server.git"])
+def test_the_api_refuses_a_relative_path_without_naming_its_own_directories(
+    server: Server, bare: Path, location: str
+) -> None:
+    answer = httpx.post(f"{server.url}/api/v1/repositories", json={"url": location}, timeout=30)
+    assert answer.status_code == 422
+    problem = answer.json()
+    assert (problem["type"], problem["title"]) == ("bad_url", f"{location} is a relative path: give an absolute path")
+    for private in (os.getcwd(), str(Path.home()), str(server.home)):
+        assert private not in answer.text
+
+
+def test_the_api_takes_an_absolute_path(server: Server, bare: Path) -> None:
+    answer = httpx.post(f"{server.url}/api/v1/repositories", json={"url": str(bare), "name": "absolute"}, timeout=30)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["url"] == str(bare)
+
+
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        pytest.param("https://me:hunter2@127.0.0.1:9/x.git", "https://127.0.0.1:9/x.git", id="unreachable"),
+        pytest.param("ssh://me:hunter2@127.0.0.1/x.git", "an ssh URL cannot carry a password", id="ssh-password"),
+        pytest.param("me:hunter2@127.0.0.1:x.git", "carry no password", id="scp-password"),
+        pytest.param("ext::sh -c echo% hunter2", "remote helpers", id="ext"),
+        pytest.param("-hunter2", "cannot start with '-'", id="option"),
+    ],
+)
+def test_api_errors_never_echo_a_secret(server: Server, location: str, shown: str) -> None:
+    answer = httpx.post(f"{server.url}/api/v1/repositories", json={"url": location}, timeout=30)
+    assert answer.status_code in (422, 502)
+    assert shown in answer.json()["title"] and "hunter2" not in answer.text
+
+
+def test_the_cli_resolves_a_relative_path_against_the_users_directory(server: Server, bare: Path) -> None:
+    added = devlink(server, "repo", "add", "server.git", "--name", "relative", "--no-sync", cwd=bare.parent)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("linked relative (id ") and f"from {bare}\n" in added.stdout
+    hook = devlink(server, "repo", "hook", "./server.git", cwd=bare.parent)  # found by the same resolution
+    assert hook.returncode == 0, hook.stderr
+
+
+def test_cli_errors_name_the_path_as_the_user_gave_it(server: Server, tmp_path: Path) -> None:
+    (tmp_path / "plain").mkdir()
+    missing = devlink(server, "repo", "add", "missing.git", cwd=tmp_path)
+    assert (missing.returncode, missing.stderr.strip()) == (1, "error: missing.git does not exist")
+    not_repo = devlink(server, "repo", "add", "plain", cwd=tmp_path)
+    assert (not_repo.returncode, not_repo.stderr.strip()) == (1, "error: plain is not a git repository")
+    unlinked = devlink(server, "repo", "hook", "plain", cwd=tmp_path)
+    assert unlinked.returncode == 1 and unlinked.stderr.startswith("error: plain is not linked")
