@@ -360,3 +360,20 @@ def test_a_key_too_long_to_store_does_not_stop_the_sync(runtime: Runtime, bare_r
     repository = add_repository(runtime, str(server))
     [result] = run_sync(runtime, repository.id, full=False)
     assert (result.commits_new, commit_links(runtime), branch_links(runtime)) == (1, {"ABC-1": {sha}}, {})
+
+
+def test_an_ssh_row_linked_by_an_older_devlink_keeps_its_user_name(runtime: Runtime) -> None:
+    """Older releases kept ``ssh://git@host/x``'s user apart, encrypted: git must still be given it."""
+    from devlink.store.models import Host
+    from devlink.sync.engine import mirror_for
+
+    with runtime.sessions.begin() as session:
+        host = Host(kind="git", name="git")
+        session.add(host)
+        session.flush()
+        old = Repository(host_id=host.id, name="old-ssh", url="ssh://git.example.com/team/app.git",
+                         url_secret=runtime.vault.encrypt("git"))
+        new = Repository(host_id=host.id, name="new-ssh", url="ssh://deploy@git.example.com/team/other.git")
+        session.add_all([old, new])
+    assert mirror_for(runtime, old).location == "ssh://git@git.example.com/team/app.git"
+    assert mirror_for(runtime, new).location == "ssh://deploy@git.example.com/team/other.git"

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -76,7 +77,22 @@ class SyncResult:
 
 
 def mirror_for(rt: Runtime, repository: Repository) -> Mirror:
-    return Mirror(Path(rt.settings.mirrors_dir) / f"{repository.id}.git", repository.url)
+    return Mirror(Path(rt.settings.mirrors_dir) / f"{repository.id}.git", _location(rt, repository))
+
+
+def _location(rt: Runtime, repository: Repository) -> str:
+    """The location git is given: the stored URL, with the ssh user name of a row linked by an older devlink.
+
+    Those rows kept an ssh URL's user (``ssh://git@host/x``) apart, encrypted, like a
+    secret; an ssh user name is no secret and ssh needs it in the URL.
+    """
+    url = repository.url
+    if not (repository.url_secret and url.lower().startswith("ssh://") and "@" not in url[6:].split("/", 1)[0]):
+        return url
+    user, password = split_userinfo(rt.vault.decrypt(repository.url_secret))
+    if password or not user:
+        return url
+    return f"{url[:6]}{quote(user, safe='')}@{url[6:]}"
 
 
 def _remote_access(rt: Runtime, repository: Repository) -> RemoteAccess | None:
@@ -86,7 +102,7 @@ def _remote_access(rt: Runtime, repository: Repository) -> RemoteAccess | None:
         with client_for(rt, repository.account_id) as client:
             return RemoteAccess("x-access-token", client.git_password(), ca_bundle=client.host.ca_bundle,
                                 proxy=client.host.proxy)
-    if not repository.url_secret:
+    if not repository.url_secret or repository.url.lower().startswith("ssh://"):  # ssh: a key, never a password
         return None
     return RemoteAccess(*split_userinfo(rt.vault.decrypt(repository.url_secret)))
 
