@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from devlink.domain.issue_keys import is_key, project_key
@@ -65,10 +65,16 @@ DEFAULT_WORKFLOW: dict[str, Any] = {
 
 
 class BuiltinTracker:
-    """``Tracker`` over devlink's database; every method works inside the caller's session."""
+    """``Tracker`` over devlink's database; every method works inside the caller's session.
+
+    An issue and a user id, once read, are kept for the tracker's life (one
+    unit of work, one transaction): a smart command asks for them three times.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._issues: dict[str, TrackerIssue] = {}
+        self._user_ids: dict[str, int] = {}
 
     def project_keys(self) -> frozenset[str] | None:
         keys = frozenset(self.session.scalars(select(Project.key)))
@@ -77,19 +83,20 @@ class BuiltinTracker:
     def users_for_email(self, email: str) -> list[str]:
         """Every user the address belongs to, as an address of theirs or an alias; the caller wants one."""
         address = email.strip().lower()
-        aliased = self.session.scalars(
-            select(TrackerUser.username).join(UserAlias, UserAlias.user_id == TrackerUser.id)
-            .where(UserAlias.email == address)
-        )
-        owners = self.session.scalars(
-            select(TrackerUser.username).join(UserEmail, UserEmail.user_id == TrackerUser.id)
-            .where(UserEmail.email == address)
-        )
-        return sorted({*aliased, *owners})
+        aliased = (select(TrackerUser.username, TrackerUser.id).join(UserAlias, UserAlias.user_id == TrackerUser.id)
+                   .where(UserAlias.email == address))
+        owners = (select(TrackerUser.username, TrackerUser.id).join(UserEmail, UserEmail.user_id == TrackerUser.id)
+                  .where(UserEmail.email == address))
+        found: dict[str, int] = {name: user_id for name, user_id in self.session.execute(union(aliased, owners))}
+        self._user_ids.update(found)  # the caller acts as one of them next
+        return sorted(found)
 
     def can(self, username: str, issue_key: str, permission: str) -> bool:
         issue = self._issue(issue_key)
-        user_id = self.session.scalar(select(TrackerUser.id).where(TrackerUser.username == username))
+        try:
+            user_id: int | None = self._user_id(username)
+        except TrackerError:  # no such user: only a grant to everyone applies
+            user_id = None
         return self.session.scalar(
             select(func.count()).select_from(Permission).where(
                 Permission.project_id == issue.project_id,
@@ -111,10 +118,10 @@ class BuiltinTracker:
 
     def transitions(self, issue_key: str) -> list[tuple[str, str]]:
         issue = self._issue(issue_key)
-        workflow_id = self.session.scalar(select(Project.workflow_id).where(Project.id == issue.project_id))
         rows = self.session.execute(
             select(WorkflowTransition.name, WorkflowTransition.to_status)
-            .where(WorkflowTransition.workflow_id == workflow_id, WorkflowTransition.from_status == issue.status)
+            .join(Project, Project.workflow_id == WorkflowTransition.workflow_id)
+            .where(Project.id == issue.project_id, WorkflowTransition.from_status == issue.status)
             .order_by(WorkflowTransition.id)
         ).all()
         return [(name, to) for name, to in rows]
@@ -131,15 +138,21 @@ class BuiltinTracker:
         return target
 
     def _issue(self, key: str) -> TrackerIssue:
-        issue = self.session.scalars(select(TrackerIssue).where(TrackerIssue.key == key)).first()
+        issue = self._issues.get(key)
         if issue is None:
-            raise TrackerError(f"no issue {key}")
+            issue = self.session.scalars(select(TrackerIssue).where(TrackerIssue.key == key)).first()
+            if issue is None:
+                raise TrackerError(f"no issue {key}")
+            self._issues[key] = issue
         return issue
 
     def _user_id(self, username: str) -> int:
-        user_id = self.session.scalar(select(TrackerUser.id).where(TrackerUser.username == username))
+        user_id = self._user_ids.get(username)
         if user_id is None:
-            raise TrackerError(f"no user {username!r}")
+            user_id = self.session.scalar(select(TrackerUser.id).where(TrackerUser.username == username))
+            if user_id is None:
+                raise TrackerError(f"no user {username!r}")
+            self._user_ids[username] = user_id
         return user_id
 
 
