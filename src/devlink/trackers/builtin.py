@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, or_, select, union
 from sqlalchemy.orm import Session
@@ -40,6 +40,9 @@ from devlink.store.tracker import (
 
 __all__ = [
     "DEFAULT_WORKFLOW",
+    "ISSUE_LISTS",
+    "ISSUE_PAGE_SIZE",
+    "MAX_ISSUE_PAGE_SIZE",
     "BuiltinTracker",
     "add_alias",
     "create_issue",
@@ -368,17 +371,38 @@ def _text(spec: Mapping[str, Any], field: str, what: str) -> str:
 # ---------------------------------------------------------------- reading
 
 
-def issue_view(session: Session, key: str) -> dict[str, Any]:
-    """The issue with its status, comments, worklogs, history and available transitions."""
+#: How many of each list (comments, worklogs, history) an issue view holds unless asked otherwise: the latest.
+ISSUE_PAGE_SIZE = 50
+#: The most entries of each list one issue view returns (``limit``).
+MAX_ISSUE_PAGE_SIZE = 1000
+#: The lists of an issue view that are paged, each with its ``totals`` entry.
+ISSUE_LISTS = ("comments", "worklogs", "history")
+
+
+def issue_view(session: Session, key: str, *, limit: int = ISSUE_PAGE_SIZE, offset: int = 0,
+               offsets: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The issue with its status, transitions and the latest entries of its comments, worklogs and history.
+
+    Each list holds at most ``limit`` entries, the newest after skipping the ``offset`` newest
+    (``offsets`` sets it per list, by name), shown oldest first; ``totals`` counts each list whole.
+    Paged because smart commits write entries in bulk: an issue with 5,000 worklogs rendered them all.
+    """
+    if not 1 <= limit <= MAX_ISSUE_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_ISSUE_PAGE_SIZE}, not {limit}")
+    skip = {name: (offsets or {}).get(name, offset) for name in ISSUE_LISTS}
+    if any(value < 0 for value in skip.values()):
+        raise InvalidInput("offset must be 0 or more")
     issue = session.scalars(select(TrackerIssue).where(TrackerIssue.key == key)).first()
     if issue is None:
         raise NotFound(f"no issue {key}")
-    names = dict(session.execute(select(TrackerUser.id, TrackerUser.username)).all())
-    comments = session.scalars(select(TrackerComment).where(TrackerComment.issue_id == issue.id)
-                               .order_by(TrackerComment.created_at, TrackerComment.id))
-    worklogs = session.scalars(select(Worklog).where(Worklog.issue_id == issue.id).order_by(Worklog.id))
-    history = session.scalars(select(StatusChange).where(StatusChange.issue_id == issue.id)
-                              .order_by(StatusChange.id))
+    comments = _latest(session, TrackerComment, issue.id, (TrackerComment.created_at, TrackerComment.id), limit,
+                       skip["comments"])
+    worklogs = _latest(session, Worklog, issue.id, (Worklog.id,), limit, skip["worklogs"])
+    history = _latest(session, StatusChange, issue.id, (StatusChange.id,), limit, skip["history"])
+    people = {issue.assignee_id, issue.reporter_id, *(c.author_id for c in comments),
+              *(w.author_id for w in worklogs), *(h.author_id for h in history)}
+    names = dict(session.execute(select(TrackerUser.id, TrackerUser.username)
+                                 .where(TrackerUser.id.in_([p for p in people if p is not None]))).all())
     project = session.get(Project, issue.project_id)
     assert project is not None
     return {
@@ -399,4 +423,24 @@ def issue_view(session: Session, key: str) -> dict[str, Any]:
         "history": [{"transition": h.transition, "from": h.from_status, "to": h.to_status,
                      "author": names.get(h.author_id) if h.author_id else None,
                      "at": h.created_at.isoformat()} for h in history],
+        "totals": {
+            "comments": _count(session, TrackerComment, issue.id),
+            "worklogs": _count(session, Worklog, issue.id),
+            "history": _count(session, StatusChange, issue.id),
+        },
     }
+
+
+_Entry = TypeVar("_Entry", TrackerComment, Worklog, StatusChange)
+
+
+def _latest(session: Session, model: type[_Entry], issue_id: int, order: tuple[Any, ...], limit: int,
+            offset: int) -> list[_Entry]:
+    """The ``limit`` newest entries of an issue after the ``offset`` newest, oldest first."""
+    newest_first = session.scalars(select(model).where(model.issue_id == issue_id)
+                                   .order_by(*(column.desc() for column in order)).limit(limit).offset(offset))
+    return list(newest_first)[::-1]
+
+
+def _count(session: Session, model: type[_Entry], issue_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(model.issue_id == issue_id)) or 0
