@@ -407,3 +407,20 @@ def test_commands_of_an_old_commit_are_capped_too(linked: tuple[GitRepo, Path, i
     rows = ledger(tracked)
     assert len(rows) == 101 and {outcome for _, _, outcome, _ in rows} == {"skipped"}
     assert rows[-1][3] == "at most 100 smart-commit commands run per commit; 200 more skipped"
+
+
+def test_the_longest_key_of_the_longest_project_key_links_and_runs(
+    linked: tuple[GitRepo, Path, int], tracked: Runtime
+) -> None:
+    from devlink.trackers.builtin import create_issue, create_project
+
+    key = "ABCDEFGHIJ-" + "9" * 89  # a 10-character project key and the longest number that still fits: 100
+    with tracked.sessions.begin() as session:
+        create_project(session, "ABCDEFGHIJ", "Longest")
+        create_issue(session, key, "far down the list")
+    repo, _, repository_id = linked
+    push(repo, f"{key} #comment made it")
+    run_sync(tracked, repository_id, full=False)
+    assert [c["body"] for c in issue(tracked, key)["comments"]] == ["made it"]  # type: ignore[index]
+    with tracked.sessions() as session:
+        assert queries.development(session, key)["summary"]["commits"] == 1

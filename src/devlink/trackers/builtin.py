@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, or_, select, union
 from sqlalchemy.orm import Session
 
-from devlink.domain.issue_keys import is_key, project_key
+from devlink.domain.issue_keys import (
+    MAX_KEY_LENGTH,
+    MAX_PROJECT_KEY_LENGTH,
+    is_key,
+    project_key,
+    project_key_error,
+)
 from devlink.errors import Conflict, InvalidInput, NotFound, TrackerError
 from devlink.store.models import utcnow
 from devlink.store.tracker import (
@@ -202,9 +208,11 @@ def create_project(session: Session, key: str, name: str, *, workflow: str | Non
     Without ``permissions`` a new project grants every permission to everyone,
     the friendly default of a single-team install.
     """
-    if not is_key(f"{key}-1"):
-        raise InvalidInput(f"invalid project key {key!r}: an upper-case letter, then one or more upper-case "
-                           "letters or digits")
+    error = project_key_error(key)
+    if error:
+        raise InvalidInput(error, reason="bad_project_key",
+                           hint=f"project keys are 2 to {MAX_PROJECT_KEY_LENGTH} upper-case letters or digits, "
+                           "starting with a letter: DEMO, APP2")
     flow = _default_workflow(session) if workflow is None else session.scalars(
         select(Workflow).where(Workflow.name == workflow)).first()
     if flow is None:
@@ -288,7 +296,10 @@ def create_issue(session: Session, key: str, summary: str, *, description: str =
                  assignee: str | None = None, reporter: str | None = None, must_be_new: bool = False) -> TrackerIssue:
     """Create an issue in its project (the key's prefix), or update it on re-import."""
     if not is_key(key):
-        raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key")
+        raise InvalidInput(f"{key[:120]!r} is not an issue key (like ABC-123)", reason="bad_key")
+    if len(key) > MAX_KEY_LENGTH:  # never linked or acted on (sync/linking.known_keys): refuse it here
+        raise InvalidInput(f"issue key {key[:20]}… is {len(key)} characters long; at most {MAX_KEY_LENGTH} are "
+                           "linked", reason="bad_key")
     project = session.scalars(select(Project).where(Project.key == project_key(key))).first()
     if project is None:
         raise NotFound(f"no project {project_key(key)}", hint="create it with: devlink tracker project KEY NAME")
