@@ -17,7 +17,7 @@ from devlink.store.tracker import SmartCommitRun
 from devlink.sync.jobs import run_sync
 from devlink.sync.repositories import add_repository
 from devlink.sync.smart_commits import MAX_COMMANDS_PER_COMMIT
-from devlink.trackers.builtin import import_data, issue_view
+from devlink.trackers.builtin import MAX_ISSUE_PAGE_SIZE, import_data, issue_view
 from gitrepos import GitRepo
 
 TRACKER = {
@@ -60,8 +60,9 @@ def linked(tracked: Runtime, bare_remote: tuple[GitRepo, Path]) -> tuple[GitRepo
 
 
 def issue(rt: Runtime, key: str) -> dict[str, object]:
+    """The issue with up to 1,000 of each list (the view pages them)."""
     with rt.sessions() as session:
-        return issue_view(session, key)
+        return issue_view(session, key, limit=MAX_ISSUE_PAGE_SIZE)
 
 
 def ledger(rt: Runtime) -> list[tuple[str, int, str, str]]:
