@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from devlink.config import Settings
-from devlink.crypto import Vault
+from devlink.crypto import Vault, private_directory
 from devlink.store.engine import make_engine, make_sessionmaker
 from devlink.store.migrate import upgrade
 
@@ -35,7 +35,8 @@ class Runtime:
     @classmethod
     def open(cls, settings: Settings, *, migrate: bool = True) -> "Runtime":
         """Connect (and by default migrate) the database named by ``settings``."""
-        settings.home.mkdir(parents=True, exist_ok=True)
+        private_directory(settings.home)
+        private_directory(settings.mirrors_dir, tighten=True)  # every commit of private repositories
         engine = make_engine(settings.database_url)
         if migrate:
             upgrade(engine)

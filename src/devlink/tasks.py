@@ -11,12 +11,14 @@ whose lock holder died (a killed worker) or whose job was lost.
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from huey import PriorityRedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 from huey.consumer import Consumer
 
+from devlink.crypto import private_file
 from devlink.errors import ConfigError, DevlinkError
 from devlink.runtime import Runtime
 from devlink.sync.accounts import discover, discover_due
@@ -47,6 +49,7 @@ def build_huey(rt: Runtime) -> Huey:
             ) from None
         return PriorityRedisHuey("devlink", url=settings.queue_url, results=False)
     path = settings.queue_url.removeprefix("sqlite:///") if settings.queue_url else str(settings.home / "queue.db")
+    private_file(Path(path), sqlite=True)  # 0600: tasks carry repository ids, not secrets, but it sits beside them
     return SqliteHuey("devlink", filename=path, results=False)
 
 

@@ -15,7 +15,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devlink.domain.issue_keys import SEPARATORS, extract_keys, is_key, project_key
+from devlink.domain.issue_keys import (
+    MAX_KEY_LENGTH,
+    MAX_PROJECT_KEY_LENGTH,
+    SEPARATORS,
+    extract_keys,
+    is_key,
+    project_key,
+    project_key_error,
+)
+from devlink.sync.linking import known_keys
 
 ASCII_WHITESPACE = " \t\n\r\v\f"
 
@@ -184,6 +193,46 @@ def test_is_key_is_exactly_one_key(text: str) -> None:
 )
 def test_project_key(key: str, project: str) -> None:
     assert project_key(key) == project
+
+
+# -- project keys -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["AB", "A1", "DEMO", "KAFKA", "ABCDEFGHIJ", "A123456789"])
+def test_project_keys_of_two_to_ten_characters(key: str) -> None:
+    assert project_key_error(key) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "error"),
+    [
+        pytest.param("ABCDEFGHIJK", "invalid project key 'ABCDEFGHIJK': at most 10 characters (it has 11)",
+                     id="eleven"),
+        pytest.param("A" * 5000, "invalid project key 'AAAAAAAAAAAAAAAAAAAA'… (5000 characters): at most 10 "
+                     "characters (it has 5000)", id="quotes-at-most-20-characters"),
+        pytest.param("A", "invalid project key 'A': an upper-case letter, then one or more upper-case letters or "
+                     "digits", id="one-character"),
+        pytest.param("demo", "invalid project key 'demo': an upper-case letter, then one or more upper-case "
+                     "letters or digits", id="lower-case"),
+        pytest.param("", "invalid project key '': an upper-case letter, then one or more upper-case letters or "
+                     "digits", id="empty"),
+        pytest.param("AB-1", "invalid project key 'AB-1': an upper-case letter, then one or more upper-case "
+                     "letters or digits", id="a-whole-key"),
+    ],
+)
+def test_project_key_errors_name_the_rule(key: str, error: str) -> None:
+    assert project_key_error(key) == error
+
+
+@given(st.from_regex(rf"[A-Z][A-Z0-9]{{1,{MAX_PROJECT_KEY_LENGTH - 1}}}", fullmatch=True),
+       st.integers(1, MAX_KEY_LENGTH - 1 - MAX_PROJECT_KEY_LENGTH))
+def test_every_key_of_an_accepted_project_is_linked(project: str, digits: int) -> None:
+    # the bound is chosen so KEY-<number> fits MAX_KEY_LENGTH for numbers of up to 89 digits
+    assert project_key_error(project) is None
+    key = f"{project}-{'9' * digits}"
+    assert len(key) <= MAX_KEY_LENGTH
+    assert extract_keys(f"fix {key}: done") == (key,)
+    assert known_keys((key,), frozenset({project})) == (key,)
 
 
 # -- the property: same answer as the reference -------------------------------

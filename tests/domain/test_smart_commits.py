@@ -362,6 +362,31 @@ def test_custom_time_units(units: TimeUnits, args: str, seconds: int) -> None:
     assert parse(f"AB-1 #time {args}", units) == (group("AB-1", time("time", args, seconds, "")),)
 
 
+_NUMBER = st.one_of(
+    st.integers(0, 999_999_999).map(str),
+    st.tuples(st.integers(0, 999_999_999), st.text("0123456789", min_size=1, max_size=9)).map(
+        lambda number: f"{number[0]}.{number[1]}"),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(_NUMBER, st.sampled_from("wdhmWDHM")), min_size=1, max_size=6),
+    st.one_of(st.just(8.0), st.floats(0.01, 48), st.integers(1, 24).map(float)),
+    st.one_of(st.just(5.0), st.floats(0.01, 7), st.integers(1, 7).map(float)),
+)
+def test_durations_are_summed_exactly(parts: list[tuple[str, str]], hours: float, days: float) -> None:
+    # the integer arithmetic of parse_duration against the definition: exact sum, rounded half up
+    from fractions import Fraction
+
+    units = TimeUnits(hours_per_day=hours, days_per_week=days)
+    day = Fraction(3600) * Fraction(hours)
+    length = {"m": Fraction(60), "h": Fraction(3600), "d": day, "w": day * Fraction(days)}
+    exact = sum((Fraction(number) * length[unit.lower()] for number, unit in parts), Fraction(0))
+    args = " ".join(number + unit for number, unit in parts)
+    assert parse_duration(args, units) == (int(exact + Fraction(1, 2)), "")
+
+
 def test_default_time_units() -> None:
     assert TimeUnits(hours_per_day=8, days_per_week=5) == DEFAULT_TIME_UNITS
 
@@ -444,6 +469,44 @@ def test_one_line_longer_than_the_cap_is_dropped() -> None:
 def test_big_messages_parse_in_linear_time(message: str) -> None:
     # Each takes well under a second; a quadratic step would take hours.
     assert isinstance(parse(message), tuple)
+
+
+def test_a_five_thousand_command_message_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timing-free guard that parsing is linear: each line is scanned once, each command reads its own slice.
+
+    The executor caps what runs (sync/smart_commits.py), but it parses the whole message first to count what
+    it skips, so the parse of a 60 KB message of 5,000 ``#time`` commands must stay proportional to its length.
+    """
+    scanned: list[int] = []
+    durations: list[int] = []
+    real_items, real_duration = smart_commits._items, smart_commits.parse_duration
+
+    def items(line: str) -> list[object]:
+        scanned.append(len(line))
+        return real_items(line)  # type: ignore[return-value]
+
+    def duration(args: str, units: TimeUnits = DEFAULT_TIME_UNITS) -> tuple[int | None, str]:
+        durations.append(len(args))
+        return real_duration(args, units)
+
+    monkeypatch.setattr(smart_commits, "_items", items)
+    monkeypatch.setattr(smart_commits, "parse_duration", duration)
+    message = "DEMO-1" + " #time 1m ok" * 5000
+    [found] = parse(message)
+    assert [c.position for c in found.commands] == list(range(5000))
+    assert {(c.seconds, c.comment) for c in found.commands} == {(60, "ok")}
+    assert sum(scanned) == len(message)  # one scan of the one line
+    assert len(durations) == 5000 and sum(durations) < len(message)  # disjoint slices, not "to the end of the line"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["AB-1 ", "BC-2, ", "#time 1h ", "#comment ", "#close ", "x ", "\n", ","]),
+                max_size=200).map("".join))
+def test_commands_read_disjoint_parts_of_the_message(message: str) -> None:
+    # what each command holds is its own part of the message: the parse's output, and its work, grow linearly
+    commands = [command for group in parse(message) for command in group.commands]
+    assert len(commands) <= message.count("#")
+    assert sum(len(command.name) + 1 + len(command.args) for command in commands) <= len(message)
 
 
 # --- JSON --------------------------------------------------------------------------------------------

@@ -4,17 +4,20 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from devlink.runtime import Runtime
 from devlink.store import queries
 from devlink.store.tracker import SmartCommitRun
 from devlink.sync.jobs import run_sync
 from devlink.sync.repositories import add_repository
-from devlink.trackers.builtin import import_data, issue_view
+from devlink.sync.smart_commits import MAX_COMMANDS_PER_COMMIT
+from devlink.trackers.builtin import MAX_ISSUE_PAGE_SIZE, import_data, issue_view
 from gitrepos import GitRepo
 
 TRACKER = {
@@ -57,8 +60,9 @@ def linked(tracked: Runtime, bare_remote: tuple[GitRepo, Path]) -> tuple[GitRepo
 
 
 def issue(rt: Runtime, key: str) -> dict[str, object]:
+    """The issue with up to 1,000 of each list (the view pages them)."""
     with rt.sessions() as session:
-        return issue_view(session, key)
+        return issue_view(session, key, limit=MAX_ISSUE_PAGE_SIZE)
 
 
 def ledger(rt: Runtime) -> list[tuple[str, int, str, str]]:
@@ -311,3 +315,113 @@ def test_an_alias_cannot_take_another_users_address(tracked: Runtime) -> None:
     with tracked.sessions.begin() as session:
         add_alias(session, "ada@laptop.local", "ada")
         assert BuiltinTracker(session).users_for_email("Ada@Laptop.local") == ["ada"]
+
+
+# --- the per-commit cap ---------------------------------------------------------------------------
+
+
+@contextmanager
+def counted_statements(rt: Runtime) -> Iterator[list[str]]:
+    """The SQL statements ``rt`` runs inside the block: a cost that does not depend on the machine's load."""
+    seen: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", count)
+
+
+def test_a_commit_runs_at_most_the_cap_and_records_the_rest_once(
+    linked: tuple[GitRepo, Path, int], tracked: Runtime, tmp_path: Path
+) -> None:
+    repo, _, repository_id = linked
+    fork = tmp_path / "fork.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(fork)], check=True)
+    fork_id = add_repository(tracked, str(fork), name="fork").id
+    run_sync(tracked, fork_id, full=False)
+    message = "DEMO-1" + " #time 1m ok" * 5000  # 60 KB, 5,000 commands
+    push(repo, message)
+    repo.git("push", "-q", str(fork), "HEAD:main")
+
+    started = time.perf_counter()
+    with counted_statements(tracked) as statements:
+        [result] = run_sync(tracked, repository_id, full=False)
+    elapsed = time.perf_counter() - started
+
+    assert (result.smart_commits.done, result.smart_commits.error, result.smart_commits.skipped) == (100, 0, 1)
+    assert len(issue(tracked, "DEMO-1")["worklogs"]) == MAX_COMMANDS_PER_COMMIT == 100  # type: ignore[arg-type]
+    rows = ledger(tracked)
+    assert [(key, pos, outcome) for key, pos, outcome, _ in rows] == [
+        *[("DEMO-1", pos, "done") for pos in range(100)], ("DEMO-1", 100, "skipped")
+    ]
+    assert rows[-1][3] == "at most 100 smart-commit commands run per commit; 4900 more skipped"
+    # the skipped 4,900 cost one statement, not one each: the whole sync stays within a small multiple of the cap
+    assert len(statements) < 12 * MAX_COMMANDS_PER_COMMIT, len(statements)
+    print(f"5,000-command commit: {elapsed:.2f} s, {len(statements)} statements")
+
+    # exactly once: the fork, a second branch and resyncs bring the commit back; nothing runs or is recorded again
+    repo.git("push", "-q", "origin", "HEAD:refs/heads/copy")
+    [again] = run_sync(tracked, fork_id, full=False)
+    run_sync(tracked, repository_id, full=False)
+    run_sync(tracked, repository_id, full=True)
+    assert (again.smart_commits.done, again.smart_commits.error, again.smart_commits.skipped) == (0, 0, 0)
+    assert ledger(tracked) == rows
+    assert len(issue(tracked, "DEMO-1")["worklogs"]) == 100  # type: ignore[arg-type]
+
+
+def test_the_cap_counts_each_key_and_command_pair(linked: tuple[GitRepo, Path, int], tracked: Runtime) -> None:
+    repo, _, repository_id = linked
+    push(repo, "DEMO-1 DEMO-2" + "".join(f" #comment c{n}" for n in range(60)))  # 2 keys x 60 commands
+    [result] = run_sync(tracked, repository_id, full=False)
+    assert (result.smart_commits.done, result.smart_commits.skipped) == (100, 1)
+    assert len(issue(tracked, "DEMO-1")["comments"]) == 60  # type: ignore[arg-type]
+    assert [c["body"] for c in issue(tracked, "DEMO-2")["comments"]] == [  # type: ignore[index]
+        f"c{n}" for n in range(40)
+    ]
+    assert ledger(tracked)[-1] == (
+        "DEMO-2", 40, "skipped", "at most 100 smart-commit commands run per commit; 20 more skipped"
+    )
+
+
+def test_a_million_pairs_are_counted_not_listed(linked: tuple[GitRepo, Path, int], tracked: Runtime) -> None:
+    repo, _, repository_id = linked
+    keys = " ".join(f"DEMO-{n}" for n in range(1, 1001))
+    push(repo, keys + " #comment x" * 1000)  # 1,000 keys x 1,000 commands in 20 KB
+    with counted_statements(tracked) as statements:
+        [result] = run_sync(tracked, repository_id, full=False)
+    assert (result.smart_commits.done, result.smart_commits.skipped) == (100, 1)
+    assert ledger(tracked)[-1] == (
+        "DEMO-1", 100, "skipped", "at most 100 smart-commit commands run per commit; 999900 more skipped"
+    )
+    assert len(statements) < 12 * MAX_COMMANDS_PER_COMMIT
+
+
+def test_commands_of_an_old_commit_are_capped_too(linked: tuple[GitRepo, Path, int], tracked: Runtime) -> None:
+    repo, _, repository_id = linked
+    repo._clock = int(time.time()) - 30 * 86400
+    push(repo, "DEMO-1" + " #comment late" * 300)
+    run_sync(tracked, repository_id, full=False)
+    rows = ledger(tracked)
+    assert len(rows) == 101 and {outcome for _, _, outcome, _ in rows} == {"skipped"}
+    assert rows[-1][3] == "at most 100 smart-commit commands run per commit; 200 more skipped"
+
+
+def test_the_longest_key_of_the_longest_project_key_links_and_runs(
+    linked: tuple[GitRepo, Path, int], tracked: Runtime
+) -> None:
+    from devlink.trackers.builtin import create_issue, create_project
+
+    key = "ABCDEFGHIJ-" + "9" * 89  # a 10-character project key and the longest number that still fits: 100
+    with tracked.sessions.begin() as session:
+        create_project(session, "ABCDEFGHIJ", "Longest")
+        create_issue(session, key, "far down the list")
+    repo, _, repository_id = linked
+    push(repo, f"{key} #comment made it")
+    run_sync(tracked, repository_id, full=False)
+    assert [c["body"] for c in issue(tracked, key)["comments"]] == ["made it"]  # type: ignore[index]
+    with tracked.sessions() as session:
+        assert queries.development(session, key)["summary"]["commits"] == 1

@@ -14,10 +14,23 @@ no key.  The rules are written out in docs/issue-keys.md.
 import re
 import string
 
-__all__ = ["KEY_PATTERN", "MAX_KEY_LENGTH", "SEPARATORS", "extract_keys", "is_key", "project_key"]
+__all__ = [
+    "KEY_PATTERN",
+    "MAX_KEY_LENGTH",
+    "MAX_PROJECT_KEY_LENGTH",
+    "SEPARATORS",
+    "extract_keys",
+    "is_key",
+    "project_key",
+    "project_key_error",
+]
 
 #: The longest key devlink stores or acts on; a longer one (a 200-digit number) names no issue anywhere.
 MAX_KEY_LENGTH = 100
+
+#: The longest project key a tracker project may have: Jira's default maximum.  ``KEY-<number>`` then fits
+#: in ``MAX_KEY_LENGTH`` for every number of up to 89 digits, so every issue of a project can be linked.
+MAX_PROJECT_KEY_LENGTH = 10
 
 _WHITESPACE = " \t\n\r\v\f"
 SEPARATORS = frozenset(_WHITESPACE + string.punctuation)
@@ -71,6 +84,20 @@ def extract_keys(text: str) -> tuple[str, ...]:
 def is_key(text: str) -> bool:
     """Tell whether ``text`` is exactly one issue key (used to validate API paths)."""
     return KEY_PATTERN.fullmatch(text) is not None
+
+
+def project_key_error(text: str) -> str | None:
+    """Why ``text`` cannot be a project key, or None when it can (``ABC``; not ``abc``, ``A``, ``ABCDEFGHIJK``).
+
+    The message quotes at most 20 characters of ``text``: it may be anything a request carried.
+    """
+    shown = repr(text) if len(text) <= 20 else repr(text[:20]) + f"… ({len(text)} characters)"
+    if not is_key(f"{text}-1"):
+        return f"invalid project key {shown}: an upper-case letter, then one or more upper-case letters or digits"
+    if len(text) > MAX_PROJECT_KEY_LENGTH:
+        return (f"invalid project key {shown}: at most {MAX_PROJECT_KEY_LENGTH} characters "
+                f"(it has {len(text)})")
+    return None
 
 
 def project_key(key: str) -> str:

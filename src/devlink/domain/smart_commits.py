@@ -29,10 +29,12 @@ and the executor (``devlink.sync.smart_commits``) records why.
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from devlink.domain.issue_keys import KEY_PATTERN, SEPARATORS
@@ -118,7 +120,8 @@ _HASH = re.compile(r"#[A-Za-z]")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _WORD = re.compile(r"[^ \t\n\r\v\f]+")
 # A #time part; the digit bounds keep every number far from int's string-conversion limit.
-_PART = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)([wdhmWDHM])")
+_PART = re.compile(r"([0-9]{1,9})(?:\.([0-9]{1,9}))?([wdhmWDHM])")
+_SHIFT = [10 ** (9 - digits) for digits in range(10)]  # a number with n decimals, times _SHIFT[n]: in 1e-9 units
 _TYPES = {"comment": CommandType.COMMENT, "time": CommandType.TIME}
 
 
@@ -290,9 +293,8 @@ def parse_duration(args: str, units: TimeUnits = DEFAULT_TIME_UNITS) -> tuple[in
         >>> parse_duration("1d", TimeUnits(hours_per_day=7.5))
         (27000, '')
     """
-    day = Fraction(3600) * Fraction(units.hours_per_day)
-    unit_seconds = {"m": Fraction(60), "h": Fraction(3600), "d": day, "w": day * Fraction(units.days_per_week)}
-    total = Fraction(0)
+    scale, unit_seconds = _unit_seconds(units)
+    total = 0  # exact, in units of 1 / (scale * 10**9) seconds: integers only, no Fraction per part
     run_start: int | None = None
     run_end = 0
     for word in _WORD.finditer(args):
@@ -304,11 +306,28 @@ def parse_duration(args: str, units: TimeUnits = DEFAULT_TIME_UNITS) -> tuple[in
         if run_start is None:
             run_start = word.start()
         run_end = word.end()
-        total += Fraction(part[1]) * unit_seconds[part[2].lower()]
+        whole, decimals, unit = part.groups()
+        decimals = decimals or ""
+        total += int(whole + decimals) * _SHIFT[len(decimals)] * unit_seconds[unit.lower()]
     if run_start is None:
         return None, args.strip(_WHITESPACE)
     around = (args[:run_start].strip(_WHITESPACE), args[run_end:].strip(_WHITESPACE))
-    return math.floor(total + Fraction(1, 2)), " ".join(text for text in around if text)
+    one_second = scale * 10**9
+    return (2 * total + one_second) // (2 * one_second), " ".join(text for text in around if text)  # halves up
+
+
+@lru_cache(maxsize=16)
+def _unit_seconds(units: TimeUnits) -> tuple[int, Mapping[str, int]]:
+    """(scale, seconds per unit times scale, each a whole number), built once per ``units``.
+
+    ``scale`` is the least common denominator of the exact unit lengths (1 unless a day or week is
+    fractional, like 7.5 hours), so the sum of a duration stays exact in integers: building Fractions
+    per part was most of the parse of a message of thousands of ``#time`` commands.
+    """
+    day = Fraction(3600) * Fraction(units.hours_per_day)
+    exact = {"m": Fraction(60), "h": Fraction(3600), "d": day, "w": day * Fraction(units.days_per_week)}
+    scale = math.lcm(*(length.denominator for length in exact.values()))
+    return scale, MappingProxyType({unit: int(length * scale) for unit, length in exact.items()})
 
 
 def to_json(groups: Sequence[Group]) -> dict[str, Any]:

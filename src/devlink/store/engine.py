@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from devlink.crypto import private_file
 from devlink.errors import ConfigError
 from devlink.store.models import UTCDateTime
 
@@ -55,10 +56,11 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    path = url.split(":///", 1)[1] if ":///" in url else ""
-    if path and path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    path = engine.url.database or ""
+    if path and path != ":memory:" and not path.startswith("file:"):
+        # commits and encrypted credentials: 0600 whatever the umask, its -wal and -shm follow (crypto.py)
+        private_file(Path(path), sqlite=True)  # the path SQLite opens, as written
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

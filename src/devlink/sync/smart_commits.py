@@ -13,6 +13,12 @@ the built-in tracker.  Whoever inserts it runs the command; everyone else
 (another branch, repository or fork with the same commit, a retry, a resync)
 finds it there and does nothing.  A crash rolls back both together.
 
+A commit runs at most ``MAX_COMMANDS_PER_COMMIT`` (issue key, command) pairs,
+in message order; the rest are recorded as one ``skipped`` row, under the
+identity (sha, key, position) of the first pair left out, that says how many
+were left out.  The pairs, and so that row, depend on the message alone, so
+every repository that sees the commit runs the same ones, once.
+
 A failing command is recorded with its reason and never stops the others or
 the sync.  Every check (issue, user, permission, duration, transition) happens
 before the tracker is changed, so a refused command leaves no trace but its
@@ -37,11 +43,14 @@ from devlink.sync.linking import known_keys
 from devlink.trackers.base import Tracker
 from devlink.trackers.builtin import BuiltinTracker
 
-__all__ = ["SMART_COMMIT_CURSOR", "SmartCommitTally", "run_smart_commits"]
+__all__ = ["MAX_COMMANDS_PER_COMMIT", "SMART_COMMIT_CURSOR", "SmartCommitTally", "run_smart_commits"]
 
 log = logging.getLogger(__name__)
 
 SMART_COMMIT_CURSOR = "smart_commits"
+#: The most (issue key, command) pairs one commit runs.  A constant, not a setting: every process must agree
+#: on it, or the same commit seen by two workers (or before and after a change) would run different commands.
+MAX_COMMANDS_PER_COMMIT = 100
 _MAX_WORKLOG = 366 * 24 * 3600
 _PERMISSION = {CommandType.COMMENT: "comment", CommandType.TIME: "log_work", CommandType.TRANSITION: "transition"}
 _VERB = {"comment": "comment on", "log_work": "log work on", "transition": "transition"}
@@ -115,9 +124,16 @@ def _run_commit(
     projects: frozenset[str], tally: SmartCommitTally,
 ) -> None:
     too_old = commit.committed_at < oldest_allowed
-    for group in parse(commit.message, units):
-        for key in known_keys(group.keys, projects):  # the same keys that link
-            for command in group.commands:
+    groups = [(known_keys(group.keys, projects), group.commands) for group in parse(commit.message, units)]
+    total = sum(len(keys) * len(commands) for keys, commands in groups)  # pairs, counted without listing them
+    ran = 0
+    for keys, commands in groups:
+        for key in keys:  # the same keys that link
+            for command in commands:
+                if ran == MAX_COMMANDS_PER_COMMIT:
+                    _record_cap(rt, repository_id, commit, key, command, total - ran, tally)
+                    return
+                ran += 1
                 # a lost database propagates: the cursor stays, and the next pass runs again what this one
                 # had not committed.  A value the database refuses is that command's error, not a poison pill.
                 try:
@@ -125,10 +141,32 @@ def _run_commit(
                         outcome, message = _run_command(session, repository_id, commit, key, command, too_old, rt)
                 except (DataError, IntegrityError) as exc:
                     outcome, message = _record_refusal(rt, repository_id, commit, key, command, exc)
-                if outcome is None:
-                    continue
-                setattr(tally, outcome, getattr(tally, outcome) + 1)
-                tally.outcomes.append((commit.sha, key, command.position, outcome, message))
+                _count(tally, commit, key, command, outcome, message)
+
+
+def _count(
+    tally: SmartCommitTally, commit: _CommitRef, key: str, command: Command, outcome: str | None, message: str
+) -> None:
+    if outcome is None:  # someone else wrote this row
+        return
+    setattr(tally, outcome, getattr(tally, outcome) + 1)
+    tally.outcomes.append((commit.sha, key, command.position, outcome, message))
+
+
+def _record_cap(
+    rt: Runtime, repository_id: int, commit: _CommitRef, key: str, command: Command, left_out: int,
+    tally: SmartCommitTally,
+) -> None:
+    """One ``skipped`` row for every pair past the cap, at the first one's place: O(1) whatever the message."""
+    message = (f"at most {MAX_COMMANDS_PER_COMMIT} smart-commit commands run per commit; "
+               f"{left_out} more skipped")
+    with rt.sessions.begin() as session:
+        inserted = insert_ignore(session, table(SmartCommitRun), [_ledger_row(repository_id, commit, key, command,
+                                                                              "skipped", message)],
+                                 ["commit_sha", "issue_key", "position"])
+    if inserted:
+        log.warning("smart_commits.capped sha=%s skipped=%d", commit.sha, left_out)
+    _count(tally, commit, key, command, "skipped" if inserted else None, message)
 
 
 def _record_refusal(

@@ -14,12 +14,18 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, union
 from sqlalchemy.orm import Session
 
-from devlink.domain.issue_keys import is_key, project_key
+from devlink.domain.issue_keys import (
+    MAX_KEY_LENGTH,
+    MAX_PROJECT_KEY_LENGTH,
+    is_key,
+    project_key,
+    project_key_error,
+)
 from devlink.errors import Conflict, InvalidInput, NotFound, TrackerError
 from devlink.store.models import utcnow
 from devlink.store.tracker import (
@@ -40,6 +46,9 @@ from devlink.store.tracker import (
 
 __all__ = [
     "DEFAULT_WORKFLOW",
+    "ISSUE_LISTS",
+    "ISSUE_PAGE_SIZE",
+    "MAX_ISSUE_PAGE_SIZE",
     "BuiltinTracker",
     "add_alias",
     "create_issue",
@@ -65,10 +74,16 @@ DEFAULT_WORKFLOW: dict[str, Any] = {
 
 
 class BuiltinTracker:
-    """``Tracker`` over devlink's database; every method works inside the caller's session."""
+    """``Tracker`` over devlink's database; every method works inside the caller's session.
+
+    An issue and a user id, once read, are kept for the tracker's life (one
+    unit of work, one transaction): a smart command asks for them three times.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._issues: dict[str, TrackerIssue] = {}
+        self._user_ids: dict[str, int] = {}
 
     def project_keys(self) -> frozenset[str] | None:
         keys = frozenset(self.session.scalars(select(Project.key)))
@@ -77,19 +92,20 @@ class BuiltinTracker:
     def users_for_email(self, email: str) -> list[str]:
         """Every user the address belongs to, as an address of theirs or an alias; the caller wants one."""
         address = email.strip().lower()
-        aliased = self.session.scalars(
-            select(TrackerUser.username).join(UserAlias, UserAlias.user_id == TrackerUser.id)
-            .where(UserAlias.email == address)
-        )
-        owners = self.session.scalars(
-            select(TrackerUser.username).join(UserEmail, UserEmail.user_id == TrackerUser.id)
-            .where(UserEmail.email == address)
-        )
-        return sorted({*aliased, *owners})
+        aliased = (select(TrackerUser.username, TrackerUser.id).join(UserAlias, UserAlias.user_id == TrackerUser.id)
+                   .where(UserAlias.email == address))
+        owners = (select(TrackerUser.username, TrackerUser.id).join(UserEmail, UserEmail.user_id == TrackerUser.id)
+                  .where(UserEmail.email == address))
+        found: dict[str, int] = {name: user_id for name, user_id in self.session.execute(union(aliased, owners))}
+        self._user_ids.update(found)  # the caller acts as one of them next
+        return sorted(found)
 
     def can(self, username: str, issue_key: str, permission: str) -> bool:
         issue = self._issue(issue_key)
-        user_id = self.session.scalar(select(TrackerUser.id).where(TrackerUser.username == username))
+        try:
+            user_id: int | None = self._user_id(username)
+        except TrackerError:  # no such user: only a grant to everyone applies
+            user_id = None
         return self.session.scalar(
             select(func.count()).select_from(Permission).where(
                 Permission.project_id == issue.project_id,
@@ -111,10 +127,10 @@ class BuiltinTracker:
 
     def transitions(self, issue_key: str) -> list[tuple[str, str]]:
         issue = self._issue(issue_key)
-        workflow_id = self.session.scalar(select(Project.workflow_id).where(Project.id == issue.project_id))
         rows = self.session.execute(
             select(WorkflowTransition.name, WorkflowTransition.to_status)
-            .where(WorkflowTransition.workflow_id == workflow_id, WorkflowTransition.from_status == issue.status)
+            .join(Project, Project.workflow_id == WorkflowTransition.workflow_id)
+            .where(Project.id == issue.project_id, WorkflowTransition.from_status == issue.status)
             .order_by(WorkflowTransition.id)
         ).all()
         return [(name, to) for name, to in rows]
@@ -131,15 +147,21 @@ class BuiltinTracker:
         return target
 
     def _issue(self, key: str) -> TrackerIssue:
-        issue = self.session.scalars(select(TrackerIssue).where(TrackerIssue.key == key)).first()
+        issue = self._issues.get(key)
         if issue is None:
-            raise TrackerError(f"no issue {key}")
+            issue = self.session.scalars(select(TrackerIssue).where(TrackerIssue.key == key)).first()
+            if issue is None:
+                raise TrackerError(f"no issue {key}")
+            self._issues[key] = issue
         return issue
 
     def _user_id(self, username: str) -> int:
-        user_id = self.session.scalar(select(TrackerUser.id).where(TrackerUser.username == username))
+        user_id = self._user_ids.get(username)
         if user_id is None:
-            raise TrackerError(f"no user {username!r}")
+            user_id = self.session.scalar(select(TrackerUser.id).where(TrackerUser.username == username))
+            if user_id is None:
+                raise TrackerError(f"no user {username!r}")
+            self._user_ids[username] = user_id
         return user_id
 
 
@@ -186,9 +208,11 @@ def create_project(session: Session, key: str, name: str, *, workflow: str | Non
     Without ``permissions`` a new project grants every permission to everyone,
     the friendly default of a single-team install.
     """
-    if not is_key(f"{key}-1"):
-        raise InvalidInput(f"invalid project key {key!r}: an upper-case letter, then one or more upper-case "
-                           "letters or digits")
+    error = project_key_error(key)
+    if error:
+        raise InvalidInput(error, reason="bad_project_key",
+                           hint=f"project keys are 2 to {MAX_PROJECT_KEY_LENGTH} upper-case letters or digits, "
+                           "starting with a letter: DEMO, APP2")
     flow = _default_workflow(session) if workflow is None else session.scalars(
         select(Workflow).where(Workflow.name == workflow)).first()
     if flow is None:
@@ -272,7 +296,10 @@ def create_issue(session: Session, key: str, summary: str, *, description: str =
                  assignee: str | None = None, reporter: str | None = None, must_be_new: bool = False) -> TrackerIssue:
     """Create an issue in its project (the key's prefix), or update it on re-import."""
     if not is_key(key):
-        raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key")
+        raise InvalidInput(f"{key[:120]!r} is not an issue key (like ABC-123)", reason="bad_key")
+    if len(key) > MAX_KEY_LENGTH:  # never linked or acted on (sync/linking.known_keys): refuse it here
+        raise InvalidInput(f"issue key {key[:20]}… is {len(key)} characters long; at most {MAX_KEY_LENGTH} are "
+                           "linked", reason="bad_key")
     project = session.scalars(select(Project).where(Project.key == project_key(key))).first()
     if project is None:
         raise NotFound(f"no project {project_key(key)}", hint="create it with: devlink tracker project KEY NAME")
@@ -355,17 +382,38 @@ def _text(spec: Mapping[str, Any], field: str, what: str) -> str:
 # ---------------------------------------------------------------- reading
 
 
-def issue_view(session: Session, key: str) -> dict[str, Any]:
-    """The issue with its status, comments, worklogs, history and available transitions."""
+#: How many of each list (comments, worklogs, history) an issue view holds unless asked otherwise: the latest.
+ISSUE_PAGE_SIZE = 50
+#: The most entries of each list one issue view returns (``limit``).
+MAX_ISSUE_PAGE_SIZE = 1000
+#: The lists of an issue view that are paged, each with its ``totals`` entry.
+ISSUE_LISTS = ("comments", "worklogs", "history")
+
+
+def issue_view(session: Session, key: str, *, limit: int = ISSUE_PAGE_SIZE, offset: int = 0,
+               offsets: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The issue with its status, transitions and the latest entries of its comments, worklogs and history.
+
+    Each list holds at most ``limit`` entries, the newest after skipping the ``offset`` newest
+    (``offsets`` sets it per list, by name), shown oldest first; ``totals`` counts each list whole.
+    Paged because smart commits write entries in bulk: an issue with 5,000 worklogs rendered them all.
+    """
+    if not 1 <= limit <= MAX_ISSUE_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_ISSUE_PAGE_SIZE}, not {limit}")
+    skip = {name: (offsets or {}).get(name, offset) for name in ISSUE_LISTS}
+    if any(value < 0 for value in skip.values()):
+        raise InvalidInput("offset must be 0 or more")
     issue = session.scalars(select(TrackerIssue).where(TrackerIssue.key == key)).first()
     if issue is None:
         raise NotFound(f"no issue {key}")
-    names = dict(session.execute(select(TrackerUser.id, TrackerUser.username)).all())
-    comments = session.scalars(select(TrackerComment).where(TrackerComment.issue_id == issue.id)
-                               .order_by(TrackerComment.created_at, TrackerComment.id))
-    worklogs = session.scalars(select(Worklog).where(Worklog.issue_id == issue.id).order_by(Worklog.id))
-    history = session.scalars(select(StatusChange).where(StatusChange.issue_id == issue.id)
-                              .order_by(StatusChange.id))
+    comments = _latest(session, TrackerComment, issue.id, (TrackerComment.created_at, TrackerComment.id), limit,
+                       skip["comments"])
+    worklogs = _latest(session, Worklog, issue.id, (Worklog.id,), limit, skip["worklogs"])
+    history = _latest(session, StatusChange, issue.id, (StatusChange.id,), limit, skip["history"])
+    people = {issue.assignee_id, issue.reporter_id, *(c.author_id for c in comments),
+              *(w.author_id for w in worklogs), *(h.author_id for h in history)}
+    names = dict(session.execute(select(TrackerUser.id, TrackerUser.username)
+                                 .where(TrackerUser.id.in_([p for p in people if p is not None]))).all())
     project = session.get(Project, issue.project_id)
     assert project is not None
     return {
@@ -386,4 +434,24 @@ def issue_view(session: Session, key: str) -> dict[str, Any]:
         "history": [{"transition": h.transition, "from": h.from_status, "to": h.to_status,
                      "author": names.get(h.author_id) if h.author_id else None,
                      "at": h.created_at.isoformat()} for h in history],
+        "totals": {
+            "comments": _count(session, TrackerComment, issue.id),
+            "worklogs": _count(session, Worklog, issue.id),
+            "history": _count(session, StatusChange, issue.id),
+        },
     }
+
+
+_Entry = TypeVar("_Entry", TrackerComment, Worklog, StatusChange)
+
+
+def _latest(session: Session, model: type[_Entry], issue_id: int, order: tuple[Any, ...], limit: int,
+            offset: int) -> list[_Entry]:
+    """The ``limit`` newest entries of an issue after the ``offset`` newest, oldest first."""
+    newest_first = session.scalars(select(model).where(model.issue_id == issue_id)
+                                   .order_by(*(column.desc() for column in order)).limit(limit).offset(offset))
+    return list(newest_first)[::-1]
+
+
+def _count(session: Session, model: type[_Entry], issue_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(model.issue_id == issue_id)) or 0

@@ -7,9 +7,9 @@ refreshes itself every few seconds.
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from devlink.errors import DevlinkError, NotFound
 from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.repositories import add_repository, find_repository, remove_repository
-from devlink.trackers.builtin import issue_view
+from devlink.trackers.builtin import ISSUE_PAGE_SIZE, issue_view
 from devlink.web.deps import RuntimeDep, SessionDep
 
 __all__ = ["router"]
@@ -115,22 +115,60 @@ def find_issue(request: Request, key: str = "") -> Response:
     return templates.TemplateResponse(request, "search.html", {"error": error}, status_code=422 if key else 200)
 
 
+_MAX_PAGE = 10_000_000  # past any list; a bigger page number is refused, not turned into a huge offset
+
+
 @router.get("/issues/{key}", response_class=HTMLResponse)
-def issue(request: Request, key: str, session: SessionDep) -> Response:
+def issue(
+    request: Request,
+    key: str,
+    session: SessionDep,
+    comments_page: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 1,
+    worklogs_page: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 1,
+    history_page: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 1,
+) -> Response:
+    """The issue (when the tracker has it) above its development panel; each list shows one page, newest first."""
     if not is_key(key):
         return templates.TemplateResponse(
             request, "search.html", {"error": f"{key!r} is not an issue key (like ABC-123)"}, status_code=404
         )
     document = queries.development(session, key)
+    wanted = {"comments": comments_page, "worklogs": worklogs_page, "history": history_page}
     try:
-        tracked: dict[str, Any] | None = issue_view(session, key)
+        tracked: dict[str, Any] | None = issue_view(
+            session, key, offsets={name: (page - 1) * ISSUE_PAGE_SIZE for name, page in wanted.items()}
+        )
     except NotFound:
         tracked = None
+    pages = _list_pages(request, tracked["totals"], wanted) if tracked else {}
     return templates.TemplateResponse(
         request,
         "issue.html",
-        {"doc": document, "issue": tracked, "groups": _group_by_repository(document["commits"])},
+        {"doc": document, "issue": tracked, "pages": pages, "groups": _group_by_repository(document["commits"])},
     )
+
+
+def _list_pages(request: Request, totals: dict[str, int], wanted: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per list: its total, which entries this page shows (1 = the newest) and links to newer and older pages."""
+    pages: dict[str, dict[str, Any]] = {}
+    for name, page in wanted.items():
+        total = totals[name]
+        newest = (page - 1) * ISSUE_PAGE_SIZE + 1  # counted from the newest entry
+        oldest = min(page * ISSUE_PAGE_SIZE, total)
+
+        def link(to: int, name: str = name) -> str:
+            return "?" + urlencode({**request.query_params, f"{name}_page": str(to)})
+
+        pages[name] = {
+            "total": total,
+            "newest": newest,
+            "oldest": oldest,
+            "paged": total > ISSUE_PAGE_SIZE or page > 1,
+            "newer": link(page - 1) if page > 1 else None,
+            "older": link(page + 1) if oldest < total else None,
+            "first": link(1) if page > 1 else None,
+        }
+    return pages
 
 
 @router.get("/smart-commits", response_class=HTMLResponse)

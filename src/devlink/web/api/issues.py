@@ -1,14 +1,14 @@
 """``/api/v1/issues/{key}/development``: the development panel's document."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from devlink.domain.issue_keys import is_key
 from devlink.errors import InvalidInput
 from devlink.store import queries
-from devlink.trackers.builtin import create_issue, issue_view
+from devlink.trackers.builtin import ISSUE_PAGE_SIZE, MAX_ISSUE_PAGE_SIZE, create_issue, issue_view
 from devlink.web.deps import RuntimeDep, SessionDep
 
 __all__ = ["router"]
@@ -36,9 +36,18 @@ def create(body: IssueIn, rt: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/{key}")
-def issue(key: str, session: SessionDep) -> dict[str, Any]:
-    """The issue with status, comments, worklogs, status history and the transitions available now."""
-    return issue_view(session, key)
+def issue(
+    key: str,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_ISSUE_PAGE_SIZE, description="entries of each list")] = ISSUE_PAGE_SIZE,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="newest entries of each list to skip")] = 0,
+) -> dict[str, Any]:
+    """The issue with status, the transitions available now, and a page of its comments, worklogs and history.
+
+    Each list holds the ``limit`` newest entries after skipping the ``offset`` newest, oldest first;
+    ``totals`` counts each list whole, so a client pages with ``offset += limit`` until it passes the total.
+    """
+    return issue_view(session, key, limit=limit, offset=offset)
 
 
 @router.get("/{key}/development")

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["tracker"])
 
 
 class ProjectIn(BaseModel):
-    key: str = Field(description="upper-case letter, then upper-case letters or digits: DEMO")
+    key: str = Field(description="upper-case letter, then upper-case letters or digits, 2 to 10 in all: DEMO")
     name: str
     workflow: str | None = Field(default=None, description="a workflow by name; the default one when absent")
 
