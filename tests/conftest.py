@@ -5,8 +5,6 @@ used for real.  When one is missing, its tests skip on a developer machine and
 fail under ``CI=true``: CI must prove the scale-out path, not skip it.
 """
 
-import os
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -19,10 +17,7 @@ from devlink.config import load_settings
 from devlink.runtime import Runtime
 from github_world import GitHubWorld
 from gitrepos import GitHttpServer, GitRepo
-
-POSTGRES_URL = os.environ.get("DEVLINK_TEST_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("DEVLINK_TEST_REDIS", "redis://127.0.0.1:6379/15")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from services import POSTGRES_URL, require_service
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Ada Lovelace",
@@ -34,20 +29,7 @@ GIT_IDENTITY = {
 }
 
 
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((host, port)) == 0
 
-
-def require_service(name: str, port: int) -> None:
-    """Skip (or, under CI=true, fail) when a local server the test needs is not running."""
-    if _port_open("127.0.0.1", port):
-        return
-    message = f"{name} is not running on 127.0.0.1:{port}"
-    if IN_CI:
-        pytest.fail(f"{message}; CI must test the scale-out path")
-    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)

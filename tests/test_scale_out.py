@@ -16,9 +16,9 @@ import httpx
 import pytest
 import redis
 
-from conftest import REDIS_URL, require_service
 from gitrepos import GitRepo
 from servers import Server, start_server, stop_server
+from services import REDIS_URL, require_service
 
 
 @pytest.fixture
