@@ -24,6 +24,7 @@ from devlink.sync.accounts import (
     set_account_options,
 )
 from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.responses import problems
 
 __all__ = ["router"]
 
@@ -67,7 +68,7 @@ def list_accounts(session: SessionDep) -> list[dict[str, Any]]:
     return account_views(session)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(404, 409, 429, 502))
 async def create_account(body: AccountIn, rt: RuntimeDep, response: Response) -> dict[str, Any]:
     """Verify the credential, link the account, discover its repositories and link the chosen ones.
 
@@ -87,26 +88,26 @@ def _account(rt: RuntimeDep, account_id: int) -> dict[str, Any]:
         return next(v for v in account_views(session) if v["id"] == account_id)
 
 
-@router.get("/{account}")
+@router.get("/{account}", responses=problems(404))
 def get_account(account: str, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     return _account(rt, find_account(session, account).id)
 
 
-@router.patch("/{account}")
+@router.patch("/{account}", responses=problems(404))
 def patch_account(account: str, body: AccountPatch, rt: RuntimeDep) -> dict[str, Any]:
     """Auto-link and smart-commit defaults."""
     view = set_account_options(rt, account, auto_link=body.auto_link, smart_commits=body.smart_commits)
     return _account(rt, view["id"])
 
 
-@router.delete("/{account}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{account}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 429, 502))
 async def delete_account(account: str, rt: RuntimeDep) -> Response:
     """Remove devlink's webhooks and forget the account with its repositories' data."""
     await run_in_threadpool(remove_account, rt, account)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{account}/repositories")
+@router.get("/{account}/repositories", responses=problems(404))
 def account_repositories(account: str, session: SessionDep) -> list[dict[str, Any]]:
     """Every repository discovered on the account, linked or not."""
     account_id = find_account(session, account).id
@@ -114,7 +115,7 @@ def account_repositories(account: str, session: SessionDep) -> list[dict[str, An
     return [queries.repository_view(r) for r in rows]
 
 
-@router.post("/{account}/discover")
+@router.post("/{account}/discover", responses=problems(404, 429, 502))
 async def rediscover(account: str, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     """List the host's repositories again now (it also runs daily and on ``repository`` webhooks)."""
     account_id = find_account(session, account).id
@@ -124,7 +125,7 @@ async def rediscover(account: str, rt: RuntimeDep, session: SessionDep) -> dict[
     return _discovery_view(found)
 
 
-@router.post("/{account}/repositories/link")
+@router.post("/{account}/repositories/link", responses=problems(404, 429, 502))
 async def link(account: str, body: LinkIn, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     """Link repositories (installing webhooks) and queue their backfill."""
     account_id = find_account(session, account).id
@@ -134,7 +135,7 @@ async def link(account: str, body: LinkIn, rt: RuntimeDep, session: SessionDep) 
     return {"linked": changed}
 
 
-@router.post("/{account}/repositories/unlink")
+@router.post("/{account}/repositories/unlink", responses=problems(404, 429, 502))
 async def unlink(account: str, body: LinkIn, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     """Stop syncing repositories and remove their webhooks; their data stays."""
     account_id = find_account(session, account).id

@@ -10,6 +10,7 @@ from devlink.errors import InvalidInput
 from devlink.store import queries
 from devlink.trackers.builtin import create_issue, issue_view
 from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.responses import problems
 
 __all__ = ["router"]
 
@@ -25,7 +26,7 @@ class IssueIn(BaseModel):
     reporter: str | None = None
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(404, 409))
 def create(body: IssueIn, rt: RuntimeDep) -> dict[str, Any]:
     """Create an issue in the built-in tracker (its project must exist)."""
     with rt.sessions.begin() as session:
@@ -35,7 +36,7 @@ def create(body: IssueIn, rt: RuntimeDep) -> dict[str, Any]:
         return issue_view(session, body.key)
 
 
-@router.get("/{key}")
+@router.get("/{key}", responses=problems(404))
 def issue(key: str, session: SessionDep) -> dict[str, Any]:
     """The issue with status, comments, worklogs, status history and the transitions available now."""
     return issue_view(session, key)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from devlink.store.tracker import Project, TrackerUser, UserEmail
 from devlink.trackers.builtin import add_alias, create_project, create_user
 from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.responses import problems
 
 __all__ = ["router"]
 
@@ -61,7 +62,7 @@ def add_user(body: UserIn, rt: RuntimeDep) -> dict[str, Any]:
         return {"username": user.username, "name": user.display_name}
 
 
-@router.post("/aliases", status_code=status.HTTP_201_CREATED)
+@router.post("/aliases", status_code=status.HTTP_201_CREATED, responses=problems(404))
 def alias(body: AliasIn, rt: RuntimeDep) -> dict[str, Any]:
     """Map a commit author e-mail to a user for smart commits."""
     with rt.sessions.begin() as session:
