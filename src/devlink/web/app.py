@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from devlink import __version__
 from devlink.errors import DevlinkError
@@ -89,6 +90,10 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code)
+        if exc.status_code == 405:
+            # Starlette's Allow names the first route of the path only; GET and POST are often two routes
+            return problem(405, "method_not_allowed", f"{request.method} is not allowed here",
+                           headers={"Allow": _allowed_methods(request)})
         reason = "not_found" if exc.status_code == 404 else "http_error"
         return problem(exc.status_code, reason, str(exc.detail), headers=exc.headers)
 
@@ -115,3 +120,18 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path (what ``Allow`` must list with a 405).
+
+    Asked of the routes with their public ``matches``, one method at a time (included routers do not
+    expose their routes' methods).
+    """
+    routes = request.app.router.routes
+    allowed = [m for m in _METHODS
+               if any(route.matches({**request.scope, "method": m})[0] is Match.FULL for route in routes)]
+    return ", ".join(allowed)

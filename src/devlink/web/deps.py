@@ -33,4 +33,5 @@ def get_session(rt: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Sessio
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SessionDep = Annotated[Session, Depends(get_session)]
 #: A path's row id: 1 to 2**63 - 1 (what the databases hold), so no id reaches SQL as an overflow or a negative.
-RowId = Annotated[int, BeforeValidator(_plain_digits), Path(ge=1, le=ROW_ID_MAX)]
+RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX), BeforeValidator(_plain_digits)]  # Path first: its bounds reach
+# the OpenAPI document as minimum/maximum

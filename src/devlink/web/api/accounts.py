@@ -6,7 +6,7 @@ The same functions as ``devlink account``; credentials go in and never come out.
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -31,29 +31,38 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 
 
+#: What the API accepts as a host, API or proxy URL (httpx and git reach nothing else).
+_HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
+
+
 class AccountIn(BaseModel):
+    model_config = ConfigDict(strict=True)  # 0 is not false, "1" is not true: the schema says boolean
     host: Literal["github"] = Field(default="github", description="host kind")
     name: str = Field(description="the user or organisation to link")
     url: str = Field(default="https://github.com", description="web URL of the host (a GHES URL for Enterprise)")
-    api_url: str | None = Field(default=None, description="default: api.github.com, or URL/api/v3")
+    api_url: str | None = Field(default=None, pattern=_HTTP_URL, description="default: api.github.com, or URL/api/v3")
     token: str | None = Field(default=None, description="personal access token; stored encrypted, never returned")
     app_id: str | None = Field(default=None, description="GitHub App id (with private_key)")
     private_key: str | None = Field(default=None, description="GitHub App private key, PEM")
-    installation_id: str | None = Field(default=None, description="default: the App's installation on the account")
+    installation_id: str | None = Field(default=None, pattern=r"^[0-9]{1,19}$",
+                                        description="default: the App's installation on the account")
     ca_bundle: str | None = Field(default=None, description="path of a PEM file of CAs to trust for this host")
-    proxy: str | None = Field(default=None, description="HTTP(S) proxy; default: the *_PROXY environment")
-    timeout: float | None = Field(default=None, gt=0, description="seconds per request (default 30)")
+    proxy: str | None = Field(default=None, pattern=_HTTP_URL,
+                               description="HTTP(S) proxy; default: the *_PROXY environment")
+    timeout: float | None = Field(default=None, gt=0, le=3600, description="seconds per request (default 30)")
     auto_link: bool = Field(default=False, description="link repositories created later")
     smart_commits: bool = Field(default=True, description="smart commits on for repositories linked from it")
     link: Literal["all", "none"] | list[str] = Field(default="none", description="all, none, or repository names")
 
 
 class AccountPatch(BaseModel):
+    model_config = ConfigDict(strict=True)
     auto_link: bool | None = None
     smart_commits: bool | None = None
 
 
 class LinkIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     repositories: Literal["all"] | list[str] = Field(description="'all' or repository names (owner/name or name)")
 
 

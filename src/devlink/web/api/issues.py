@@ -3,7 +3,7 @@
 from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from devlink.domain.issue_keys import is_key
 from devlink.errors import InvalidInput
@@ -18,6 +18,7 @@ router = APIRouter(prefix="/api/v1/issues", tags=["issues"])
 
 
 class IssueIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     key: str
     summary: str
     description: str = ""

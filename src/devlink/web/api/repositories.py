@@ -3,7 +3,7 @@
 from typing import Any
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from devlink.store import queries
@@ -18,6 +18,7 @@ router = APIRouter(prefix="/api/v1/repositories", tags=["repositories"])
 
 
 class RepositoryIn(BaseModel):
+    model_config = ConfigDict(strict=True)  # 0 is not false: the schema says boolean
     url: str = Field(description="a git URL (credentials allowed, never shown again) or a local path")
     name: str | None = Field(default=None, description="defaults to the last part of the location")
     web_url: str | None = Field(default=None, description="web page of the repository, for links")
@@ -25,6 +26,7 @@ class RepositoryIn(BaseModel):
 
 
 class RepositoryPatch(BaseModel):
+    model_config = ConfigDict(strict=True)
     smart_commits: bool
 
 

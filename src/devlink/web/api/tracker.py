@@ -3,7 +3,7 @@
 from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from devlink.store.tracker import Project, TrackerUser, UserEmail
@@ -17,18 +17,21 @@ router = APIRouter(prefix="/api/v1", tags=["tracker"])
 
 
 class ProjectIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     key: str = Field(description="upper-case letter, then upper-case letters or digits: DEMO")
     name: str
     workflow: str | None = Field(default=None, description="a workflow by name; the default one when absent")
 
 
 class UserIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     username: str
     name: str | None = None
     emails: list[str] = []
 
 
 class AliasIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     email: str
     username: str
 
