@@ -12,6 +12,7 @@ the file are the variable names without the prefix, in lower case::
 
 import json
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "days_per_week": 5,  # #time 1w
     "base_url": "",  # devlink's public URL, for webhooks and OAuth; empty: http://HOST:PORT
     "discovery_interval": 24,  # hours between re-listing an account's repositories
+    "allowed_hosts": "",  # extra names the Host header may carry, comma-separated; "*": any (see deployment.md)
 }
 
 
@@ -63,6 +65,7 @@ class Settings:
     base_url: str = ""
     discovery_interval: int = 24
     served_url: str = ""  # where a running ``devlink serve`` of this home listens (SERVER_FILE), if any
+    allowed_hosts: tuple[str, ...] = ()  # lower case, no port; ("*",) allows any Host
 
     @property
     def public_url(self) -> str:
@@ -113,6 +116,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         base_url=_base_url(str(raw["base_url"])),
         discovery_interval=_positive_int("discovery_interval", raw["discovery_interval"]),
         served_url=_served_url(home),
+        allowed_hosts=_host_names(raw["allowed_hosts"]),
     )
 
 
@@ -172,6 +176,25 @@ def _base_url(value: str) -> str:
             hint="the address GitHub and browsers use to reach devlink, e.g. https://devlink.example.com",
         )
     return value.rstrip("/")
+
+
+_HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")
+
+
+def _host_names(value: object) -> tuple[str, ...]:
+    """``DEVLINK_ALLOWED_HOSTS``: names (no scheme, no port) a browser may use to reach devlink, or ``*``.
+
+    A TOML list is accepted as well as a comma-separated string.
+    """
+    items = value if isinstance(value, list) else str(value).split(",")
+    names = tuple(str(item).strip().lower().rstrip(".") for item in items if str(item).strip())
+    for name in names:
+        if name != "*" and not _HOST_NAME.match(name):
+            raise ConfigError(
+                f"DEVLINK_ALLOWED_HOSTS: {name!r} is not a host name",
+                hint="comma-separated names without scheme or port, e.g. devlink.example.com,devlink; * allows any",
+            )
+    return names
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -1,34 +1,11 @@
 """The pages in real Chromium (Debian's /usr/bin/chromium driven by Playwright), against ``devlink serve``."""
 
-import os
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from github_world import GitHubWorld
 from gitrepos import GitRepo
 from servers import Server
-
-CHROMIUM = os.environ.get("DEVLINK_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not shutil.which(CHROMIUM):
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run installs it")
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def push_repo(tmp_path: Path, name: str, messages: list[str]) -> tuple[Path, list[str]]:

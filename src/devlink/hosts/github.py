@@ -436,11 +436,7 @@ class GitHubClient:
 
 def find_installation(host: HostSettings, app_id: str, private_key: str, account: str) -> str:
     """An App acts per installation: find the one on ``account`` (organisation first, then user)."""
-    now = int(datetime.now(UTC).timestamp())
-    try:
-        token = jwt.encode({"iat": now - 60, "exp": now + 540, "iss": str(app_id)}, private_key, algorithm="RS256")
-    except (ValueError, TypeError) as exc:
-        raise HostError(f"the GitHub App private key cannot be used: {exc}", reason="invalid") from None
+    token = _app_jwt(app_id, private_key)
     with _http(host) as http:
         for kind in ("orgs", "users"):
             try:
@@ -462,10 +458,20 @@ def _http(host: HostSettings) -> httpx.Client:
                         timeout=host.timeout, headers={"User-Agent": USER_AGENT})
 
 
+def _app_jwt(app_id: str, private_key: str) -> str:
+    """The App's own token; an unusable key is the caller's mistake (422), not the host failing."""
+    now = int(datetime.now(UTC).timestamp())
+    try:
+        return jwt.encode({"iat": now - 60, "exp": now + 540, "iss": str(app_id)}, private_key, algorithm="RS256")
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        raise HostError(f"the GitHub App private key cannot be used: {exc}", reason="invalid") from None
+
+
 def _auth(credential: Credential) -> TokenAuthStrategy | AppInstallationAuthStrategy:
     if credential.app_id:
-        if not (credential.private_key and credential.installation_id):
-            raise HostError("a GitHub App needs its private key and an installation id", reason="invalid")
+        if not (credential.private_key and credential.installation_id and credential.installation_id.isdigit()):
+            raise HostError("a GitHub App needs its private key and a numeric installation id", reason="invalid")
+        _app_jwt(credential.app_id, credential.private_key)  # githubkit would report a bad key as a network error
         return AppInstallationAuthStrategy(credential.app_id, credential.private_key, int(credential.installation_id))
     if not credential.token:
         raise HostError("no credential given: a token, or a GitHub App", reason="invalid")

@@ -8,7 +8,7 @@ a repository is not real-time when its webhook could not be installed.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, status
+from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,18 +27,22 @@ from devlink.sync.accounts import (
     set_account_options,
 )
 from devlink.web.deps import RuntimeDep, SessionDep
-from devlink.web.pages import same_origin, templates
+from devlink.web.pages import templates
 
 __all__ = ["router"]
 
-router = APIRouter(include_in_schema=False, dependencies=[Depends(same_origin)])
+router = APIRouter(include_in_schema=False)
 
 
-def _accounts_page(request: Request, session: Session, error: str | None = None, code: int = 200) -> Response:
+def _accounts_page(
+    request: Request, session: Session, error: str | None = None, code: int = 200, typed: dict[str, str] | None = None
+) -> Response:
+    """``typed``: the name and URL the refused form held (never the token), shown again."""
     oauth_hosts = [h.name for h in session.scalars(select(Host).where(Host.oauth_client_id.is_not(None)))]
     return templates.TemplateResponse(
         request, "accounts.html",
-        {"accounts": account_views(session), "oauth_hosts": oauth_hosts, "error": error}, status_code=code,
+        {"accounts": account_views(session), "oauth_hosts": oauth_hosts, "error": error, "typed": typed or {}},
+        status_code=code,
     )
 
 
@@ -64,7 +68,7 @@ async def add_account(
         account_id, found = await run_in_threadpool(link_account, rt, options)
     except DevlinkError as exc:
         return _accounts_page(request, session, error=exc.message + (f" ({exc.hint})" if exc.hint else ""),
-                              code=exc.status)
+                              code=exc.status, typed={"name": name, "url": url})
     for repository_id in found.linked:
         rt.queue.request_sync(repository_id, full=True, trigger="manual")
     return RedirectResponse(f"/accounts/{account_id}", status_code=status.HTTP_303_SEE_OTHER)

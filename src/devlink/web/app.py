@@ -1,28 +1,47 @@
-"""``create_app``: the FastAPI application, its routers, its one error renderer and its lifespan.
+"""``create_app``: the FastAPI application, its routers, its error renderers, its OpenAPI document, its lifespan.
 
 With ``embedded_worker=True`` (``devlink serve``), the lifespan starts the
-Huey consumer in threads of this process and stops it on shutdown.
+Huey consumer in threads of this process and stops it on shutdown.  Every
+request first passes ``security.RequestGuard`` (trusted hosts, cross-site
+writes, security headers).
 """
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from devlink import __version__
 from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
 from devlink.web import account_pages, hooks, oauth, pages
 from devlink.web.api import accounts, hosts, issues, repositories, smart_commits, tracker
+from devlink.web.responses import document_problems, problem
+from devlink.web.security import SECURITY_HEADERS, RequestGuard, allowed_hosts
 
 __all__ = ["create_app", "problem"]
+
+#: Error statuses of routes defined outside the files that declare theirs with ``problems()``.
+_UNDECLARED: dict[tuple[str, str], dict[int, str]] = {
+    ("post", "/hooks/git"): {400: "bad_body, bad_delivery_id", 401: "bad_token: no token, or an unknown one",
+                             404: "not_found: the token's repository is not linked", 413: "too_large"},
+    ("post", "/hooks/github"): {400: "bad_event, bad_delivery_id, bad_json, bad_payload",
+                                401: "bad_signature", 404: "not_found", 413: "too_large"},
+    ("get", "/oauth/github/start"): {302: "to the host's authorization page",
+                                     422: "oauth_not_configured: no OAuth App for that host"},
+    ("get", "/oauth/github/callback"): {303: "to the linked account's page", 404: "bad_state: unknown or expired",
+                                        422: "the host refused (auth, bad_code, …)", 429: "rate_limited",
+                                        502: "the host failed"},
+}
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +66,11 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
         version=__version__,
         summary="Commits, branches and pull requests per issue key.",
         lifespan=lifespan,
+        docs_url=None,  # pages.py serves /docs from devlink's own files; FastAPI's loads a CDN
+        redoc_url=None,
     )
     app.state.runtime = rt
+    app.add_middleware(RequestGuard, hosts=allowed_hosts(rt.settings))
     app.include_router(accounts.router)
     app.include_router(hosts.router)
     app.include_router(repositories.router)
@@ -69,6 +91,10 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code in (204, 304):
             return Response(status_code=exc.status_code)
+        if exc.status_code == 405:
+            # Starlette's Allow names the first route of the path only; GET and POST are often two routes
+            return problem(405, "method_not_allowed", f"{request.method} is not allowed here",
+                           headers={"Allow": _allowed_methods(request)})
         reason = "not_found" if exc.status_code == 404 else "http_error"
         return problem(exc.status_code, reason, str(exc.detail), headers=exc.headers)
 
@@ -81,15 +107,32 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
         title = "; ".join(f"{e['location']}: {e['message']}" for e in errors) or "invalid request"
         return problem(422, "invalid", title, errors=errors)
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette sends this one outside every middleware, so it carries the security headers itself;
+        # the exception goes on to the server, which logs its traceback.
+        return problem(500, "internal", "internal error; the server log has the details", headers=SECURITY_HEADERS)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            app.openapi_schema = document_problems(document, _UNDECLARED)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
-def problem(
-    status: int, reason: str, title: str, hint: str | None = None, *, headers: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    """Every error the web layer sends: RFC 9457 problem details with devlink's reason as ``type``."""
-    body: dict[str, Any] = {"type": reason, "title": title, "status": status, **extra}
-    if hint:
-        body["hint"] = hint
-    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path (what ``Allow`` must list with a 405).
+
+    Asked of the routes with their public ``matches``, one method at a time (included routers do not
+    expose their routes' methods).
+    """
+    routes = request.app.router.routes
+    allowed = [m for m in _METHODS
+               if any(route.matches({**request.scope, "method": m})[0] is Match.FULL for route in routes)]
+    return ", ".join(allowed)

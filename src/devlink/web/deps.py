@@ -1,14 +1,23 @@
-"""Dependencies every route takes: the runtime and a database session (swapped in tests)."""
+"""Dependencies every route takes: the runtime and a database session (swapped in tests); the row-id type."""
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from pydantic import BeforeValidator
 from sqlalchemy.orm import Session
 
 from devlink.runtime import Runtime
+from devlink.web.responses import ROW_ID_MAX
 
-__all__ = ["RuntimeDep", "SessionDep", "get_runtime", "get_session"]
+__all__ = ["RowId", "RuntimeDep", "SessionDep", "get_runtime", "get_session"]
+
+
+def _plain_digits(value: object) -> object:
+    """Only ASCII digits name a row: ``+3``, `` 3``, ``3_0`` (which int() reads as 30) are refused (422)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written with the digits 0-9")
+    return value
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -23,3 +32,6 @@ def get_session(rt: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Sessio
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SessionDep = Annotated[Session, Depends(get_session)]
+#: A path's row id: 1 to 2**63 - 1 (what the databases hold), so no id reaches SQL as an overflow or a negative.
+RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX), BeforeValidator(_plain_digits)]  # Path first: its bounds reach
+# the OpenAPI document as minimum/maximum

@@ -1,18 +1,23 @@
-"""Server-rendered pages: the repository list with sync state, and an issue's development panel.
+"""Server-rendered pages: the repository list with sync state, an issue's development panel, the API page.
 
 Plain HTML forms post to these routes and redirect back (post/redirect/get),
 so every page works without JavaScript; a page with a sync in progress
-refreshes itself every few seconds.
+refreshes itself every few seconds.  Cross-site posts and foreign Host names
+are refused before any route runs (``security.RequestGuard``).  ``/docs`` is
+Swagger UI served from devlink itself (the ``swagger-ui-bundle-v2`` package),
+so it works offline and under the Content-Security-Policy.
 """
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Form, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
+from swagger_ui_bundle import swagger_ui_path
 
 from devlink.domain.issue_keys import extract_keys, is_key
 from devlink.errors import DevlinkError, NotFound
@@ -20,26 +25,18 @@ from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.repositories import add_repository, find_repository, remove_repository
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, issue_view
-from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.deps import RowId, RuntimeDep, SessionDep
 
-__all__ = ["router"]
+__all__ = ["router", "safe_href", "templates"]
 
-def same_origin(request: Request) -> None:
-    """Refuse a form post that another site's page made the browser send (CSRF).
-
-    Browsers send ``Origin`` (or at least ``Referer``) with every cross-site
-    POST; a request whose origin is not this server's host is refused.  Tools
-    that send neither (curl, scripts) are not browsers and pass.
-    """
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return
-    origin = request.headers.get("origin") or request.headers.get("referer")
-    if origin and urlsplit(origin).netloc != request.headers.get("host"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site form posts are refused")
-
-
-router = APIRouter(include_in_schema=False, dependencies=[Depends(same_origin)])
+router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+#: What browsers drop from a URL before reading it: C0 controls and spaces at the ends, tab and newline anywhere.
+_URL_EDGES = "".join(chr(c) for c in range(0x21))
+_URL_INNER = re.compile(r"[\t\n\r]")
+#: The Swagger UI files /docs loads; nothing else of the package is served.
+SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 
 
 def _when(iso: str | None) -> str:
@@ -47,7 +44,18 @@ def _when(iso: str | None) -> str:
     return (iso or "")[:19].replace("T", " ")
 
 
+def safe_href(url: str | None) -> str:
+    """``url`` if it is an http(s) URL, else ``""``: a host's ``html_url`` may be ``javascript:…``.
+
+    Templates link stored URLs only through this filter and show plain text
+    when it yields nothing.
+    """
+    cleaned = _URL_INNER.sub("", (url or "").strip(_URL_EDGES))
+    return cleaned if cleaned.lower().startswith(("http://", "https://")) else ""
+
+
 templates.env.filters["when"] = _when
+templates.env.filters["safe_href"] = safe_href
 
 
 def _group_by_repository(commits: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -63,12 +71,16 @@ def home() -> RedirectResponse:
     return RedirectResponse("/repositories", status_code=status.HTTP_302_FOUND)
 
 
-def _repositories_page(request: Request, session: Any, error: str | None = None, code: int = 200) -> Response:
+def _repositories_page(
+    request: Request, session: Any, error: str | None = None, code: int = 200, typed: dict[str, str] | None = None
+) -> Response:
+    """``typed``: what the form held when it was refused, shown again so nothing has to be retyped."""
     linked = select(Repository).where(Repository.linked.is_(True)).order_by(Repository.name)
     views = [queries.repository_view(r) for r in session.scalars(linked)]
     busy = any(v["sync"]["state"] in ("queued", "running") for v in views)
     return templates.TemplateResponse(
-        request, "repositories.html", {"repositories": views, "busy": busy, "error": error}, status_code=code
+        request, "repositories.html",
+        {"repositories": views, "busy": busy, "error": error, "typed": typed or {}}, status_code=code,
     )
 
 
@@ -88,20 +100,21 @@ def add(
     try:
         repository = add_repository(rt, url, name=name.strip() or None)
     except DevlinkError as exc:
-        return _repositories_page(request, session, error=exc.message, code=exc.status)
+        return _repositories_page(request, session, error=exc.message, code=exc.status,
+                                  typed={"url": url, "name": name})
     rt.queue.request_sync(repository.id, full=False, trigger="manual")
     return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/repositories/{repository_id}/sync")
-def sync(repository_id: int, rt: RuntimeDep, session: SessionDep, full: Annotated[str, Form()] = "") -> Response:
+def sync(repository_id: RowId, rt: RuntimeDep, session: SessionDep, full: Annotated[str, Form()] = "") -> Response:
     repository = find_repository(session, repository_id)
     rt.queue.request_sync(repository.id, full=full == "1", trigger="manual")
     return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/repositories/{repository_id}/remove")
-def remove(repository_id: int, rt: RuntimeDep) -> Response:
+def remove(repository_id: RowId, rt: RuntimeDep) -> Response:
     remove_repository(rt, repository_id)
     return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
 
@@ -177,3 +190,16 @@ def smart_commit_runs(request: Request, session: SessionDep, status: str = "erro
     wanted = status if status in ("done", "error", "skipped") else None
     runs = queries.smart_commits(session, status=wanted, limit=200)
     return templates.TemplateResponse(request, "smart_commits.html", {"runs": runs, "status": wanted or "all"})
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_docs(request: Request) -> Response:
+    """The OpenAPI page: Swagger UI from devlink's own files, started by ``static/docs.js`` (no inline script)."""
+    return templates.TemplateResponse(request, "docs.html", {})
+
+
+@router.get("/docs/assets/{name}")
+def swagger_ui_file(name: str) -> FileResponse:
+    if name not in SWAGGER_UI_FILES:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no file {name!r}")
+    return FileResponse(Path(str(swagger_ui_path)) / name)

@@ -6,7 +6,7 @@ The same functions as ``devlink account``; credentials go in and never come out.
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -24,35 +24,45 @@ from devlink.sync.accounts import (
     set_account_options,
 )
 from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.responses import problems
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 
 
+#: What the API accepts as a host, API or proxy URL (httpx and git reach nothing else).
+_HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
+
+
 class AccountIn(BaseModel):
+    model_config = ConfigDict(strict=True)  # 0 is not false, "1" is not true: the schema says boolean
     host: Literal["github"] = Field(default="github", description="host kind")
     name: str = Field(description="the user or organisation to link")
     url: str = Field(default="https://github.com", description="web URL of the host (a GHES URL for Enterprise)")
-    api_url: str | None = Field(default=None, description="default: api.github.com, or URL/api/v3")
+    api_url: str | None = Field(default=None, pattern=_HTTP_URL, description="default: api.github.com, or URL/api/v3")
     token: str | None = Field(default=None, description="personal access token; stored encrypted, never returned")
     app_id: str | None = Field(default=None, description="GitHub App id (with private_key)")
     private_key: str | None = Field(default=None, description="GitHub App private key, PEM")
-    installation_id: str | None = Field(default=None, description="default: the App's installation on the account")
+    installation_id: str | None = Field(default=None, pattern=r"^[0-9]{1,19}$",
+                                        description="default: the App's installation on the account")
     ca_bundle: str | None = Field(default=None, description="path of a PEM file of CAs to trust for this host")
-    proxy: str | None = Field(default=None, description="HTTP(S) proxy; default: the *_PROXY environment")
-    timeout: float | None = Field(default=None, gt=0, description="seconds per request (default 30)")
+    proxy: str | None = Field(default=None, pattern=_HTTP_URL,
+                               description="HTTP(S) proxy; default: the *_PROXY environment")
+    timeout: float | None = Field(default=None, gt=0, le=3600, description="seconds per request (default 30)")
     auto_link: bool = Field(default=False, description="link repositories created later")
     smart_commits: bool = Field(default=True, description="smart commits on for repositories linked from it")
     link: Literal["all", "none"] | list[str] = Field(default="none", description="all, none, or repository names")
 
 
 class AccountPatch(BaseModel):
+    model_config = ConfigDict(strict=True)
     auto_link: bool | None = None
     smart_commits: bool | None = None
 
 
 class LinkIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     repositories: Literal["all"] | list[str] = Field(description="'all' or repository names (owner/name or name)")
 
 
@@ -67,7 +77,7 @@ def list_accounts(session: SessionDep) -> list[dict[str, Any]]:
     return account_views(session)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(404, 409, 429, 502))
 async def create_account(body: AccountIn, rt: RuntimeDep, response: Response) -> dict[str, Any]:
     """Verify the credential, link the account, discover its repositories and link the chosen ones.
 
@@ -87,26 +97,26 @@ def _account(rt: RuntimeDep, account_id: int) -> dict[str, Any]:
         return next(v for v in account_views(session) if v["id"] == account_id)
 
 
-@router.get("/{account}")
+@router.get("/{account}", responses=problems(404))
 def get_account(account: str, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     return _account(rt, find_account(session, account).id)
 
 
-@router.patch("/{account}")
+@router.patch("/{account}", responses=problems(404))
 def patch_account(account: str, body: AccountPatch, rt: RuntimeDep) -> dict[str, Any]:
     """Auto-link and smart-commit defaults."""
     view = set_account_options(rt, account, auto_link=body.auto_link, smart_commits=body.smart_commits)
     return _account(rt, view["id"])
 
 
-@router.delete("/{account}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{account}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404, 429, 502))
 async def delete_account(account: str, rt: RuntimeDep) -> Response:
     """Remove devlink's webhooks and forget the account with its repositories' data."""
     await run_in_threadpool(remove_account, rt, account)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{account}/repositories")
+@router.get("/{account}/repositories", responses=problems(404))
 def account_repositories(account: str, session: SessionDep) -> list[dict[str, Any]]:
     """Every repository discovered on the account, linked or not."""
     account_id = find_account(session, account).id
@@ -114,7 +124,7 @@ def account_repositories(account: str, session: SessionDep) -> list[dict[str, An
     return [queries.repository_view(r) for r in rows]
 
 
-@router.post("/{account}/discover")
+@router.post("/{account}/discover", responses=problems(404, 429, 502))
 async def rediscover(account: str, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     """List the host's repositories again now (it also runs daily and on ``repository`` webhooks)."""
     account_id = find_account(session, account).id
@@ -124,7 +134,7 @@ async def rediscover(account: str, rt: RuntimeDep, session: SessionDep) -> dict[
     return _discovery_view(found)
 
 
-@router.post("/{account}/repositories/link")
+@router.post("/{account}/repositories/link", responses=problems(404, 429, 502))
 async def link(account: str, body: LinkIn, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     """Link repositories (installing webhooks) and queue their backfill."""
     account_id = find_account(session, account).id
@@ -134,7 +144,7 @@ async def link(account: str, body: LinkIn, rt: RuntimeDep, session: SessionDep) 
     return {"linked": changed}
 
 
-@router.post("/{account}/repositories/unlink")
+@router.post("/{account}/repositories/unlink", responses=problems(404, 429, 502))
 async def unlink(account: str, body: LinkIn, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     """Stop syncing repositories and remove their webhooks; their data stays."""
     account_id = find_account(session, account).id

@@ -3,13 +3,14 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from devlink.domain.issue_keys import is_key
 from devlink.errors import InvalidInput
 from devlink.store import queries
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, MAX_ISSUE_PAGE_SIZE, create_issue, issue_view
 from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.responses import problems
 
 __all__ = ["router"]
 
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/api/v1/issues", tags=["issues"])
 
 
 class IssueIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     key: str
     summary: str
     description: str = ""
@@ -25,7 +27,7 @@ class IssueIn(BaseModel):
     reporter: str | None = None
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(404, 409))
 def create(body: IssueIn, rt: RuntimeDep) -> dict[str, Any]:
     """Create an issue in the built-in tracker (its project must exist)."""
     with rt.sessions.begin() as session:
@@ -35,7 +37,7 @@ def create(body: IssueIn, rt: RuntimeDep) -> dict[str, Any]:
         return issue_view(session, body.key)
 
 
-@router.get("/{key}")
+@router.get("/{key}", responses=problems(404))
 def issue(
     key: str,
     session: SessionDep,

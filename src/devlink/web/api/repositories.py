@@ -3,13 +3,14 @@
 from typing import Any
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.repositories import add_repository, find_repository, remove_repository, set_smart_commits
-from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.deps import RowId, RuntimeDep, SessionDep
+from devlink.web.responses import problems
 
 __all__ = ["router"]
 
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/api/v1/repositories", tags=["repositories"])
 
 
 class RepositoryIn(BaseModel):
+    model_config = ConfigDict(strict=True)  # 0 is not false: the schema says boolean
     url: str = Field(description="a git URL (credentials allowed, never shown again) or a local path")
     name: str | None = Field(default=None, description="defaults to the last part of the location")
     web_url: str | None = Field(default=None, description="web page of the repository, for links")
@@ -24,6 +26,7 @@ class RepositoryIn(BaseModel):
 
 
 class RepositoryPatch(BaseModel):
+    model_config = ConfigDict(strict=True)
     smart_commits: bool
 
 
@@ -33,7 +36,7 @@ def list_repositories(session: SessionDep) -> list[dict[str, Any]]:
     return [queries.repository_view(r) for r in session.scalars(select(Repository).order_by(Repository.name))]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
 def create_repository(body: RepositoryIn, rt: RuntimeDep, response: Response) -> dict[str, Any]:
     """Link a repository and queue its initial backfill."""
     repository = add_repository(rt, body.url, name=body.name, web_url=body.web_url, smart_commits=body.smart_commits)
@@ -43,28 +46,28 @@ def create_repository(body: RepositoryIn, rt: RuntimeDep, response: Response) ->
         return queries.repository_view(find_repository(session, repository.id))
 
 
-@router.get("/{repository_id}")
-def get_repository(repository_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get("/{repository_id}", responses=problems(404))
+def get_repository(repository_id: RowId, session: SessionDep) -> dict[str, Any]:
     return queries.repository_view(find_repository(session, repository_id))
 
 
-@router.patch("/{repository_id}")
-def patch_repository(repository_id: int, body: RepositoryPatch, rt: RuntimeDep) -> dict[str, Any]:
+@router.patch("/{repository_id}", responses=problems(404))
+def patch_repository(repository_id: RowId, body: RepositoryPatch, rt: RuntimeDep) -> dict[str, Any]:
     """Turn smart commits on or off."""
     set_smart_commits(rt, repository_id, body.smart_commits)
     with rt.sessions() as session:
         return queries.repository_view(find_repository(session, repository_id))
 
 
-@router.delete("/{repository_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_repository(repository_id: int, rt: RuntimeDep) -> Response:
+@router.delete("/{repository_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404))
+def delete_repository(repository_id: RowId, rt: RuntimeDep) -> Response:
     """Unlink: the repository's commits, branches, links and mirror are removed."""
     remove_repository(rt, repository_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{repository_id}/sync", status_code=status.HTTP_202_ACCEPTED)
-def sync_repository(repository_id: int, rt: RuntimeDep, session: SessionDep, full: bool = False) -> dict[str, Any]:
+@router.post("/{repository_id}/sync", status_code=status.HTTP_202_ACCEPTED, responses=problems(404))
+def sync_repository(repository_id: RowId, rt: RuntimeDep, session: SessionDep, full: bool = False) -> dict[str, Any]:
     """Queue a soft (default) or full sync; while one runs, the request becomes one follow-up soft sync."""
     repository = find_repository(session, repository_id)
     outcome = rt.queue.request_sync(repository.id, full=full, trigger="manual")

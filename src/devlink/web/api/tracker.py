@@ -3,12 +3,13 @@
 from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from devlink.store.tracker import Project, TrackerUser, UserEmail
 from devlink.trackers.builtin import add_alias, create_project, create_user
 from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.responses import problems
 
 __all__ = ["router"]
 
@@ -16,18 +17,21 @@ router = APIRouter(prefix="/api/v1", tags=["tracker"])
 
 
 class ProjectIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     key: str = Field(description="upper-case letter, then upper-case letters or digits, 2 to 10 in all: DEMO")
     name: str
     workflow: str | None = Field(default=None, description="a workflow by name; the default one when absent")
 
 
 class UserIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     username: str
     name: str | None = None
     emails: list[str] = []
 
 
 class AliasIn(BaseModel):
+    model_config = ConfigDict(strict=True)
     email: str
     username: str
 
@@ -61,7 +65,7 @@ def add_user(body: UserIn, rt: RuntimeDep) -> dict[str, Any]:
         return {"username": user.username, "name": user.display_name}
 
 
-@router.post("/aliases", status_code=status.HTTP_201_CREATED)
+@router.post("/aliases", status_code=status.HTTP_201_CREATED, responses=problems(404))
 def alias(body: AliasIn, rt: RuntimeDep) -> dict[str, Any]:
     """Map a commit author e-mail to a user for smart commits."""
     with rt.sessions.begin() as session:
