@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devlink.errors import InvalidInput
 from devlink.sync.accounts import AccountOptions, configure_host, find_host, host_view, host_views
 from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.responses import problems
 
 __all__ = ["router"]
 
@@ -45,13 +46,13 @@ def list_hosts(session: SessionDep) -> list[dict[str, Any]]:
     return host_views(session)
 
 
-@router.get("/{name:path}")
+@router.get("/{name:path}", responses=problems(404))
 def get_host(name: str, session: SessionDep) -> dict[str, Any]:
     """One host by name (``github.com``, ``ghe.example.com``) or id."""
     return host_view(find_host(session, name))
 
 
-@router.patch("/{name:path}")
+@router.patch("/{name:path}", responses=problems(404, 409))
 def patch_host(name: str, body: HostPatch, rt: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     """Change a host's settings; ``repinned`` lists the accounts whose credentials now go to its new API origin."""
     if (body.app_id is None) != (body.private_key is None):
