@@ -54,19 +54,23 @@ def main() -> int:
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the devlink source tree to time")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="devlink-startup-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVLINK_")}
-    env.update(DEVLINK_HOME=str(home), PYTHONPATH=str(args.src.resolve()))
-    run_once(["-m", "devlink", "migrate"], env)  # the database exists and is current, as for any later command
+    with tempfile.TemporaryDirectory(prefix="devlink-startup-") as home:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEVLINK_")}
+        env.update(DEVLINK_HOME=home, PYTHONPATH=str(args.src.resolve()))
+        run_once(["-m", "devlink", "migrate"], env)  # the database exists and is current, as for any later command
+        report(args.runs, args.src.resolve(), env)
+    return 0
 
-    print(f"devlink start-up, {args.src.resolve()}, {args.runs} runs each (seconds)")
+
+def report(runs: int, src: Path, env: dict[str, str]) -> None:
+
+    print(f"devlink start-up, {src}, {runs} runs each (seconds)")
     print(f"{'command':<26} {'wall min':>9} {'wall med':>9} {'cpu min':>9} {'cpu med':>9}")
     for label, command in COMMANDS:
         run_once(command, env)  # warm-up: page cache, .pyc files
-        walls, cpus = zip(*(run_once(command, env) for _ in range(args.runs)), strict=True)
+        walls, cpus = zip(*(run_once(command, env) for _ in range(runs)), strict=True)
         print(f"{label:<26} {min(walls):9.3f} {statistics.median(walls):9.3f} "
               f"{min(cpus):9.3f} {statistics.median(cpus):9.3f}")
-    return 0
 
 
 if __name__ == "__main__":
