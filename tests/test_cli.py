@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from climain import InProcessCli
+from github_world import TOKEN, GitHubWorld
 from gitrepos import GitRepo
 
 
@@ -42,6 +44,33 @@ def test_keys(tmp_path: Path, args: list[str], stdin: str | None, expected: str)
     assert (done.returncode, done.stdout) == (0, expected)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["keys", "ABC-1 DEF-2"], ["keys", "--json", "ABC-1"], ["keys", "ABC-1", "--json"], ["keys"], ["keys", "--json"],
+     ["keys", ""], ["keys", "--", "-ABC-1"], ["keys", "A-1", "B-2"], ["keys", "--jsn"], ["keys", "--help"],
+     ["issue", "CLI-1"], ["issue", "--json", "CLI-1"], ["issue", "CLI-1", "--json"], ["issue", "cli-1"],
+     ["issue"], ["issue", "--json"], ["issue", "CLI-1", "CLI-2"], ["issue", "--help"]],
+)
+def test_keys_and_issue_taken_directly_print_what_typer_prints(
+    args: list[str], tmp_path: Path, server_repo: tuple[GitRepo, Path], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``main`` runs the plain forms of ``keys`` and ``issue`` without typer (start-up time); nothing may differ."""
+    import devlink.cli
+
+    cli = InProcessCli(tmp_path / "home", monkeypatch, capsys)
+    assert cli("repo", "add", str(server_repo[1]), "--name", "tool").code == 0
+
+    def run(direct: bool) -> tuple[int, str, str]:
+        with monkeypatch.context() as patch:
+            if not direct:
+                patch.setattr(devlink.cli, "_run_directly", lambda args: False)
+            ran = cli(*args, input="from stdin: STD-1\n")
+        return ran.code, ran.stdout, ran.stderr
+
+    assert run(direct=True) == run(direct=False)
+
+
 def test_add_list_issue_sync_remove(tmp_path: Path, server_repo: tuple[GitRepo, Path]) -> None:
     repo, bare = server_repo
     home = tmp_path / "home"
@@ -70,7 +99,7 @@ def test_add_list_issue_sync_remove(tmp_path: Path, server_repo: tuple[GitRepo, 
     repo.git("push", "-q", "origin", "main")
     queued = devlink(home, "sync", "tool")
     assert queued.returncode == 0
-    assert "repository 1: soft sync queued" in queued.stdout
+    assert queued.stdout.startswith("tool: soft sync queued\n")  # named, not "repository 1"
     waited = devlink(home, "sync", "tool", "--wait")
     assert "tool: soft sync done: 1 commits read, 1 new" in waited.stdout
     full = devlink(home, "sync", "--full", "--wait")
@@ -164,3 +193,93 @@ def test_backfill_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     assert "3000/3000" in text
     assert "commits/s" in text
     assert "3000 new" in stdout
+
+
+# ---------------------------------------------------------------- keys whose project is not in the tracker
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
+    return InProcessCli(tmp_path / "home", monkeypatch, capsys)
+
+
+def test_repo_add_and_sync_name_the_projects_whose_keys_were_not_linked(
+    cli: InProcessCli, bare_remote: tuple[GitRepo, Path]
+) -> None:
+    repo, bare = bare_remote
+    repo.commit("APP-1 a key of a tracker project")
+    repo.commit("KAFKA-1 and KAFKA-2, see KIP-9")
+    repo.branch("KAFKA-3-topic")
+    repo.git("push", "-q", "origin", "--all")
+    assert cli("tracker", "project", "APP", "App").code == 0
+
+    added = cli("repo", "add", str(bare), "--name", "kafka")
+    assert added.code == 0, added.stderr
+    assert added.stdout.splitlines()[1:] == [
+        "kafka: soft sync done: 2 commits read, 2 new, branches +2 ~0 -0; 2 commits indexed",
+        "  4 key mentions not linked because their project is not in the tracker: KAFKA 3, KIP 1",
+        '  to link them: devlink tracker project KAFKA "Kafka", then: devlink sync kafka --full --wait',
+    ]
+
+    assert cli("tracker", "project", "KAFKA", "Kafka").code == 0  # what it said to do
+    synced = cli("sync", "kafka", "--full", "--wait")
+    assert synced.stdout.splitlines()[1:] == [
+        "  1 key mention not linked because their project is not in the tracker: KIP 1",
+        '  to link them: devlink tracker project KIP "Kip", then: devlink sync kafka --full --wait',
+    ]
+    linked = json.loads(cli("issue", "KAFKA-3", "--json").stdout)
+    assert ([b["name"] for b in linked["branches"]], linked["project_known"]) == (["KAFKA-3-topic"], True)
+    assert [c["summary"] for c in json.loads(cli("issue", "KAFKA-2", "--json").stdout)["commits"]] == [
+        "KAFKA-1 and KAFKA-2, see KIP-9"
+    ]
+
+
+def test_the_unlinked_line_names_the_top_projects_and_counts_the_rest(
+    cli: InProcessCli, bare_remote: tuple[GitRepo, Path]
+) -> None:
+    repo, bare = bare_remote
+    for count, project in enumerate(["AA", "BB", "CC", "DD", "EE", "FF", "GG"], start=1):
+        repo.commit(" ".join(f"{project}-{n}" for n in range(8 - count)))  # AA 7 mentions ... GG 1
+    repo.git("push", "-q", "origin", "--all")
+    assert cli("tracker", "project", "APP", "App").code == 0
+
+    added = cli("repo", "add", str(bare), "--name", "many")
+    assert ("  28 key mentions not linked because their project is not in the tracker: "
+            "AA 7, BB 6, CC 5, DD 4, EE 3, and 2 more projects") in added.stdout.splitlines()
+
+
+def test_issue_explains_a_key_whose_project_is_not_in_the_tracker(cli: InProcessCli) -> None:
+    assert cli("tracker", "project", "DEMO", "Demo").code == 0
+    notice = ("KAFKA is not a project of the tracker, so KAFKA keys are not linked; "
+              "create it: devlink tracker project KAFKA NAME, then devlink sync --full")
+
+    text = cli("issue", "KAFKA-16845")
+    assert (text.code, text.stdout) == (0, "KAFKA-16845: 0 commits, 0 branches, 0 pull requests in 0 repositories\n")
+    assert text.stderr == f"note: {notice}\n"
+
+    document = json.loads(cli("issue", "KAFKA-16845", "--json").stdout)
+    assert (document["project_known"], document["notice"]) == (False, notice)
+
+    known = cli("issue", "DEMO-1")
+    assert (known.code, known.stderr) == (0, "")
+    assert json.loads(cli("issue", "DEMO-1", "--json").stdout)["project_known"] is True
+
+
+def test_issue_lists_the_pull_requests_it_counts(cli: InProcessCli, github: GitHubWorld) -> None:
+    github.repo("octo", "api")
+    github.stub.add_pull("octo", "api", title="API-1 Rate limits", head="feature/API-1-budget")
+    github.stub.add_pull("octo", "api", title="Merged API-1 follow-up", head="fix", merged=True)
+    added = cli("account", "add", "github", "octo", "--url", github.stub.web_url, "--token", "-", "--link", "api",
+                input=TOKEN + "\n")
+    assert added.code == 0, added.stderr
+
+    shown = cli("issue", "API-1")
+    document = json.loads(cli("issue", "API-1", "--json").stdout)
+    pulls = document["pull_requests"]
+    expected = [f"  pull request  octo/api#{p['number']}  {p['state']}  {p['title']}" for p in pulls]
+    assert len(expected) == 2
+    assert shown.stdout.splitlines() == [
+        "API-1: 0 commits, 0 branches, 2 pull requests in 1 repository",
+        *expected,
+    ]
+    assert {line.split("  ")[3] for line in expected} == {"open", "merged"}

@@ -4,56 +4,38 @@ Commands call the same functions as the REST API (``sync/``, ``store/queries``)
 and never run SQL of their own.  A ``DevlinkError`` is caught once, in
 ``main``: its message and hint are printed and the exit status is 1; usage
 errors exit 2.
+
+Start-up time is part of the interface (``devlink keys`` runs in git hooks and
+editors): this module imports only typer and devlink's own light modules at
+the top.  Everything heavy (SQLAlchemy and the store, Rich's tables and bars,
+the host clients, the web stack, the queue) is imported inside the commands
+that use it; ``tests/test_cli_startup.py`` keeps it that way and
+``bench/cli_startup.py`` times it.
 """
 
 import json
 import logging
+import shlex
 import signal
 import sys
 import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from sqlalchemy import select
 
 from devlink.config import forget_server, listen_url, load_settings, record_server
 from devlink.domain.issue_keys import extract_keys, is_key
-from devlink.domain.smart_commits import TimeUnits, parse, to_json
 from devlink.errors import DevlinkError, InvalidInput
-from devlink.runtime import Runtime
-from devlink.store import queries
-from devlink.store.models import Repository
-from devlink.sync.accounts import (
-    AccountOptions,
-    Discovery,
-    account_views,
-    configure_host,
-    discover,
-    find_account,
-    hook_url_warning,
-    link_account,
-    link_repositories,
-    remove_account,
-    set_account_options,
-)
-from devlink.sync.engine import SyncResult
-from devlink.sync.jobs import run_sync
-from devlink.sync.push_hooks import TOKEN_FILE, hook_script, install_hook, write_token_file
-from devlink.sync.repositories import (
-    add_repository,
-    find_by_location,
-    find_repository,
-    remove_repository,
-    set_smart_commits,
-)
-from devlink.trackers.builtin import add_alias, create_issue, create_project, create_user, import_data, load_file
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from devlink.runtime import Runtime
+    from devlink.sync.accounts import Discovery
+    from devlink.sync.engine import SyncResult
 
 __all__ = ["app", "main"]
 
@@ -75,12 +57,36 @@ app.add_typer(account_app, name="account")
 host_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Host settings: TLS, proxy, OAuth and Apps.")
 app.add_typer(host_app, name="host")
 
-# a table piped to a file or another program keeps its full cells
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
-err = Console(stderr=True, soft_wrap=True)
 
 
-def _runtime() -> Runtime:
+class _LazyConsole:
+    """A Rich console made on first use, so a command that prints plain lines never imports Rich."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> "Console":
+        if self._console is None:
+            from rich.console import Console
+
+            # a table piped to a file or another program keeps its full cells
+            width = None if self._stderr or sys.stdout.isatty() else 1000
+            self._console = Console(stderr=self._stderr, soft_wrap=True, width=width)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+out = _LazyConsole(stderr=False)
+err = _LazyConsole(stderr=True)
+
+
+def _runtime() -> "Runtime":
+    from devlink.runtime import Runtime
+
     return Runtime.open(load_settings())
 
 
@@ -104,7 +110,10 @@ def serve(
 ) -> None:
     """Run the web app, REST API and (by default) the job queue consumer."""
     import uvicorn
+    from rich.markup import escape
 
+    from devlink.runtime import Runtime
+    from devlink.sync.accounts import hook_url_warning
     from devlink.web.app import create_app
 
     _configure_logging()
@@ -156,11 +165,16 @@ def migrate() -> None:
 # ---------------------------------------------------------------- repositories
 
 
-def _sync_with_progress(rt: Runtime, repository_id: int, *, full: bool) -> list[SyncResult]:
+def _sync_with_progress(rt: "Runtime", repository_id: int, *, full: bool) -> "list[SyncResult]":
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from devlink.sync.jobs import run_sync
+
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     started = time.monotonic()
-    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+    console = err.console
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
         task = bar.add_task("indexing commits", total=None, rate="")
 
         def progress(done: int, total: int | None) -> None:
@@ -170,7 +184,9 @@ def _sync_with_progress(rt: Runtime, repository_id: int, *, full: bool) -> list[
         return run_sync(rt, repository_id, full=full, trigger="manual", progress=progress)
 
 
-def _report_sync(rt: Runtime, repository_id: int, results: list[SyncResult]) -> None:
+def _report_sync(rt: "Runtime", repository_id: int, results: "list[SyncResult]") -> None:
+    from devlink.store.models import Repository
+
     with rt.sessions() as session:
         repository = session.get(Repository, repository_id)
         assert repository is not None
@@ -188,6 +204,8 @@ def _report_sync(rt: Runtime, repository_id: int, results: list[SyncResult]) -> 
             )
             for entity, note in result.entity_errors.items():
                 say(f"  {_entity_note(entity, note)}")
+            if result.unlinked:
+                _report_unlinked(repository.name, result.unlinked)
             smart = result.smart_commits
             if smart.done or smart.error or smart.skipped:
                 say(f"  smart commits: {smart.done} done, {smart.error} error, {smart.skipped} skipped")
@@ -209,6 +227,27 @@ def _skipped(view: dict[str, Any]) -> str:
     return "; ".join(_entity_note(entity, note) for entity, note in (view["sync"].get("skipped") or {}).items())
 
 
+#: projects named in the "key mentions not linked" line; the rest are counted as "N more"
+UNLINKED_SHOWN = 5
+
+
+def _report_unlinked(name: str, unlinked: dict[str, int]) -> None:
+    """Say which projects' keys this sync left unlinked (docs/issue-keys.md), and the two commands that link them.
+
+    Without it, an issue of such a project shows nothing and nothing says why.
+    """
+    top = list(unlinked.items())[:UNLINKED_SHOWN]
+    shown = ", ".join(f"{project} {count:,}" for project, count in top)
+    if len(unlinked) > len(top):
+        shown += f", and {_plural(len(unlinked) - len(top), 'more project')}"
+    total = sum(unlinked.values())
+    say(f"  {total:,} key {'mention' if total == 1 else 'mentions'} not linked because their project is not "
+        f"in the tracker: {shown}")
+    project = top[0][0]
+    say(f'  to link them: devlink tracker project {project} "{project.capitalize()}", '
+        f"then: devlink sync {shlex.quote(name)} --full --wait")
+
+
 @repo_app.command("add")
 def repo_add(
     location: Annotated[str, typer.Argument(help="a local path or a git URL")],
@@ -220,6 +259,8 @@ def repo_add(
     ] = True,
 ) -> None:
     """Link a repository and backfill its whole history."""
+    from devlink.sync.repositories import add_repository
+
     rt = _runtime()
     repository = add_repository(rt, location, name=name, web_url=web_url, smart_commits=smart_commits,
                                 cwd=Path.cwd())
@@ -234,6 +275,12 @@ def repo_add(
 @repo_app.command("list")
 def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """List linked repositories with their sync state."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from devlink.store import queries
+    from devlink.store.models import Repository
+
     rt = _runtime()
     with rt.sessions() as session:
         linked = select(Repository).where(Repository.linked.is_(True)).order_by(Repository.name)
@@ -262,6 +309,8 @@ def repo_set(
     ],
 ) -> None:
     """Change a repository's settings: smart commits on or off."""
+    from devlink.sync.repositories import set_smart_commits
+
     rt = _runtime()
     changed = set_smart_commits(rt, repository, smart_commits)
     say(f"{changed.name}: smart commits {'on' if smart_commits else 'off'}")
@@ -270,6 +319,8 @@ def repo_set(
 @repo_app.command("remove")
 def repo_remove(repository: Annotated[str, typer.Argument(help="name or id")]) -> None:
     """Unlink a repository: its commits, branches, links and mirror are removed."""
+    from devlink.sync.repositories import remove_repository
+
     rt = _runtime()
     say(f"removed {remove_repository(rt, repository)}")
 
@@ -286,6 +337,11 @@ def repo_hook(
     ] = None,
 ) -> None:
     """Print (or install) a post-receive hook that notifies devlink of every push."""
+    from rich.markup import escape
+
+    from devlink.sync.push_hooks import TOKEN_FILE, hook_script, install_hook, write_token_file
+    from devlink.sync.repositories import find_by_location
+
     rt = _runtime()
     with rt.sessions() as session:
         repository_id = find_by_location(session, path, cwd=Path.cwd()).id
@@ -312,18 +368,25 @@ def sync(
     wait: Annotated[bool, typer.Option("--wait", help="run now, in this process, and show progress")] = False,
 ) -> None:
     """Sync one or every repository: queue it, or with --wait run it here."""
+    from sqlalchemy import select
+
+    from devlink.store.models import Repository
+    from devlink.sync.repositories import find_repository
+
     rt = _runtime()
     with rt.sessions() as session:
         if repository:
-            ids = [find_repository(session, repository).id]
+            found = find_repository(session, repository)
+            targets = [(found.id, found.name)]
         else:
-            linked = select(Repository.id).where(Repository.linked.is_(True), Repository.state == "active")
-            ids = list(session.scalars(linked.order_by(Repository.id)))
-    if not ids:
+            linked = select(Repository.id, Repository.name).where(
+                Repository.linked.is_(True), Repository.state == "active")
+            targets = [(row.id, row.name) for row in session.execute(linked.order_by(Repository.id))]
+    if not targets:
         say("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
         return
     failures: list[str] = []
-    for repository_id in ids:
+    for repository_id, name in targets:
         if wait:
             results = _sync_with_progress(rt, repository_id, full=full)
             if not results:
@@ -331,19 +394,21 @@ def sync(
             try:
                 _report_sync(rt, repository_id, results)
             except DevlinkError as exc:  # report it and go on with the other repositories
-                err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
-                failures.append(str(repository_id))
+                _print_error(exc, hint=False)
+                failures.append(name)
         else:
             status = rt.queue.request_sync(repository_id, full=full, trigger="manual")
-            say(f"repository {repository_id}: {'full' if full else 'soft'} sync {status}")
+            say(f"{name}: {'full' if full else 'soft'} sync {status}")
     if not wait:
         say("`devlink serve` or `devlink worker` runs queued syncs; add --wait to run them here")
     if failures:
-        raise DevlinkError(f"{len(failures)} of {len(ids)} repositories failed to sync", reason="sync_failed",
+        raise DevlinkError(f"{len(failures)} of {len(targets)} repositories failed to sync", reason="sync_failed",
                            hint="see: devlink repo list")
 
 
-def _wait_idle(rt: Runtime, repository_id: int) -> None:
+def _wait_idle(rt: "Runtime", repository_id: int) -> None:
+    from devlink.store.models import Repository
+
     with err.status("waiting for the sync already running"):
         while True:
             with rt.sessions() as session:
@@ -361,9 +426,16 @@ def issue(
     key: Annotated[str, typer.Argument(help="an issue key such as KAFKA-1234")],
     as_json: Annotated[bool, typer.Option("--json", help="print the development document as JSON")] = False,
 ) -> None:
-    """Show the commits and branches that mention an issue key."""
+    """Show the pull requests, branches and commits that mention an issue key.
+
+    A key of a project the tracker does not have is not an error (exit 0):
+    the document says ``"project_known": false`` and the command prints why
+    nothing is linked, and what links it, on standard error.
+    """
     if not is_key(key):
         raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key")
+    from devlink.store import queries
+
     rt = _runtime()
     with rt.sessions() as session:
         document = queries.development(session, key)
@@ -374,6 +446,10 @@ def issue(
     counts = ", ".join(_plural(summary[name], noun) for name, noun in (
         ("commits", "commit"), ("branches", "branch"), ("pull_requests", "pull request")))
     say(f"{key}: {counts} in {_plural(summary['repositories'], 'repository')}")
+    if document["notice"]:
+        sys.stderr.write(f"note: {document['notice']}\n")
+    for pull in document["pull_requests"]:
+        say(f"  pull request  {pull['repository']['name']}#{pull['number']}  {pull['state']}  {pull['title']}")
     for branch in document["branches"]:
         say(f"  branch  {branch['repository']['name']}:{branch['name']} @ {branch['head_sha'][:12]}")
     for commit in document["commits"]:
@@ -414,6 +490,8 @@ def demo(
     say(f"          {base}/smart-commits   (DEMO-4's '#fnish' typo, with the reason)")
     say(f"          {base}/repositories")
     say(f"push to it: git clone {result.repository} && ... && git push  (a post-receive hook notifies devlink)")
+    say("the tracker now has project DEMO, so only keys of its projects link; "
+        'add one before linking its history: devlink tracker project KAFKA "Kafka"')
     if serve_after:
         serve(host=bind_host, port=bind_port, worker=True)
 
@@ -447,6 +525,8 @@ def host_set(
     app_webhook_secret: Annotated[str | None, typer.Option(help="the App's webhook secret; - reads stdin")] = None,
 ) -> None:
     """Create or change a host's settings; the OAuth App enables /oauth/github/start."""
+    from devlink.sync.accounts import AccountOptions, configure_host
+
     key = private_key.read_text() if private_key else None
     options = AccountOptions(name="", web_url=url, api_url=api_url, ca_bundle=ca_bundle, proxy=proxy,
                              timeout=timeout, app_id=app_id, private_key=key)
@@ -480,6 +560,8 @@ def account_add(
     sync: Annotated[bool, typer.Option("--sync/--no-sync", help="backfill linked ones now, or queue it")] = True,
 ) -> None:
     """Link an account: verify the credential, list its repositories, link the chosen ones and install webhooks."""
+    from devlink.sync.accounts import AccountOptions, link_account
+
     if kind not in HOST_KINDS:
         raise InvalidInput(f"unknown host kind {kind!r}; devlink links: {', '.join(HOST_KINDS)}")
     secret = _read_token(token)
@@ -502,7 +584,7 @@ def _link_choice(link: str) -> str | list[str]:
     return link if link in ("all", "none") else [n.strip() for n in link.split(",") if n.strip()]
 
 
-def _report_discovery(found: Discovery) -> None:
+def _report_discovery(found: "Discovery") -> None:
     for warning in found.warnings:
         say(f"warning: {warning}")
     for old, new in found.renamed:
@@ -514,7 +596,7 @@ def _report_discovery(found: Discovery) -> None:
             say(f"  {name}: webhook {state}: not real-time, synced on the schedule (see: devlink account repos)")
 
 
-def _start_backfills(rt: Runtime, repository_ids: list[int], now: bool) -> None:
+def _start_backfills(rt: "Runtime", repository_ids: list[int], now: bool) -> None:
     for repository_id in repository_ids:
         if now:
             _report_sync(rt, repository_id, _sync_with_progress(rt, repository_id, full=True))
@@ -527,6 +609,10 @@ def _start_backfills(rt: Runtime, repository_ids: list[int], now: bool) -> None:
 @account_app.command("list")
 def account_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Linked accounts with their host, budget and last error."""
+    from rich.table import Table
+
+    from devlink.sync.accounts import account_views
+
     rt = _runtime()
     with rt.sessions() as session:
         views = account_views(session)
@@ -557,6 +643,13 @@ def account_repos(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """An account's repositories, linked or not; --link and --unlink choose."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from devlink.store import queries
+    from devlink.store.models import Repository
+    from devlink.sync.accounts import discover, find_account, link_repositories
+
     rt = _runtime()
     with rt.sessions() as session:
         account_id = find_account(session, account).id
@@ -593,6 +686,8 @@ def account_set(
         "--smart-commits/--no-smart-commits", help="default for repositories linked from now on")] = None,
 ) -> None:
     """Change an account's auto-link and smart-commit settings."""
+    from devlink.sync.accounts import set_account_options
+
     rt = _runtime()
     view = set_account_options(rt, account, auto_link=auto_link, smart_commits=smart_commits)
     say(f"{view['name']}: auto-link {'on' if view['auto_link'] else 'off'}, "
@@ -602,6 +697,8 @@ def account_set(
 @account_app.command("remove")
 def account_remove(account: Annotated[str, typer.Argument(help="account name, HOST/NAME or id")]) -> None:
     """Remove devlink's webhooks and forget the account, its repositories and their data."""
+    from devlink.sync.accounts import remove_account
+
     name = remove_account(_runtime(), account)
     say(f"removed account {name}")
 
@@ -609,6 +706,8 @@ def account_remove(account: Annotated[str, typer.Argument(help="account name, HO
 @tracker_app.command("import")
 def tracker_import(file: Annotated[Path, typer.Argument(help="a .toml or .json file (docs/tracker.md)")]) -> None:
     """Load workflows, users, projects, aliases and issues; re-importing the same file changes nothing."""
+    from devlink.trackers.builtin import import_data, load_file
+
     rt = _runtime()
     data = load_file(file)
     with rt.sessions.begin() as session:
@@ -622,6 +721,8 @@ def tracker_alias(
     username: Annotated[str, typer.Argument(help="the tracker user it stands for")],
 ) -> None:
     """Map a commit author e-mail to a tracker user for smart commits."""
+    from devlink.trackers.builtin import add_alias
+
     rt = _runtime()
     with rt.sessions.begin() as session:
         add_alias(session, email, username)
@@ -635,6 +736,8 @@ def tracker_project(
     workflow: Annotated[str | None, typer.Option(help="workflow name [default: Default]")] = None,
 ) -> None:
     """Create a project (every permission granted to everyone), or rename it."""
+    from devlink.trackers.builtin import create_project
+
     rt = _runtime()
     with rt.sessions.begin() as session:
         create_project(session, key, name, workflow=workflow)
@@ -648,6 +751,8 @@ def tracker_user(
     email: Annotated[list[str] | None, typer.Option(help="an e-mail address (repeat for more)")] = None,
 ) -> None:
     """Create a user, or add addresses to one."""
+    from devlink.trackers.builtin import create_user
+
     rt = _runtime()
     with rt.sessions.begin() as session:
         create_user(session, username, name, email or [])
@@ -662,6 +767,8 @@ def tracker_issue(
     assignee: Annotated[str | None, typer.Option(help="username")] = None,
 ) -> None:
     """Create an issue in the built-in tracker."""
+    from devlink.trackers.builtin import create_issue
+
     rt = _runtime()
     with rt.sessions.begin() as session:
         create_issue(session, key, summary, description=description, assignee=assignee, must_be_new=True)
@@ -674,6 +781,8 @@ def smart_parse(
     as_json: Annotated[bool, typer.Option("--json", help="print the parse as JSON (the stable format)")] = False,
 ) -> None:
     """Show which commands a commit message carries, for which keys."""
+    from devlink.domain.smart_commits import TimeUnits, parse, to_json
+
     settings = load_settings()
     units = TimeUnits(hours_per_day=settings.hours_per_day, days_per_week=settings.days_per_week)
     groups = parse(sys.stdin.read() if message is None else message, units)
@@ -703,11 +812,44 @@ def _configure_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per host API call is noise; errors still show
 
 
+def _print_error(exc: DevlinkError, *, hint: bool = True) -> None:
+    from rich.markup import escape
+
+    err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
+    if hint and exc.hint:
+        err.print(f"hint: {escape(exc.hint)}", highlight=False)
+
+
+def _run_directly(args: list[str]) -> bool:
+    """Run ``devlink keys|issue [--json] [TEXT]`` without typer's argument machinery; False for anything else.
+
+    These two run in git hooks, editors and scripts, where start-up is most of
+    the cost, and typer coerces every non-flag argument with a pydantic
+    ``TypeAdapter``: importing pydantic is 0.1 s, half of what ``keys`` costs.
+    Only the plain forms are taken here; anything else (``--help``, ``--``, an
+    unknown option, two texts, ``issue`` without a key) goes through typer, so
+    usage errors read the same.
+    """
+    if not args or args[0] not in ("keys", "issue"):
+        return False
+    options = args[1:]
+    texts = [arg for arg in options if arg != "--json"]
+    if len(options) - len(texts) > 1 or len(texts) > 1 or any(text.startswith("-") for text in texts):
+        return False
+    as_json = len(texts) < len(options)
+    if args[0] == "keys":
+        keys(texts[0] if texts else None, as_json=as_json)
+    elif texts:
+        issue(texts[0], as_json=as_json)
+    else:
+        return False
+    return True
+
+
 def main() -> None:
     try:
-        app(standalone_mode=True)
+        if not _run_directly(sys.argv[1:]):
+            app(standalone_mode=True)
     except DevlinkError as exc:
-        err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False)
-        if exc.hint:
-            err.print(f"hint: {escape(exc.hint)}", highlight=False)
+        _print_error(exc)
         sys.exit(1)

@@ -13,11 +13,21 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from devlink.domain.issue_keys import project_key
 from devlink.domain.times import tz_of
 from devlink.store.models import Account, Branch, Commit, Host, IssueLink, PullRequest, Repository
-from devlink.store.tracker import SmartCommitRun
+from devlink.store.tracker import Project, SmartCommitRun
 
-__all__ = ["account_view", "development", "repository_summary", "repository_view", "smart_commit_view", "smart_commits"]
+__all__ = [
+    "account_view",
+    "development",
+    "project_links",
+    "repository_summary",
+    "repository_view",
+    "smart_commit_view",
+    "smart_commits",
+    "unknown_project_notice",
+]
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -196,8 +206,31 @@ def _linked(entity_type: str, key: str) -> Any:
     return select(IssueLink.entity_id).where(IssueLink.key == key, IssueLink.entity_type == entity_type)
 
 
+def project_links(session: Session, project: str) -> bool:
+    """Whether keys of ``project`` link: it is a tracker project, or the tracker has none (then every key links).
+
+    The rule of docs/issue-keys.md, as ``BuiltinTracker.project_keys`` and
+    ``sync.linking.known_keys`` apply it while syncing.
+    """
+    if session.scalar(select(Project.id).where(Project.key == project)) is not None:
+        return True
+    return session.scalar(select(Project.id).limit(1)) is None
+
+
+def unknown_project_notice(project: str) -> str:
+    """What to tell someone who looks up a key of a project the tracker does not have."""
+    return (f"{project} is not a project of the tracker, so {project} keys are not linked; "
+            f"create it: devlink tracker project {project} NAME, then devlink sync --full")
+
+
 def development(session: Session, key: str) -> dict[str, Any]:
-    """Everything linked to ``key``: summary counts, commits newest first, branches, pull requests."""
+    """Everything linked to ``key``: summary counts, commits newest first, branches, pull requests.
+
+    ``project_known`` is false when the key's project is not in the tracker
+    (while the tracker has projects): such keys are never linked, so an empty
+    document is not "nothing mentions it", and ``notice`` says what to do.
+    """
+    known = project_links(session, project_key(key))
     commits = session.execute(
         select(Commit, Repository)
         .join(Repository, Repository.id == Commit.repository_id)
@@ -223,6 +256,8 @@ def development(session: Session, key: str) -> dict[str, Any]:
         pull_states[pull.state] = pull_states.get(pull.state, 0) + 1
     return {
         "key": key,
+        "project_known": known,
+        "notice": None if known else unknown_project_notice(project_key(key)),
         "summary": {
             "commits": len(commits),
             "branches": len(branches),

@@ -15,6 +15,7 @@ import gc
 import itertools
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from devlink.store.engine import (
 )
 from devlink.store.models import Branch, Commit, IssueLink, Repository, SyncCursor, table, utcnow
 from devlink.sync.host_clients import client_for
-from devlink.sync.linking import LINK_COLUMNS, known_keys, link_rows, link_tuples
+from devlink.sync.linking import LINK_COLUMNS, count_unknown, known_keys, link_rows, link_tuples
 from devlink.sync.pulls import PullSync, check_still_there, sync_host_pulls
 from devlink.sync.smart_commits import SmartCommitTally, run_smart_commits
 from devlink.trackers.builtin import BuiltinTracker
@@ -74,6 +75,9 @@ class SyncResult:
     #: what this run skipped or deferred, by entity type ({reason, message, at[, resumes_at]}); the sync succeeded
     entity_errors: dict[str, dict[str, str]] = field(default_factory=dict)
     retry_after: float | None = None  # seconds until deferred work may resume: the next sync comes then
+    #: key mentions (commits and new branches read in this run) not linked because their project is not in the
+    #: tracker, by project key, most mentioned first; empty when the tracker has no projects (every key links)
+    unlinked: dict[str, int] = field(default_factory=dict)
 
 
 def mirror_for(rt: Runtime, repository: Repository) -> Mirror:
@@ -151,6 +155,7 @@ def sync_repository(
     seen_by = "backfill" if full or cursor is None else ("hook" if trigger == "hook" else "soft")
 
     seen = new = 0
+    unlinked: Counter[str] = Counter()
     if full or set(tips) != set(old_tips):
         total = mirror.count(tips, exclude) if progress else None
         if progress:
@@ -160,7 +165,7 @@ def sync_repository(
             commits = mirror.commits(tips, exclude, topo_order=bool(exclude))
             for batch in _batched(commits, rt.settings.batch_size):
                 with rt.sessions.begin() as session:
-                    inserted = write_commits(session, repository_id, batch, seen_by, known)
+                    inserted = write_commits(session, repository_id, batch, seen_by, known, unlinked)
                     session.execute(
                         update(Repository)
                         .where(Repository.id == repository_id)
@@ -177,15 +182,16 @@ def sync_repository(
                     progress(seen, total)
 
     with rt.sessions.begin() as session:
-        created, moved, deleted = write_branches(session, repository_id, heads, known)
+        created, moved, deleted = write_branches(session, repository_id, heads, known, unlinked, relink=full)
         _save_cursor(session, repository_id, tips, cursor is not None)
     outcome = PullSync()
     if account_id is not None:  # pull requests come from the host's API; commits never do
         outcome = sync_host_pulls(rt, repository_id, account_id, full_name, full=full, trigger=trigger, known=known)
     pulls = outcome.written
     log.info(
-        "sync.done repository=%s kind=%s commits_seen=%d commits_new=%d branches=+%d ~%d -%d pulls=%d",
-        repository_id, kind, seen, new, created, moved, deleted, pulls,
+        "sync.done repository=%s kind=%s commits_seen=%d commits_new=%d branches=+%d ~%d -%d pulls=%d "
+        "unlinked_mentions=%d",
+        repository_id, kind, seen, new, created, moved, deleted, pulls, unlinked.total(),
     )
     smart = SmartCommitTally()
     try:
@@ -194,7 +200,7 @@ def sync_repository(
         log.exception("smart_commits.failed repository=%s", repository_id)
     return SyncResult(repository_id, kind, seen, new, created, moved, deleted, smart_commits=smart,
                       pull_requests=pulls, entity_errors={"pull_requests": outcome.note} if outcome.note else {},
-                      retry_after=outcome.retry_after)
+                      retry_after=outcome.retry_after, unlinked=dict(unlinked.most_common()))
 
 
 @contextmanager
@@ -227,12 +233,14 @@ def _batched(items: Iterable[GitCommit], size: int) -> Iterator[list[GitCommit]]
 
 def write_commits(
     session: Session, repository_id: int, commits: list[GitCommit], seen_by: str,
-    known: frozenset[str] | None = None,
+    known: frozenset[str] | None = None, unlinked: Counter[str] | None = None,
 ) -> int:
     """Upsert ``commits`` and their issue links; return how many commits were new.
 
     New commits' ids come back from the insert itself (``RETURNING``); only a
-    keyed commit that was already stored (a full sync) costs a lookup.
+    keyed commit that was already stored (a full sync) costs a lookup.  Keys
+    left unlinked because their project is not in ``known`` are counted into
+    ``unlinked`` by project, so the caller can say which project to create.
     """
     now = utcnow()
     rows = [
@@ -255,7 +263,13 @@ def write_commits(
     else:
         inserted = insert_tuples_ignore(session, commits_table, COMMIT_COLUMNS, rows, ["repository_id", "sha"])
         ids = {}
-    keyed = [(commit.sha, keys) for commit in commits if (keys := known_keys(extract_keys(commit.message), known))]
+    keyed: list[tuple[str, tuple[str, ...]]] = []
+    for commit in commits:
+        if found := extract_keys(commit.message):
+            keys = known_keys(found, known)
+            count_unknown(found, keys, known, unlinked)
+            if keys:
+                keyed.append((commit.sha, keys))
     missing = [sha for sha, _ in keyed if sha not in ids]
     if missing:
         ids.update(
@@ -269,9 +283,16 @@ def write_commits(
 
 
 def write_branches(
-    session: Session, repository_id: int, heads: dict[str, str], known: frozenset[str] | None = None
+    session: Session, repository_id: int, heads: dict[str, str], known: frozenset[str] | None = None,
+    unlinked: Counter[str] | None = None, *, relink: bool = False,
 ) -> tuple[int, int, int]:
-    """Make the branch rows (and their links) equal ``heads``; return (created, moved, deleted)."""
+    """Make the branch rows (and their links) equal ``heads``; return (created, moved, deleted).
+
+    A name never changes, so a soft sync links created branches only; ``relink``
+    (a full sync) links every current branch again, so keys of a project created
+    since a branch row was made link too.  The keys of the branches linked here
+    and left unlinked for want of a project are counted into ``unlinked``.
+    """
     stored = {
         name: (branch_id, sha)
         for branch_id, name, sha in session.execute(
@@ -282,6 +303,7 @@ def write_branches(
     deleted = stored.keys() - heads.keys()
     moved = {name for name in heads.keys() & stored.keys() if heads[name] != stored[name][1]}
     now = utcnow()
+    to_link: list[tuple[int, str]] = []
     if created:
         insert_ignore(
             session,
@@ -289,10 +311,13 @@ def write_branches(
             [{"repository_id": repository_id, "name": n, "head_sha": heads[n], "updated_at": now} for n in created],
             ["repository_id", "name"],
         )
-        new_ids = session.execute(
+        to_link.extend((branch_id, name) for branch_id, name in session.execute(
             select(Branch.id, Branch.name).where(Branch.repository_id == repository_id, Branch.name.in_(created))
-        ).all()
-        links = link_rows(repository_id, "branch", ((i, known_keys(extract_keys(name), known)) for i, name in new_ids))
+        ))
+    if relink:
+        to_link.extend((stored[name][0], name) for name in heads.keys() & stored.keys())
+    if to_link:
+        links = link_rows(repository_id, "branch", ((i, _branch_keys(name, known, unlinked)) for i, name in to_link))
         insert_ignore(session, table(IssueLink), links, ["key", "entity_type", "entity_id"])
     if moved:  # ORM bulk UPDATE by primary key: one executemany
         session.execute(update(Branch), [{"id": stored[n][0], "head_sha": heads[n], "updated_at": now} for n in moved])
@@ -301,6 +326,13 @@ def write_branches(
         session.execute(delete(IssueLink).where(IssueLink.entity_type == "branch", IssueLink.entity_id.in_(gone)))
         session.execute(delete(Branch).where(Branch.id.in_(gone)))
     return len(created), len(moved), len(deleted)
+
+
+def _branch_keys(name: str, known: frozenset[str] | None, unlinked: Counter[str] | None) -> tuple[str, ...]:
+    found = extract_keys(name)
+    keys = known_keys(found, known)
+    count_unknown(found, keys, known, unlinked)
+    return keys
 
 
 def _save_cursor(session: Session, repository_id: int, tips: list[str], exists: bool) -> None:

@@ -1,5 +1,6 @@
 """Issue-link rows for development entities, from the one key extractor."""
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -7,6 +8,7 @@ from devlink.domain.issue_keys import MAX_KEY_LENGTH, project_key
 
 __all__ = [
     "LINK_COLUMNS",
+    "count_unknown",
     "known_keys",
     "link_rows",
     "link_tuples",
@@ -45,3 +47,21 @@ def known_keys(keys: tuple[str, ...], known: frozenset[str] | None) -> tuple[str
         key for key in keys
         if len(key) <= MAX_KEY_LENGTH and (known is None or project_key(key) in known)
     )
+
+
+def count_unknown(
+    keys: tuple[str, ...], linked: tuple[str, ...], known: frozenset[str] | None, unlinked: Counter[str] | None
+) -> None:
+    """Add to ``unlinked`` (project key -> mentions) the keys ``known_keys`` dropped because their project is unknown.
+
+    Called with what ``known_keys`` returned for ``keys``, so the common cases
+    (every key kept: no tracker projects, or only known projects mentioned)
+    cost one length comparison.  Keys dropped for their length are not counted:
+    creating a project would not link them.
+    """
+    if unlinked is None or known is None or len(linked) == len(keys):
+        return
+    for key in keys:
+        project = project_key(key)
+        if project not in known and len(key) <= MAX_KEY_LENGTH:
+            unlinked[project] += 1
