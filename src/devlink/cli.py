@@ -434,11 +434,7 @@ def issue(
     """
     if not is_key(key):
         raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key")
-    from devlink.store import queries
-
-    rt = _runtime()
-    with rt.sessions() as session:
-        document = queries.development(session, key)
+    document = _development(key)
     if as_json:
         _print_json(document)
         return
@@ -455,6 +451,30 @@ def issue(
     for commit in document["commits"]:
         say(f"  {commit['short_sha']}  {commit['date'][:10]}  {commit['repository']['name']}  "
             f"{commit['author']['name']}  {commit['summary']}")
+
+
+def _development(key: str) -> dict[str, Any]:
+    """The development document of ``key``: straight from the database driver when the schema is current.
+
+    The plain path answers without importing SQLAlchemy (most of this
+    command's time otherwise); a new or older database, or any driver error,
+    takes the usual path, which creates or migrates it.
+    """
+    from devlink.store.development import development, open_plain
+    from devlink.store.revisions import head_revision
+
+    settings = load_settings()
+    try:
+        with open_plain(settings.database_url, head_revision()) as fetch:
+            if fetch is not None:
+                return development(fetch, key)
+    except Exception as exc:  # the usual path below answers, or says what is wrong
+        logging.getLogger(__name__).debug("issue.plain_read_failed error=%s", type(exc).__name__)
+    from devlink.store import queries
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        return queries.development(session, key)
 
 
 @app.command()

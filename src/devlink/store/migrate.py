@@ -12,21 +12,17 @@ in a state the fast path does not understand (several heads, an unknown
 revision): then Alembic decides, exactly as before.
 """
 
-import re
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from devlink.store.revisions import MIGRATIONS, head_revision
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = ["current_revision", "head_revision", "upgrade"]
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-_REVISION = re.compile(r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:['"]([^'"]*)['"]|None)\s*$""", re.M)
 
 
 def alembic_config(engine: Engine) -> "Config":
@@ -36,28 +32,6 @@ def alembic_config(engine: Engine) -> "Config":
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
     return config
-
-
-@cache
-def head_revision() -> str | None:
-    """The one head of the migration files, or None when they do not name exactly one (Alembic then decides).
-
-    Each file under ``versions/`` declares ``revision = 'X'`` and
-    ``down_revision = 'Y'`` (or ``None``); the head is the revision no other
-    file names as its parent.  A merge (a tuple of parents) or a file that does
-    not match makes this None rather than a guess.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
-        found = dict((name, value) for name, value in _REVISION.findall(path.read_text(encoding="utf-8")))
-        if "revision" not in found or "down_revision" not in found or not found["revision"]:
-            return None
-        revisions.add(found["revision"])
-        if found["down_revision"]:
-            parents.add(found["down_revision"])
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def current_revision(engine: Engine) -> str | None:
