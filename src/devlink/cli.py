@@ -345,7 +345,7 @@ def repo_hook(
     rt = _runtime()
     with rt.sessions() as session:
         repository_id = find_by_location(session, path, cwd=Path.cwd()).id
-    hook = hook_script(rt, repository_id, url or f"http://{rt.settings.host}:{rt.settings.port}")
+    hook = hook_script(rt, repository_id, url or rt.settings.public_url)
     if token_file:
         err.print(f"wrote the token file {escape(str(write_token_file(Path(token_file), hook)))}", highlight=False)
     if not install:

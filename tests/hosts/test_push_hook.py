@@ -120,6 +120,14 @@ def test_printing_the_hook_shows_no_token_and_says_how_the_token_file_is_made(
     assert answer.status_code == 202
 
 
+def test_the_hook_calls_the_address_devlink_serves_on_by_default(server: Server, linked: tuple[GitRepo, Path]) -> None:
+    """Without --url the hook posts where the running ``devlink serve`` listens, not to DEVLINK_PORT's default."""
+    _, bare = linked
+    printed = server.cli("repo", "hook", str(bare))
+    assert printed.returncode == 0, printed.stderr
+    assert f"url='{server.url}/hooks/git'" in printed.stdout
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -450,3 +450,19 @@ def test_repository_lookups_never_take_unicode_digits_or_huge_numbers_as_ids(
         assert find_repository(session, str(ids[0])).id == ids[0]
         assert find_repository(session, ids[1]).id == ids[1]
         assert find_repository(session, "octo/web").name == "octo/web"
+
+
+@pytest.mark.parametrize("proxy", ["socks5://proxy.example:1080", "proxy.example:3128", "http://robot:pr0xy-pw@proxy.example:3128",
+                                   "http://proxy.example:port"])
+def test_a_proxy_must_be_a_plain_http_url(runtime: Runtime, proxy: str) -> None:
+    """Both the API client and git take the host's proxy; a password in it would be stored and shown in the clear."""
+    from devlink.errors import InvalidInput
+    from devlink.sync.accounts import configure_host
+
+    with pytest.raises(InvalidInput) as refused:
+        configure_host(runtime, AccountOptions(name="", web_url="https://ghe.example.com", proxy=proxy))
+    assert refused.value.reason == "bad_url"
+    assert "pr0xy-pw" not in refused.value.message
+    view = configure_host(runtime, AccountOptions(name="", web_url="https://ghe.example.com",
+                                                  proxy="http://proxy.example:3128/"))
+    assert view["proxy"] == "http://proxy.example:3128"

@@ -145,6 +145,25 @@ def _api_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def _proxy_url(url: str) -> str:
+    """A proxy both the API client and git can use: http(s)://HOST[:PORT], without credentials.
+
+    Credentials in a proxy URL would be stored and shown in the clear (a host's
+    view lists its proxy), so they are refused rather than kept.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("the proxy must be an http(s)://HOST[:PORT] URL", reason="bad_url")
+    if "@" in parts.netloc:
+        raise InvalidInput("a proxy URL cannot carry credentials: devlink would store and show them in the clear",
+                           reason="bad_url", hint="use a proxy that admits devlink's address without a password")
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise InvalidInput("the proxy URL has an invalid port", reason="bad_url") from None
+    return url.strip().rstrip("/")
+
+
 def _differences(host: Host, options: AccountOptions, vault: Vault) -> list[str]:
     """The settings ``options`` gives that differ from the host's (what is not given is not compared)."""
     stored = settings_of(host)
@@ -153,7 +172,7 @@ def _differences(host: Host, options: AccountOptions, vault: Vault) -> list[str]
         differ.append("api_url")
     if options.ca_bundle is not None and (options.ca_bundle or None) != host.ca_bundle:
         differ.append("ca_bundle")
-    if options.proxy is not None and (options.proxy or None) != host.proxy:
+    if options.proxy is not None and (_proxy_url(options.proxy) if options.proxy else None) != host.proxy:
         differ.append("proxy")
     if options.timeout is not None and float(options.timeout) != stored.timeout:
         differ.append("timeout")
@@ -204,7 +223,7 @@ def _apply_settings(host: Host, options: AccountOptions) -> None:
     if options.ca_bundle is not None:
         host.ca_bundle = options.ca_bundle or None
     if options.proxy is not None:
-        host.proxy = options.proxy or None
+        host.proxy = _proxy_url(options.proxy) if options.proxy else None
     if options.timeout is not None:
         if not 0 < options.timeout <= 3600:
             raise InvalidInput(f"the timeout must be between 0 and 3600 seconds (got {options.timeout:g})",
