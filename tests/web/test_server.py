@@ -115,7 +115,9 @@ def test_hook_rejects_bad_requests_and_ignores_replays(server: Server, tmp_path:
 
 
 def _hook_token(server: Server, bare: Path) -> str:
-    return server.cli("repo", "hook", str(bare)).stdout.split("X-Devlink-Token: ", 1)[1].split("'", 1)[0]
+    token_file = bare.parent / "devlink-token"
+    assert server.cli("repo", "hook", str(bare), "--token-file", str(token_file)).returncode == 0
+    return token_file.read_text().partition(":")[2].strip()
 
 
 def test_hook_delivery_ids_are_scoped_to_their_repository(server: Server, tmp_path: Path) -> None:
