@@ -217,7 +217,7 @@ class GitHubClient:
         self, method: str, url: str, params: dict[str, Any] | None, json_body: Any, headers: dict[str, str]
     ) -> httpx.Response:
         """One request; a URL outside the API's origin is refused before anything (credential, body) is sent."""
-        if url.startswith(("http://", "https://")) and origin_of(url) != self._origin:
+        if not _within(url, self._origin):
             raise HostError(
                 f"{self.host.name} pointed devlink at {origin_of(url)}, outside its API ({self._origin}); "
                 "devlink does not send the credential there", reason="invalid",
@@ -585,6 +585,21 @@ def latest_reviews(pull: dict[str, Any], reviews: list[dict[str, Any]]) -> tuple
         if login:
             latest[login] = "requested"  # asked again after reviewing: their review is pending
     return tuple(Review(login, state) for login, state in latest.items())  # type: ignore[arg-type]
+
+
+def _within(url: str, origin: str) -> bool:
+    """Whether a request to ``url`` stays on ``origin``: a path on it, or an absolute URL of it.
+
+    Any scheme counts, in any case (``HTTP://…`` is absolute to httpx), and so does a
+    scheme-relative ``//host/…``; a URL with white space or control characters is refused
+    rather than guessed at.
+    """
+    if any(ord(char) <= 32 or ord(char) == 127 for char in url) or url.startswith(("\\", "/\\")):
+        return False
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or url.startswith("//"):
+        return origin_of(url) == origin
+    return True  # a path: githubkit appends it to the API base
 
 
 def _hook_body(url: str, secret: str) -> dict[str, Any]:
