@@ -591,7 +591,7 @@ def account_add(
     options = AccountOptions(
         name=name, web_url=url, api_url=api_url, token=secret, app_id=app_id, private_key=key,
         installation_id=installation_id, ca_bundle=ca_bundle, proxy=proxy, timeout=timeout, auto_link=auto_link,
-        smart_commits=smart_commits, link=_link_choice(link),
+        smart_commits=smart_commits, link=_link_choice(link), may_set_up_host=True,
     )
     rt = _runtime()
     account_id, found = link_account(rt, options)

@@ -103,14 +103,15 @@ def test_an_untrusted_certificate_names_the_host_and_asks_for_a_ca_bundle(
     assert refused.value.reason == "tls"
     assert "127.0.0.1" in refused.value.message and "certificate not trusted" in refused.value.message
     assert refused.value.hint and "CA bundle" in refused.value.hint
-    _, found = link_account(runtime, AccountOptions(name="octo", web_url=url, token=TOKEN, ca_bundle=str(ca)))
+    _, found = link_account(runtime, AccountOptions(name="octo", web_url=url, token=TOKEN, ca_bundle=str(ca),
+                                                    may_set_up_host=True))
     assert found.new == ["octo/api"]
 
 
 def test_a_missing_ca_bundle_file_is_a_clear_error(runtime: Runtime, github: GitHubWorld, tmp_path: Path) -> None:
     with pytest.raises(HostError) as missing:
         link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token=TOKEN,
-                                             ca_bundle=str(tmp_path / "nope.pem")))
+                                             ca_bundle=str(tmp_path / "nope.pem"), may_set_up_host=True))
     assert missing.value.reason == "tls" and "cannot read the CA bundle" in missing.value.message
 
 
@@ -191,7 +192,7 @@ def test_git_trusts_the_hosts_ca_bundle_and_goes_through_its_proxy(
     work.commit("TLS-1 over a private CA")
     work.git("push", "-q", str(tls_git.root / "octo" / "api.git"), "main")
     _, found = link_account(runtime, AccountOptions(name="octo", web_url=url, token=TOKEN, ca_bundle=str(ca),
-                                                    proxy=proxy.url, link="all"))
+                                                    proxy=proxy.url, link="all", may_set_up_host=True))
     [cloned] = run_sync(runtime, found.linked[0], full=False)
     work.commit("TLS-2 fetched over the same CA")
     work.git("push", "-q", str(tls_git.root / "octo" / "api.git"), "main")

@@ -351,7 +351,14 @@ def test_linking_with_the_hosts_own_settings_or_none_works_and_a_new_host_takes_
     runtime: Runtime, github: GitHubWorld
 ) -> None:
     github.stub.add_org("acme", members=["octo"])
-    link_account(runtime, options(github, api_url=github.stub.api_url + "/", timeout=12.5))  # creates the host
+    # over the web, linking never sets a new host's connection settings: nothing is stored
+    with pytest.raises(Conflict) as refused:
+        link_account(runtime, options(github, api_url=github.stub.api_url + "/", timeout=12.5))
+    assert refused.value.reason == "host_settings" and "devlink host set" in (refused.value.hint or "")
+    with runtime.sessions() as session:
+        assert session.scalar(select(Account.id)) is None and session.scalar(text("SELECT count(*) FROM hosts")) == 0
+    # the operator's CLI may set up a new host as it links the first account
+    link_account(runtime, options(github, api_url=github.stub.api_url + "/", timeout=12.5, may_set_up_host=True))
     assert host_row(runtime)["timeout"] == 12.5 and host_row(runtime)["api_url"] == github.stub.api_url
     link_account(runtime, options(github, name="acme", api_url=github.stub.api_url, timeout=12.5))  # the same: fine
     with runtime.sessions() as session:
@@ -466,3 +473,19 @@ def test_a_proxy_must_be_a_plain_http_url(runtime: Runtime, proxy: str) -> None:
     view = configure_host(runtime, AccountOptions(name="", web_url="https://ghe.example.com",
                                                   proxy="http://proxy.example:3128/"))
     assert view["proxy"] == "http://proxy.example:3128"
+
+
+def test_github_coms_api_cannot_be_moved(runtime: Runtime) -> None:
+    """Whoever links first on github.com must not choose where every later github.com token goes."""
+    from devlink.errors import InvalidInput
+    from devlink.sync.accounts import configure_host
+
+    for may_set_up_host in (False, True):
+        with pytest.raises((Conflict, InvalidInput)):
+            link_account(runtime, AccountOptions(name="octo", web_url="https://github.com", token=TOKEN,
+                                                 api_url="http://127.0.0.1:9/api/v3", may_set_up_host=may_set_up_host))
+    with pytest.raises(InvalidInput) as refused:
+        configure_host(runtime, AccountOptions(name="", web_url="https://github.com", api_url="https://evil.example"))
+    assert refused.value.reason == "bad_url"
+    view = configure_host(runtime, AccountOptions(name="", web_url="https://github.com", api_url=""))
+    assert view["api_url"] == "https://api.github.com"

@@ -26,7 +26,15 @@ from sqlalchemy.orm import Session
 from devlink.crypto import Vault
 from devlink.errors import Conflict, InvalidInput, NotFound
 from devlink.hosts.base import HostError, RemoteAccount, RemoteRepository, origin_of
-from devlink.hosts.github import GITHUB_WEB, HOOK_EVENTS, Credential, GitHubClient, api_url_for, find_installation
+from devlink.hosts.github import (
+    GITHUB_API,
+    GITHUB_WEB,
+    HOOK_EVENTS,
+    Credential,
+    GitHubClient,
+    api_url_for,
+    find_installation,
+)
 from devlink.runtime import Runtime
 from devlink.store.models import Account, Host, Repository, utcnow
 from devlink.store.queries import account_view
@@ -83,6 +91,9 @@ class AccountOptions:
     smart_commits: bool = True
     link: str | list[str] = "none"  # "all", "none", or repository names
     oauth: bool = False  # the token came from the OAuth web flow
+    #: linking may create a new host with the connection settings given here (the CLI: the operator's own
+    #: tool); over the web, a new host starts from its defaults and an admin changes them (``configure_host``)
+    may_set_up_host: bool = False
 
 
 @dataclass
@@ -196,6 +207,14 @@ def github_host(session: Session, options: AccountOptions, vault: Vault) -> Host
     host = session.scalars(select(Host).where(Host.name == name)).first()
     if host is None:
         host = _new_host(name, web)
+        given = _connection_settings_given(host, options)
+        if given and not options.may_set_up_host:
+            raise Conflict(
+                f"host {name} is not set up yet, and linking an account does not set a host's "
+                f"{', '.join(given)}", reason="host_settings",
+                hint=f"leave {', '.join(given)} out to use the defaults, or set the host up first: "
+                     f"devlink host set --url {web} …",
+            )
         _apply_settings(host, options)
         session.add(host)
         session.flush()
@@ -211,6 +230,20 @@ def github_host(session: Session, options: AccountOptions, vault: Vault) -> Host
     return host
 
 
+def _connection_settings_given(host: Host, options: AccountOptions) -> list[str]:
+    """The connection settings ``options`` asks a new host to take instead of its defaults."""
+    given = []
+    if options.api_url and _api_url(options.api_url) != host.api_url:
+        given.append("api_url")
+    if options.ca_bundle:
+        given.append("ca_bundle")
+    if options.proxy:
+        given.append("proxy")
+    if options.timeout is not None:
+        given.append("timeout")
+    return given
+
+
 def _new_host(name: str, web: str) -> Host:
     kind = "github" if urlsplit(web).netloc.lower() == "github.com" else "github-enterprise"
     return Host(kind=kind, name=name, web_url=web, api_url=api_url_for(web))
@@ -219,7 +252,12 @@ def _new_host(name: str, web: str) -> Host:
 def _apply_settings(host: Host, options: AccountOptions) -> None:
     """Write the connection settings ``options`` gives; ``""`` resets one (the API URL to its default)."""
     if options.api_url is not None:
-        host.api_url = _api_url(options.api_url) if options.api_url else api_url_for(host.web_url or GITHUB_WEB)
+        api_url = _api_url(options.api_url) if options.api_url else api_url_for(host.web_url or GITHUB_WEB)
+        default = api_url_for(host.web_url or GITHUB_WEB)
+        if default == GITHUB_API and api_url != default:  # github.com has one API: a token sent elsewhere is lost
+            raise InvalidInput(f"github.com's API is {GITHUB_API}; it cannot be moved (got {api_url!r})",
+                               reason="bad_url", hint="for a GitHub Enterprise Server, give its own --url")
+        host.api_url = api_url
     if options.ca_bundle is not None:
         host.ca_bundle = options.ca_bundle or None
     if options.proxy is not None:

@@ -40,7 +40,8 @@ class AccountIn(BaseModel):
     host: Literal["github"] = Field(default="github", description="host kind")
     name: str = Field(description="the user or organisation to link")
     url: str = Field(default="https://github.com", description="web URL of the host (a GHES URL for Enterprise)")
-    api_url: str | None = Field(default=None, pattern=_HTTP_URL, description="default: api.github.com, or URL/api/v3")
+    api_url: str | None = Field(default=None, pattern=_HTTP_URL, description=(
+        "must match the host's (a new host takes its default: api.github.com, or URL/api/v3)"))
     token: str | None = Field(default=None, description="personal access token; stored encrypted, never returned")
     app_id: str | None = Field(default=None, description="GitHub App id (with private_key)")
     private_key: str | None = Field(default=None, description="GitHub App private key, PEM")
