@@ -91,3 +91,31 @@ def test_cli_errors_name_the_path_as_the_user_gave_it(server: Server, tmp_path: 
     assert (not_repo.returncode, not_repo.stderr.strip()) == (1, "error: plain is not a git repository")
     unlinked = devlink(server, "repo", "hook", "plain", cwd=tmp_path)
     assert unlinked.returncode == 1 and unlinked.stderr.startswith("error: plain is not linked")
+
+
+def test_the_api_refuses_system_trees_and_devlinks_own_mirrors(server: Server, bare: Path, tmp_path: Path) -> None:
+    """A review linked /proc/self/cwd/… (which told where the server runs) and another repository's mirror."""
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        first = client.post("/api/v1/repositories", json={"url": str(bare), "name": f"loc-{tmp_path.name}"})
+        assert first.status_code == 201, first.text
+        assert client.post(f"/api/v1/repositories/{first.json()['id']}/sync").status_code == 202
+        server.wait_idle(first.json()["id"])
+        mirror = server.home / "mirrors" / f"{first.json()['id']}.git"
+        assert mirror.is_dir()
+        for location in (str(mirror), "/proc/self/cwd", f"/proc/self/root{bare}", "/dev/shm", "/sys/kernel"):
+            answer = client.post("/api/v1/repositories", json={"url": location, "name": "stolen"})
+            assert (answer.status_code, answer.json().get("type")) == (422, "bad_url"), (location, answer.text)
+            assert os.getcwd() not in answer.text
+        # a missing path and a directory that is no repository read the same over the API: no existence oracle
+        missing = client.post("/api/v1/repositories", json={"url": str(tmp_path / "nothing-here")})
+        plain = client.post("/api/v1/repositories", json={"url": str(tmp_path)})
+        assert missing.status_code == plain.status_code == 422
+        assert missing.json()["title"].replace(str(tmp_path / "nothing-here"), "P") == \
+            plain.json()["title"].replace(str(tmp_path), "P")
+
+
+@pytest.mark.parametrize("name", ["octo/app\n", "octo/app\r", "app\n\n", " app", "app "])
+def test_a_repository_name_is_matched_whole(server: Server, bare: Path, name: str) -> None:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        answer = client.post("/api/v1/repositories", json={"url": str(bare), "name": name})
+    assert (answer.status_code, answer.json()["type"]) == (422, "bad_name"), answer.text

@@ -4,6 +4,7 @@ The CLI and the API call these and nothing lower, so both behave the same.
 """
 
 import hashlib
+import os
 import re
 import secrets
 import shutil
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 GIT_HOST = "git"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")  # whole name: fullmatch (``$`` admits a final newline)
 
 
 def token_hash(token: str) -> str:
@@ -54,13 +55,18 @@ def _default_name(location: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", tail).strip("-.") or "repository"
 
 
-def _normalise_location(text: str, cwd: Path | None) -> tuple[str, str, str]:
+#: trees no repository lives in; /proc/self/cwd and friends would also tell where the server runs
+_SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def _normalise_location(text: str, cwd: Path | None, private: tuple[Path, ...] = ()) -> tuple[str, str, str]:
     """(location to store and give git, its secret userinfo, how messages name it).
 
     A relative or ``~`` path needs ``cwd``, the caller's own working directory
     (the CLI's); without one (the REST API) it is refused, so no error ever
     names the server's working directory or home.  Messages about a path name
-    it as given.
+    it as given.  Paths inside ``private`` (devlink's mirrors, fetched with
+    host credentials) or the system's virtual trees are refused.
     """
     try:
         remote = parse_remote(text)
@@ -75,9 +81,14 @@ def _normalise_location(text: str, cwd: Path | None) -> tuple[str, str, str]:
             raise InvalidInput(f"{given} is a relative path: give an absolute path", reason="bad_url",
                                hint="the server resolves no relative path or ~")
         path = cwd / path.expanduser()
-    path = path.resolve()
+    written, path = Path(os.path.normpath(path)), path.resolve()
+    if any(where == root or root in where.parents for where in (written, path) for root in (*_SYSTEM_TREES, *private)):
+        raise InvalidInput(f"{given} cannot be linked: it is inside the system's or devlink's own files",
+                           reason="bad_url", hint="link the repository where your git server keeps it")
     if not path.exists():
-        raise GitError(f"{given} does not exist", reason="not_a_repository")
+        # over the API, "missing" and "not a repository" read the same: no answer tells what exists on the server
+        message = f"{given} does not exist" if cwd is not None else f"{given} is not a git repository"
+        raise GitError(message, reason="not_a_repository")
     return str(path), "", given
 
 
@@ -90,9 +101,9 @@ def add_repository(
     ``cwd`` resolves a relative path (the CLI passes the user's working directory); without it only
     absolute paths are accepted.
     """
-    safe_location, userinfo, shown = _normalise_location(location, cwd)
+    safe_location, userinfo, shown = _normalise_location(location, cwd, (rt.settings.mirrors_dir.resolve(),))
     name = name or _default_name(safe_location)
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(
             f"invalid repository name {name!r}: use letters, digits, '.', '_', '-' and '/'", reason="bad_name"
         )
