@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from devlink.hosts.base import HostError
+from devlink.hosts.base import HostError, RemoteAccount
 from devlink.hosts.github import Credential, GitHubClient, HostSettings, RateLimit
 from devlink.runtime import Runtime
 from devlink.store.models import Account, Host, PullRequest, Repository
@@ -624,3 +624,21 @@ def test_a_renamed_repository_is_followed_on_the_same_origin_with_the_credential
     old, new = github.stub.requests[mark:]
     assert old.path == "/api/v3/repos/octo/api" and re.fullmatch(r"/api/v3/repositories/\d+", new.path)
     assert new.headers["authorization"] == f"token {TOKEN}"
+
+
+@pytest.mark.parametrize(("method", "path", "body", "call"), [
+    ("GET", "/user", [{"login": "octo"}], lambda api: api.viewer()),  # a list where an object belongs: a review's 500
+    ("GET", "/users/octo", {"type": "User"}, lambda api: api.account("octo")),  # no login, no id
+    ("GET", "/user/repos", [["not", "an", "object"]],
+     lambda api: api.repositories(RemoteAccount("octo", "user", "1"), "octo")),
+    ("GET", "/repos/octo/api/pulls", [{"title": "no number"}], lambda api: list(api.pulls("octo/api"))),
+    ("POST", "/repos/octo/api/hooks", {"no": "id"}, lambda api: api.create_hook("repos/octo/api", "http://x/h", "s")),
+])
+def test_an_answer_of_the_wrong_shape_is_a_host_error_not_a_crash(
+    github: GitHubWorld, method: str, path: str, body: object, call: Callable[[GitHubClient], object]
+) -> None:
+    github.repo("octo", "api")
+    github.stub.fail_next(method, path, 201 if method == "POST" else 200, body=body)
+    with client(github) as api:
+        error = failure(lambda: call(api))
+    assert error.reason == "invalid" and "shape" in error.message

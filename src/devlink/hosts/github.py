@@ -19,12 +19,14 @@ Nothing here writes the store: callers get ``hosts.base`` values or ``HostError`
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -151,6 +153,43 @@ def _retry_decision(backoff: float) -> Callable[[GitHubException, int], RetryOpt
         return option
 
     return scaled
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: what reading a host's answer of an unexpected shape raises (a list where an object belongs, a missing field)
+_SHAPE_ERRORS = (TypeError, KeyError, AttributeError, ValueError, IndexError)
+
+
+def _malformed(client: GitHubClient, exc: Exception) -> HostError:
+    return HostError(f"{client.host.name} answered in a shape devlink cannot read ({type(exc).__name__})",
+                     reason="invalid", hint="check that the host URL points at a GitHub (Enterprise) API")
+
+
+def _checked_answers(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn a host answer devlink cannot read into a ``HostError``, never a crash (a 500) of whoever asked.
+
+    Every answer is a stranger's JSON: a hostile or misconfigured server may send a list for an
+    object or leave out an id.  Generator methods are checked as they are iterated.
+    """
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def checked_iteration(*args: P.args, **kwargs: P.kwargs) -> Any:
+            try:
+                yield from cast(Iterator[Any], method(*args, **kwargs))
+            except _SHAPE_ERRORS as exc:
+                raise _malformed(cast("GitHubClient", args[0]), exc) from None
+
+        return cast(Callable[P, R], checked_iteration)
+
+    @functools.wraps(method)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except _SHAPE_ERRORS as exc:
+            raise _malformed(cast("GitHubClient", args[0]), exc) from None
+
+    return checked
 
 
 class GitHubClient:
@@ -347,6 +386,7 @@ class GitHubClient:
 
     # -- what devlink asks ------------------------------------------------
 
+    @_checked_answers
     def viewer(self) -> str | None:
         """The login the token acts as; None for a GitHub App installation, which acts as itself."""
         if self.credential.app_id:
@@ -354,6 +394,7 @@ class GitHubClient:
             return None
         return str(self.get_json("/user")["login"])
 
+    @_checked_answers
     def account(self, name: str) -> RemoteAccount:
         try:
             data = self.get_json(f"/users/{name}")
@@ -367,6 +408,7 @@ class GitHubClient:
         kind: Literal["user", "organization"] = "organization" if data.get("type") == "Organization" else "user"
         return RemoteAccount(str(data["login"]), kind, str(data["id"]), data.get("html_url"))
 
+    @_checked_answers
     def repositories(self, account: RemoteAccount, viewer: str | None) -> list[RemoteRepository]:
         """Every repository ``account`` owns that this credential can see, public and private."""
         if self.credential.app_id:
@@ -380,14 +422,17 @@ class GitHubClient:
         repos = [repository_from(item) for item in items]
         return [r for r in repos if r.owner.lower() == account.login.lower()]
 
+    @_checked_answers
     def repository(self, external_id: str) -> RemoteRepository:
         return repository_from(self.get_json(f"/repositories/{external_id}"))
 
     # hooks: ``scope`` is ``repos/OWNER/NAME`` or ``orgs/ORG``
 
+    @_checked_answers
     def hooks(self, scope: str) -> list[dict[str, Any]]:
         return list(self.paginate(f"/{scope}/hooks"))
 
+    @_checked_answers
     def create_hook(self, scope: str, url: str, secret: str) -> str:
         response = self._send("POST", f"/{scope}/hooks", json_body=_hook_body(url, secret))
         return str(response.json()["id"])
@@ -400,6 +445,7 @@ class GitHubClient:
 
     # pull requests
 
+    @_checked_answers
     def pulls(self, full_name: str) -> Iterator[tuple[RemotePullRequest, bool]]:
         """Pull requests by last update, newest first, each with whether its page changed (ETag)."""
         params = {"state": "all", "sort": "updated", "direction": "desc"}
@@ -407,6 +453,7 @@ class GitHubClient:
             for item in body:
                 yield pull_from(item), changed
 
+    @_checked_answers
     def pull_details(self, full_name: str, number: int) -> RemotePullRequest:
         """One pull request with its comment count and each reviewer's latest review state."""
         data = self.get_json(f"/repos/{full_name}/pulls/{number}")
