@@ -345,7 +345,7 @@ def test_a_link_that_failed_on_a_bad_ca_bundle_leaves_no_setting_behind(
 ) -> None:
     missing = str(tmp_path / "no-such-ca.pem")
     failure(lambda: link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token=TOKEN,
-                                                         ca_bundle=missing)))
+                                                         ca_bundle=missing, may_set_up_host=True)))
     _account_id, found = link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token=TOKEN))
     assert found.account_id
 
@@ -401,7 +401,7 @@ def test_an_untrusted_certificate_is_tls_and_the_ca_bundle_fixes_it(
     assert error.reason == "tls" and "certificate not trusted" in error.message
     assert f"127.0.0.1:{relay.port}" in error.message and "CA bundle" in (error.hint or "")
     account_id, found = link_account(runtime, AccountOptions(name="octo", web_url=web, token=TOKEN, ca_bundle=str(ca),
-                                                             link="all"))
+                                                             link="all", may_set_up_host=True))
     assert found.found == 1 and len(found.linked) == 1
     with runtime.sessions() as session:
         host = session.scalars(select(Host).where(Host.name == f"127.0.0.1:{relay.port}")).one()
@@ -449,7 +449,7 @@ def test_a_host_proxy_carries_the_sync_api_calls(runtime: Runtime, github: GitHu
     github.repo("octo", "api")
     github.stub.add_pull("octo", "api", title="API-1 via proxy", head="p")
     _account_id, found = link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token=TOKEN,
-                                                              link="all", proxy=proxy.url))
+                                                              link="all", proxy=proxy.url, may_set_up_host=True))
     run_sync(runtime, found.linked[0], full=True)
     assert f"GET {github.stub.api_url}/user" in proxy.seen
     assert f"GET {github.stub.api_url}/repos/octo/api/pulls/1" in proxy.seen
