@@ -201,3 +201,12 @@ def test_cross_site_writes_are_refused_on_the_api_too(server: Server, tmp_path: 
         assert (hook.status_code, hook.json()["type"]) == (401, "bad_token")
         server.wait_idle(repository_id)
         assert client.delete(f"/api/v1/repositories/{repository_id}", headers={"Origin": own}).status_code == 204
+
+
+def test_a_refused_form_never_echoes_the_password_it_was_given(server: Server) -> None:
+    """The repositories form keeps what was typed, but a URL's password is not put back into the page."""
+    with server.client() as client:
+        page = client.post("/repositories", data={"url": "https://robot:hunter2@127.0.0.1:9/x.git", "name": "x"})
+    assert page.status_code >= 400
+    assert "hunter2" not in page.text
+    assert 'value="https://127.0.0.1:9/x.git"' in page.text

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from swagger_ui_bundle import swagger_ui_path
 
 from devlink.domain.issue_keys import extract_keys, is_key
+from devlink.domain.remotes import redact
 from devlink.errors import DevlinkError, NotFound
 from devlink.store import queries
 from devlink.store.models import Repository
@@ -101,7 +102,7 @@ def add(
         repository = add_repository(rt, url, name=name.strip() or None)
     except DevlinkError as exc:
         return _repositories_page(request, session, error=exc.message, code=exc.status,
-                                  typed={"url": url, "name": name})
+                                  typed={"url": redact(url), "name": name})  # a password is never echoed
     rt.queue.request_sync(repository.id, full=False, trigger="manual")
     return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
 
