@@ -218,14 +218,14 @@ def test_repo_add_and_sync_name_the_projects_whose_keys_were_not_linked(
     assert added.stdout.splitlines()[1:] == [
         "kafka: soft sync done: 2 commits read, 2 new, branches +2 ~0 -0; 2 commits indexed",
         "  4 key mentions not linked because their project is not in the tracker: KAFKA 3, KIP 1",
-        '  to link them: devlink tracker project KAFKA "Kafka", then: devlink sync kafka --full --wait',
+        '  for each that is a project of yours: devlink tracker project KEY NAME (e.g. KAFKA), then: devlink sync kafka --full --wait',
     ]
 
     assert cli("tracker", "project", "KAFKA", "Kafka").code == 0  # what it said to do
     synced = cli("sync", "kafka", "--full", "--wait")
     assert synced.stdout.splitlines()[1:] == [
         "  1 key mention not linked because their project is not in the tracker: KIP 1",
-        '  to link them: devlink tracker project KIP "Kip", then: devlink sync kafka --full --wait',
+        '  for each that is a project of yours: devlink tracker project KEY NAME (e.g. KIP), then: devlink sync kafka --full --wait',
     ]
     linked = json.loads(cli("issue", "KAFKA-3", "--json").stdout)
     assert ([b["name"] for b in linked["branches"]], linked["project_known"]) == (["KAFKA-3-topic"], True)
@@ -251,7 +251,7 @@ def test_the_unlinked_line_names_the_top_projects_and_counts_the_rest(
 def test_issue_explains_a_key_whose_project_is_not_in_the_tracker(cli: InProcessCli) -> None:
     assert cli("tracker", "project", "DEMO", "Demo").code == 0
     notice = ("KAFKA is not a project of the tracker, so KAFKA keys are not linked; "
-              "create it: devlink tracker project KAFKA NAME, then devlink sync --full")
+              "create it: devlink tracker project KAFKA NAME, then re-link history: devlink sync --full --wait")
 
     text = cli("issue", "KAFKA-16845")
     assert (text.code, text.stdout) == (0, "KAFKA-16845: 0 commits, 0 branches, 0 pull requests in 0 repositories\n")

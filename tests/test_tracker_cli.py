@@ -90,6 +90,8 @@ def test_smart_commit_parse_prints_the_stable_json(tmp_path: Path) -> None:
     human = devlink(tmp_path, "smart-commit", "parse", "AB-12 #comment hello")
     assert human.stdout == "AB-12: #comment [comment] hello\n"
     assert devlink(tmp_path, "smart-commit", "parse", "A-12 #comment no key").stdout == "no smart-commit commands\n"
+    no_duration = devlink(tmp_path, "smart-commit", "parse", "AB-12 #time 2x")
+    assert no_duration.stdout == "AB-12: #time [time] (no duration: write it like 1w 2d 4h 30m) 2x\n"
 
 
 def test_demo_sets_everything_up(tmp_path: Path) -> None:

@@ -244,7 +244,8 @@ def _report_unlinked(name: str, unlinked: dict[str, int]) -> None:
     say(f"  {total:,} key {'mention' if total == 1 else 'mentions'} not linked because their project is not "
         f"in the tracker: {shown}")
     project = top[0][0]
-    say(f'  to link them: devlink tracker project {project} "{project.capitalize()}", '
+    # text such as CVE-2021-1234 or PR-12 looks like a key too: the user knows which of these are projects
+    say(f"  for each that is a project of yours: devlink tracker project KEY NAME (e.g. {project}), "
         f"then: devlink sync {shlex.quote(name)} --full --wait")
 
 
@@ -813,7 +814,10 @@ def smart_parse(
         say("no smart-commit commands")
     for group in groups:
         for command in group.commands:
-            extra = f" ({command.seconds} s)" if command.type == "time" else ""
+            extra = ""
+            if command.type == "time":
+                extra = (f" ({command.seconds} s)" if command.seconds is not None
+                         else " (no duration: write it like 1w 2d 4h 30m)")
             say(f"{', '.join(group.keys)}: #{command.name} [{command.type}]{extra} {command.args}".rstrip())
 
 

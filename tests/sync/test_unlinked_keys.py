@@ -106,6 +106,6 @@ def test_the_development_document_says_whether_the_project_links(runtime: Runtim
     assert unknown["project_known"] is False
     assert unknown["notice"] == (
         "KAFKA is not a project of the tracker, so KAFKA keys are not linked; "
-        "create it: devlink tracker project KAFKA NAME, then devlink sync --full"
+        "create it: devlink tracker project KAFKA NAME, then re-link history: devlink sync --full --wait"
     )
     assert (known["project_known"], known["notice"]) == (True, None)

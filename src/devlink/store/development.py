@@ -125,7 +125,7 @@ def smart_commit_view(run: Any) -> dict[str, Any]:
 def unknown_project_notice(project: str) -> str:
     """What to tell someone who looks up a key of a project the tracker does not have."""
     return (f"{project} is not a project of the tracker, so {project} keys are not linked; "
-            f"create it: devlink tracker project {project} NAME, then devlink sync --full")
+            f"create it: devlink tracker project {project} NAME, then re-link history: devlink sync --full --wait")
 
 
 def _utc(value: Any) -> datetime | None:
