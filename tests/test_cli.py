@@ -218,14 +218,16 @@ def test_repo_add_and_sync_name_the_projects_whose_keys_were_not_linked(
     assert added.stdout.splitlines()[1:] == [
         "kafka: soft sync done: 2 commits read, 2 new, branches +2 ~0 -0; 2 commits indexed",
         "  4 key mentions not linked because their project is not in the tracker: KAFKA 3, KIP 1",
-        '  for each that is a project of yours: devlink tracker project KEY NAME (e.g. KAFKA), then: devlink sync kafka --full --wait',
+        "  for each that is a project of yours: devlink tracker project KEY NAME (e.g. KAFKA), "
+        "then: devlink sync kafka --full --wait",
     ]
 
     assert cli("tracker", "project", "KAFKA", "Kafka").code == 0  # what it said to do
     synced = cli("sync", "kafka", "--full", "--wait")
     assert synced.stdout.splitlines()[1:] == [
         "  1 key mention not linked because their project is not in the tracker: KIP 1",
-        '  for each that is a project of yours: devlink tracker project KEY NAME (e.g. KIP), then: devlink sync kafka --full --wait',
+        "  for each that is a project of yours: devlink tracker project KEY NAME (e.g. KIP), "
+        "then: devlink sync kafka --full --wait",
     ]
     linked = json.loads(cli("issue", "KAFKA-3", "--json").stdout)
     assert ([b["name"] for b in linked["branches"]], linked["project_known"]) == (["KAFKA-3-topic"], True)
@@ -283,3 +285,19 @@ def test_issue_lists_the_pull_requests_it_counts(cli: InProcessCli, github: GitH
         *expected,
     ]
     assert {line.split("  ")[3] for line in expected} == {"open", "merged"}
+
+
+def test_serve_on_a_taken_port_says_so_before_starting(tmp_path: Path) -> None:
+    """uvicorn alone printed the banner, started the queue, then exited 3 with its own traceback line."""
+    import os
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "devlink", "serve", "--port", str(port)], capture_output=True,
+                              text=True, timeout=60, env={**os.environ, "DEVLINK_HOME": str(tmp_path / "home")})
+    assert done.returncode == 1, done.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Application startup complete" not in done.stderr

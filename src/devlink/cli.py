@@ -113,7 +113,7 @@ def serve(
     from rich.markup import escape
 
     from devlink.runtime import Runtime
-    from devlink.sync.accounts import hook_url_warning
+    from devlink.sync.accounts import account_views, hook_url_warning
     from devlink.web.app import create_app
 
     _configure_logging()
@@ -124,8 +124,11 @@ def serve(
     # the note in DEVLINK_HOME) in the CLI commands run while it serves
     rt = Runtime.open(replace(settings, host=bind_host, port=bind_port, served_url=url))
     err.print(f"devlink on {url}  (data in {rt.settings.home})", highlight=False)
-    if warning := hook_url_warning(rt):
+    with rt.sessions() as session:
+        hosts_call_in = bool(account_views(session))  # only a linked account's host sends webhooks here
+    if hosts_call_in and (warning := hook_url_warning(rt)):
         err.print(f"warning: {escape(warning)}", highlight=False)
+    _refuse_a_taken_port(bind_host, bind_port)
     record_server(settings.home, url)
     # uvicorn re-raises SIGTERM once it has shut down gracefully; exit through ``finally`` rather than die there
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
@@ -133,6 +136,20 @@ def serve(
         uvicorn.run(create_app(rt, embedded_worker=worker), host=bind_host, port=bind_port, log_level="info")
     finally:
         forget_server(settings.home)
+
+
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """Fail with a devlink error before anything starts, rather than uvicorn's exit 3 after start-up."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise DevlinkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", reason="port_in_use",
+                               hint="another devlink serve may be running there; choose another with --port") from None
 
 
 @app.command()
