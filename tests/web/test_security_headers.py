@@ -210,3 +210,21 @@ def test_a_refused_form_never_echoes_the_password_it_was_given(server: Server) -
     assert page.status_code >= 400
     assert "hunter2" not in page.text
     assert 'value="https://127.0.0.1:9/x.git"' in page.text
+
+
+def test_api_and_form_bodies_are_bounded(server: Server) -> None:
+    """A review posted 20 MB of JSON to the API, which read and parsed it all."""
+    big = b'{"url": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    with server.client() as client:
+        declared = client.post("/api/v1/repositories", content=big, headers={"Content-Type": "application/json"})
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            for start in range(0, len(big), 65536):
+                yield big[start : start + 65536]
+
+        streamed = client.post("/api/v1/repositories", content=chunks(), headers={"Content-Type": "application/json"})
+        form = client.post("/repositories", data={"url": "y" * (2 * 1024 * 1024)})
+        small = client.post("/api/v1/repositories", json={"url": "relative/path"})
+    for answer in (declared, streamed, form):
+        assert (answer.status_code, answer.json()["type"]) == (413, "too_large")
+    assert small.status_code == 422  # an ordinary body still reaches the route

@@ -4,7 +4,7 @@ Every error devlink answers is ``application/problem+json`` (RFC 9457) with
 devlink's reason code as ``type``.  Routes declare the error statuses they can
 answer with ``responses=problems(404, 409)``; ``document_problems`` then gives
 each of those, and the statuses every operation can answer (400 from the host
-check, 403 from the cross-site check on writes, 422 when it takes input, 500),
+check, 403 from the cross-site check and 413 from the body bound on writes, 422 when it takes input, 500),
 the Problem schema with the problem+json media type, replacing FastAPI's
 ``HTTPValidationError`` (devlink never answers that shape).
 """
@@ -91,7 +91,7 @@ def document_problems(
                 responses.setdefault(str(status), {"description": description})
             statuses = [400, 500]
             if method in _WRITES and not path.startswith("/hooks/"):
-                statuses.append(403)
+                statuses += [403, 413]  # the cross-site check and the body bound (web/security.py)
             if operation.get("parameters") or operation.get("requestBody"):
                 statuses.append(422)
             for status in statuses:

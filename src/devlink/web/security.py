@@ -81,6 +81,42 @@ def cross_site(method: str, path: str, headers: dict[str, str]) -> bool:
     return bool(origin) and urlsplit(origin).netloc.lower() != host
 
 
+#: what an API request or form post may carry; webhooks (``/hooks``) bound their own bodies, per host
+MAX_REQUEST_BODY = 1024 * 1024
+
+
+def _bounded(method: str, path: str) -> bool:
+    return method not in _SAFE_METHODS and not (path == "/hooks" or path.startswith("/hooks/"))
+
+
+async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it passes ``limit`` bytes (nothing more is read)."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return bytes(body)
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body read already, then the server's own (for a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class RequestGuard:
     """Trusted hosts, then cross-site writes; security headers on every response (module docstring)."""
 
@@ -102,6 +138,12 @@ class RequestGuard:
 
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         refusal = self._refusal(scope["method"], scope["path"], headers)
+        if refusal is None and _bounded(scope["method"], scope["path"]):
+            body = await _read_at_most(receive, MAX_REQUEST_BODY)
+            if body is None:
+                refusal = problem(413, "too_large", f"request body too large: at most {MAX_REQUEST_BODY} bytes")
+            else:
+                receive = _replay(body, receive)
         if refusal is not None:
             await refusal(scope, receive, send_with_headers)
             return
