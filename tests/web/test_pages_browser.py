@@ -109,3 +109,43 @@ def test_link_a_github_account_with_the_wizard(browser: object, github: GitHubWo
         assert TOKEN not in page.content()
     finally:
         stop_server(server)
+
+
+def test_sign_in_with_the_host_from_the_accounts_page(browser: object, github: GitHubWorld, tmp_path: Path) -> None:
+    """*Sign in with …* POSTs the flow's start from devlink's page; the host grants, the callback links the account.
+
+    A link to the start URL only shows a confirmation, whose Cancel stores nothing.
+    """
+    from servers import start_server, stop_server
+
+    github.repo("octo", "api")
+    github.stub.oauth_user = "octo"  # signed in on the host, the app already authorised: it grants at once
+    server = start_server(tmp_path / "home", own_base_url=True)
+    client_id, secret = "Iv1.browsertest0001", "s3cr3t-0f-the-browser-test-app-0123456789"
+    github.stub.add_oauth_app(client_id, secret, callback_url=f"{server.url}/oauth/github/callback")
+    host = f"127.0.0.1:{github.stub.port}"
+    try:
+        done = server.cli("host", "set", "--url", github.stub.web_url, "--oauth-client-id", client_id,
+                          "--oauth-client-secret", "-", input=secret + "\n")
+        assert done.returncode == 0, done.stderr
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(f"{server.url}/oauth/github/start?host={host}&account=octo&link=all&auto_link=true")
+        assert "every repository of the account" in page.inner_text("main")
+        page.click("text=Cancel")
+        page.wait_for_url(f"{server.url}/accounts")
+        assert "No accounts linked yet" in page.inner_text("main")
+
+        page.fill(f"input[aria-label='Account on {host}']", "octo")
+        page.check("form.oauth input[name=link]")
+        page.click(f"button:has-text('Sign in with {host}')")
+        page.wait_for_url(f"{server.url}/accounts/1")
+        assert "octo/api" in page.inner_text("table.repos")
+        assert [c["name"] for c in page.context.cookies() if c["name"] == "devlink_oauth"] == []  # used and cleared
+        page.wait_for_function(
+            "() => document.querySelector('#repo-1 .badge') && "
+            "document.querySelector('#repo-1 .badge').textContent.trim() === 'idle'", timeout=20000)
+        assert len(github.stub.hooks("octo", "api")) == 1
+        assert secret not in page.content()
+        page.close()
+    finally:
+        stop_server(server)

@@ -27,6 +27,7 @@ from devlink.sync.accounts import (
     set_account_options,
 )
 from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.oauth import sign_in_policy
 from devlink.web.pages import templates
 
 __all__ = ["router"]
@@ -38,11 +39,12 @@ def _accounts_page(
     request: Request, session: Session, error: str | None = None, code: int = 200, typed: dict[str, str] | None = None
 ) -> Response:
     """``typed``: the name and URL the refused form held (never the token), shown again."""
-    oauth_hosts = [h.name for h in session.scalars(select(Host).where(Host.oauth_client_id.is_not(None)))]
+    oauth_hosts = list(session.scalars(select(Host).where(Host.oauth_client_id.is_not(None))))
     return templates.TemplateResponse(
         request, "accounts.html",
-        {"accounts": account_views(session), "oauth_hosts": oauth_hosts, "error": error, "typed": typed or {}},
-        status_code=code,
+        {"accounts": account_views(session), "oauth_hosts": [h.name for h in oauth_hosts], "error": error,
+         "typed": typed or {}},
+        status_code=code, headers={"Content-Security-Policy": sign_in_policy(oauth_hosts)} if oauth_hosts else None,
     )
 
 

@@ -36,11 +36,6 @@ _UNDECLARED: dict[tuple[str, str], dict[int, str]] = {
                              404: "not_found: the token's repository is not linked", 413: "too_large"},
     ("post", "/hooks/github"): {400: "bad_event, bad_delivery_id, bad_json, bad_payload",
                                 401: "bad_signature", 404: "not_found", 413: "too_large"},
-    ("get", "/oauth/github/start"): {302: "to the host's authorization page",
-                                     422: "oauth_not_configured: no OAuth App for that host"},
-    ("get", "/oauth/github/callback"): {303: "to the linked account's page", 404: "bad_state: unknown or expired",
-                                        422: "the host refused (auth, bad_code, …)", 429: "rate_limited",
-                                        502: "the host failed"},
 }
 
 log = logging.getLogger(__name__)
