@@ -114,12 +114,14 @@ def test_add_list_issue_sync_remove(tmp_path: Path, server_repo: tuple[GitRepo, 
     ("args", "message"),
     [
         (["issue", "not-a-key"], "error: 'not-a-key' is not an issue key (like ABC-123)"),
+        (["issue", "kafka-16845"], "error: 'kafka-16845' is not an issue key (like ABC-123)\n"
+                                   "hint: did you mean KAFKA-16845? Keys are upper case"),
         (["repo", "remove", "nope"], "error: no repository 'nope'\nhint: see them with: devlink repo list"),
         (["sync", "nope"], "error: no repository 'nope'"),
         (["repo", "add", "ftp://127.0.0.1/x"], "error: invalid repository location: unsupported URL scheme 'ftp'"),
         (["repo", "add", "https://me:pa55word@127.0.0.1:9/x.git"], "error: https://127.0.0.1:9/x.git is unreachable"),
     ],
-    ids=["bad-key", "remove-unknown", "sync-unknown", "bad-scheme", "unreachable-with-secret"],
+    ids=["bad-key", "lower-case-key", "remove-unknown", "sync-unknown", "bad-scheme", "unreachable-with-secret"],
 )
 def test_errors_exit_1_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
     done = devlink(tmp_path, *args)

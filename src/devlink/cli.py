@@ -447,11 +447,12 @@ def issue(
     """Show the pull requests, branches and commits that mention an issue key.
 
     A key of a project the tracker does not have is not an error (exit 0):
-    the document says ``"project_known": false`` and the command prints why
+    the document says "project_known": false and the command prints why
     nothing is linked, and what links it, on standard error.
     """
     if not is_key(key):
-        raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key")
+        hint = f"did you mean {key.upper()}? Keys are upper case" if is_key(key.upper()) else None
+        raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key", hint=hint)
     document = _development(key)
     if as_json:
         _print_json(document)

@@ -158,7 +158,8 @@ def test_old_commits_are_skipped_and_say_why(linked: tuple[GitRepo, Path, int], 
 @pytest.mark.parametrize(
     ("message", "author", "expected"),
     [
-        ("DEMO-1 #comment hi", "Carol <carol@example.com>", "no user with e-mail carol@example.com"),
+        ("DEMO-1 #comment hi", "Carol <carol@example.com>",
+         "no user with e-mail carol@example.com (map it to one: devlink tracker alias carol@example.com USERNAME)"),
         ("DEMO-1 #comment hi", "Twin <shared@example.com>",
          "more than one user with e-mail shared@example.com: twin1, twin2"),
         ("DEMO-1 #time 1h", "Bob <bob@example.com>", "bob may not log work on DEMO-1"),

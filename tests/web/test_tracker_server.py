@@ -61,6 +61,7 @@ def test_tracker_api_and_smart_commits_through_the_push_hook(server: Server, tmp
 
         page = client.get("/issues/WEB-1").text
         assert 'data-status="In Progress"' in page and "Fix the header" in page and "on it" in page
-        assert page.count("smart commit done") == 3 and page.count("smart commit error") == 1
+        assert page.count(": done</span>") == 3 and page.count(": error</span>") == 1
+        assert "#fnish WEB-1: error</span>" in page  # which command each badge is, readable without hovering
         errors_page = client.get("/smart-commits").text
         assert "no transition matches #fnish; available: Stop Progress, Send To Review, Resolve" in errors_page

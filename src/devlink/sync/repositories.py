@@ -111,9 +111,9 @@ def add_repository(
         raise InvalidInput("the web URL must start with http:// or https://", reason="bad_url")
     with rt.sessions() as session:
         if session.scalars(select(Repository.id).where(Repository.name == name)).first():
-            raise Conflict(f"a repository named {name!r} is already linked", hint="choose another name")
-        if session.scalars(select(Repository.id).where(Repository.url == safe_location)).first():
-            raise Conflict(f"{shown} is already linked")
+            raise Conflict(f"a repository named {name!r} is already linked", hint="choose another with --name")
+        if (other := session.scalars(select(Repository.name).where(Repository.url == safe_location)).first()):
+            raise Conflict(f"{shown} is already linked, as {other}", hint="see it with: devlink repo list")
     access = RemoteAccess(*split_userinfo(userinfo)) if userinfo and is_http(safe_location) else None
     check_remote(safe_location, access, shown=shown)
     token = secrets.token_urlsafe(24)

@@ -222,7 +222,8 @@ def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef) -> 
     available = tracker.transitions(key)  # raises "no issue KEY" before anything else
     users = tracker.users_for_email(commit.author_email)
     if not users:
-        raise TrackerError(f"no user with e-mail {commit.author_email}")
+        raise TrackerError(f"no user with e-mail {commit.author_email} "
+                           f"(map it to one: devlink tracker alias {commit.author_email} USERNAME)")
     if len(users) > 1:
         raise TrackerError(f"more than one user with e-mail {commit.author_email}: {', '.join(users)}")
     user = users[0]
