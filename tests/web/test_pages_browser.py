@@ -45,7 +45,8 @@ def test_link_a_repository_and_read_an_issue_in_the_browser(
     # a bad location shows the reason, and loses nothing already linked
     page.fill("input[name=url]", str(tmp_path / "missing"))
     page.click("text=Link repository")
-    assert page.inner_text("p.error") == f"{tmp_path / 'missing'} does not exist"
+    # over the web a missing path reads as any non-repository: no answer tells what exists on the server
+    assert page.inner_text("p.error") == f"{tmp_path / 'missing'} is not a git repository"
     assert page.locator("table.repos tbody tr").count() == 2
 
     # search for the key; the panel groups commits by repository, newest first

@@ -90,7 +90,7 @@ def test_refused_forms_keep_what_was_typed_but_never_the_token(filled: Server, t
         page = client.post("/repositories", data={"url": missing, "name": "kept-name"})
         assert page.status_code == 422
         assert f'value="{missing}"' in page.text and 'value="kept-name"' in page.text
-        assert "does not exist" in page.text
+        assert "is not a git repository" in page.text
 
         page = client.post("/accounts", data={"url": "http://127.0.0.1:1", "name": "kept-account",
                                               "token": "ghp_typed_token_never_echoed"})
