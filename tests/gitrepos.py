@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import devlink.hosts.git as devlink_git
+
 
 class GitRepo:
     """A working repository built with the git CLI, for tests to commit, branch and push in."""
@@ -283,6 +285,8 @@ def watch_processes(monkeypatch: pytest.MonkeyPatch, *, kill_above: int = 64, de
     mark = f"{WATCH_MARK}={os.urandom(8).hex()}"
     name, _, value = mark.partition("=")
     monkeypatch.setenv(name, value)
+    # git inherits only an allow-list of variables: let the marker through, and nothing else.
+    monkeypatch.setattr(devlink_git, "_INHERITED", devlink_git._INHERITED | {name})
     watch = ProcessWatch(mark.encode())
     stop = threading.Event()
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devlink.errors import DevlinkError
+from devlink.hosts.git import inherited_environment
 from devlink.runtime import Runtime
 from devlink.store.models import Repository
 from devlink.sync.jobs import run_sync
@@ -27,6 +28,8 @@ from devlink.sync.repositories import add_repository
 from devlink.trackers.builtin import import_data
 
 __all__ = ["DemoResult", "build_demo"]
+
+GIT_TIMEOUT = 60.0  # seconds for one git command on the demo's small local repositories
 
 PEOPLE = {
     "alice": ("Alice Example", "alice@demo.example"),
@@ -78,15 +81,20 @@ class DemoResult:
 
 
 def _git(work: Path, *args: str, author: str | None = None, when: int | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    command = next((arg for arg in args if not arg.startswith("-") and "=" not in arg), "")
+    env = inherited_environment()  # none of devlink's secrets, none of the caller's GIT_*
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, LC_ALL="C")
     name, email = PEOPLE[author or "alice"]
     env.update(GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email, GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=email)
     if when is not None:
         env.update(GIT_AUTHOR_DATE=f"@{when} +0100", GIT_COMMITTER_DATE=f"@{when} +0100")
-    done = subprocess.run(["git", "-C", str(work), *args], env=env, capture_output=True, text=True)
+    try:
+        done = subprocess.run(["git", "-C", str(work), *args], env=env, capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise DevlinkError(f"demo: git {command} took longer than {GIT_TIMEOUT:g} s") from None
     if done.returncode != 0:
-        raise DevlinkError(f"demo: git {args[0]} failed: {done.stderr.strip()}")
+        raise DevlinkError(f"demo: git {command} failed: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
@@ -112,8 +120,8 @@ def build_demo(rt: Runtime, *, server_url: str) -> DemoResult:
             import_data(session, TRACKER)
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
-        subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", "--bare", str(bare)], check=True)
-        subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", str(work)], check=True)
+        _git(root, "-c", "init.defaultBranch=main", "init", "-q", "--bare", str(bare))
+        _git(root, "-c", "init.defaultBranch=main", "init", "-q", str(work))
         _git(work, "remote", "add", "origin", str(bare))
         start = int(time.time()) - 4 * 86400
         for index, (author, message, branch) in enumerate(HISTORY):

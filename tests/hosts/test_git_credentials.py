@@ -224,3 +224,40 @@ def test_git_itself_refuses_remote_helpers_whatever_location_it_is_given(tmp_pat
         mirror.clone()
     assert refused.value.reason == "bad_url"
     assert not marker.exists()
+
+
+def test_the_secrets_in_devlinks_own_environment_reach_no_git_it_starts(
+    runtime: Runtime, git_http: GitHttpServer, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """devlink is often configured through its environment; git and its helpers must not inherit that."""
+    in_environment = {
+        "DEVLINK_SECRET_KEY": "env-secret-key-0123456789",
+        "DEVLINK_DATABASE_URL": "postgresql://devlink:env-db-password@db.internal/devlink",
+        "DEPLOYMENT_API_TOKEN": "env-deploy-token-abcdef",  # a name devlink cannot know in advance
+    }
+    for name, value in in_environment.items():
+        monkeypatch.setenv(name, value)
+    git_repo.commit("ENV-1 first")
+    bare = serve(git_http, git_repo, "env.git")
+    with watch_processes(monkeypatch) as cloning:
+        monkeypatch.setenv("GIT_DIR", "/nonexistent")  # nor the caller's GIT_* (it would redirect every command)
+        repository = add_repository(runtime, git_http.url("env.git", f"robot:{SECRET}"))
+        [cloned] = run_sync(runtime, repository.id, full=False)
+        monkeypatch.delenv("GIT_DIR")
+    git_repo.commit("ENV-2 fetched")
+    git_repo.git("push", "-q", str(bare), "main")
+    with watch_processes(monkeypatch) as fetching:
+        monkeypatch.setenv("GIT_DIR", "/nonexistent")
+        [fetched] = run_sync(runtime, repository.id, full=False)
+        monkeypatch.delenv("GIT_DIR")
+
+    assert (cloned.commits_new, fetched.commits_new) == (1, 1)
+    children = [seen for watch in (cloning, fetching) for seen in watch.seen.values()]
+    assert any(seen.comm == "git-remote-http" for seen in children), "the watch never caught git's remote helper"
+    for seen in children:
+        variables = seen.environ.split(b"\0")
+        for name, value in in_environment.items():
+            assert value.encode() not in seen.environ, (seen.comm, name)
+            assert not any(v.startswith(name.encode() + b"=") for v in variables), (seen.comm, name)
+        assert b"GIT_DIR=/nonexistent" not in variables
+        assert any(v.startswith(b"PATH=") for v in variables)  # what git needs still passes

@@ -18,7 +18,9 @@ the limit passes or the caller stops early, the whole group is killed, again
 and again until it is empty, since a chain of git processes forks faster than
 one ``killpg`` can catch it.
 
-Credentials never touch a command line, an environment or a file.  The
+Credentials never touch a command line, an environment or a file, and git
+inherits only an allow-list of devlink's environment (``_INHERITED``), so the
+secrets a deployment keeps there do not reach git either.  The
 location git is given is the redacted one; a credential helper, configured
 through ``GIT_CONFIG_*`` for the remote's origin only, reads
 ``username=…/password=…`` from a FIFO in a private directory that a thread of
@@ -47,7 +49,7 @@ from urllib.parse import urlsplit
 from devlink.domain.remotes import redact_text
 from devlink.errors import GitError
 
-__all__ = ["GitCommit", "Mirror", "RemoteAccess", "check_remote"]
+__all__ = ["GitCommit", "Mirror", "RemoteAccess", "check_remote", "inherited_environment"]
 
 # Time limits, in seconds; module constants so tests can lower them.
 NETWORK_TIMEOUT = 3600.0  # a clone or fetch
@@ -114,9 +116,28 @@ class RemoteAccess:
         return bool(self.username or self.password)
 
 
+# What git and ssh may inherit from devlink's environment, by name; nothing else passes.  devlink's own
+# process holds secrets in its environment (DEVLINK_SECRET_KEY, a token, a database URL with a password),
+# and a child's environment can be read from /proc for as long as it runs.
+_INHERITED = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "XDG_CONFIG_HOME",
+    "SSH_AUTH_SOCK", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE",
+    "http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+})
+
+
+def inherited_environment() -> dict[str, str]:
+    """The part of devlink's environment any git it starts may see (``_INHERITED``), for callers outside this module."""
+    return {k: v for k, v in os.environ.items() if k in _INHERITED}
+
+
 def _git_env(config: Sequence[tuple[str, str]] = (), extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of every git call: no inherited ``GIT_*``, devlink's settings, ``config`` as GIT_CONFIG_*."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    """The environment of every git call: an allow-list of the inherited one, devlink's settings, ``config``.
+
+    An allow-list rather than a deny-list because the secrets a deployment
+    keeps in its environment have names devlink cannot know in advance.
+    """
+    env = inherited_environment()
     env.update(_ENV)
     pairs = [*_BASE_CONFIG, *config]
     env["GIT_CONFIG_COUNT"] = str(len(pairs))
