@@ -14,6 +14,7 @@ import copy
 import functools
 import hashlib
 import hmac
+import io
 import itertools
 import json
 import math
@@ -39,6 +40,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gitrepos import GitHttpServer
+
+_GIT_PATH = re.compile(r"^/[^/]+/[^/]+\.git/(info/refs|git-upload-pack|git-receive-pack)$")
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 DOCS = "https://docs.github.com/rest"
@@ -170,6 +173,9 @@ class GitHubStub:
         self.lock = threading.RLock()
         self.requests: list[Request] = []
         self.errors: list[str] = []  # tracebacks of stub bugs (answered 500)
+        # Where git over HTTP is answered on the web host, as GitHub answers it on github.com/OWNER/NAME.git:
+        # a WSGI app (``GitHubGitServer._app``); None answers those paths 404 like any unknown page.
+        self.git_backend: Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]] | None = None
         self.rate_limits = True  # False: GHES with rate limiting off (no X-RateLimit-* headers)
         self.installation_token_ttl = 3600.0  # seconds (githubkit renews a minute before expires_at)
         self.tokens_issued = 0
@@ -462,6 +468,9 @@ class GitHubStub:
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         split = urlsplit(handler.path)
+        if self.git_backend is not None and _GIT_PATH.search(split.path):
+            self._serve_git(handler, split.path, split.query)
+            return
         pairs = parse_qsl(split.query, keep_blank_values=True)
         request = Request(handler.command, split.path, dict(pairs), {k.lower(): v for k, v in handler.headers.items()},
                           handler.rfile.read(int(handler.headers.get("Content-Length") or 0)))
@@ -482,6 +491,32 @@ class GitHubStub:
         handler.end_headers()
         if handler.command != "HEAD" and reply.status not in (204, 304):
             handler.wfile.write(body)
+
+    def _serve_git(self, handler: BaseHTTPRequestHandler, path: str, query: str) -> None:
+        """Smart HTTP on the web origin: the request handed to ``git_backend`` as WSGI, its answer written back."""
+        assert self.git_backend is not None
+        length = int(handler.headers.get("Content-Length") or 0)
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": handler.command, "PATH_INFO": path, "QUERY_STRING": query,
+            "CONTENT_TYPE": handler.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(length),
+            "wsgi.input": io.BytesIO(handler.rfile.read(length)),
+        }
+        environ.update({f"HTTP_{name.upper().replace('-', '_')}": value for name, value in handler.headers.items()
+                        if name.lower() not in ("content-type", "content-length")})
+        answer: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+            answer.update(status=status, headers=headers)
+
+        body = b"".join(self.git_backend(environ, start_response))
+        code, _, phrase = answer["status"].partition(" ")
+        handler.send_response(int(code), phrase)
+        for name, value in answer["headers"]:
+            if name.lower() != "content-length":
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
 
     def _api(self, request: Request, pairs: list[tuple[str, str]]) -> _Reply:
         path = request.path[len("/api/v3"):] or "/"

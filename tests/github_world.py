@@ -10,14 +10,16 @@ TOKEN = "ghp_" + "a1b2c3d4" * 4 + "abcd"  # the shape of a classic personal acce
 
 
 class GitHubWorld:
-    """``stub`` answers the REST API; each repository made with ``repo`` is a real bare repository served by
-    ``git_server`` (which accepts the stub's tokens), with a working clone to commit and push from."""
+    """``stub`` answers the REST API; each repository made with ``repo`` is a real bare repository served over
+    git's smart HTTP on the stub's web origin by ``git_server`` (which accepts the stub's tokens), with a
+    working clone to commit and push from."""
 
     def __init__(self, root: Path, user: str = "octo") -> None:
         self.root = root
         self.stub = GitHubStub()
         (root / "git").mkdir(parents=True, exist_ok=True)
         self.git_server = GitHubGitServer(root / "git", self.stub)
+        self.stub.git_backend = self.git_server._app  # git on the web origin, as github.com serves it
         self.user = user
         self.stub.add_user(user)
         self.stub.add_token(TOKEN, user)
@@ -33,7 +35,7 @@ class GitHubWorld:
         work.commit(f"initial commit of {name}")
         work.git("push", "-q", "origin", "main")
         self.stub.add_repo(owner, name, private=private, archived=archived,
-                           clone_url=self.git_server.url(f"{owner}/{name}.git"))
+                           clone_url=f"{self.stub.web_url}/{owner}/{name}.git")
         self.work[f"{owner}/{name}"] = work
         return work
 

@@ -261,3 +261,22 @@ def test_the_secrets_in_devlinks_own_environment_reach_no_git_it_starts(
             assert not any(v.startswith(name.encode() + b"=") for v in variables), (seen.comm, name)
         assert b"GIT_DIR=/nonexistent" not in variables
         assert any(v.startswith(b"PATH=") for v in variables)  # what git needs still passes
+
+
+def test_an_accounts_token_goes_to_git_only_on_its_hosts_web_origin(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    """A clone URL comes from the host's answers: one naming another server must not be handed the token."""
+    github.repo("octo", "api")
+    elsewhere = github.git_server.url("octo/api.git")  # the same repository, served on another port
+    github.stub.repos[next(iter(github.stub.repos))]["clone_url"] = elsewhere
+    _, found = link_account(runtime, AccountOptions(name="octo", web_url=github.stub.web_url, token=TOKEN,
+                                                    link="all"))
+    run_sync(runtime, found.linked[0], full=False)
+    with runtime.sessions() as session:
+        stored = session.get(Repository, found.linked[0])
+        assert stored is not None
+        assert (stored.url, stored.sync_state, stored.last_error_reason) == (elsewhere, "failed", "auth")
+        assert stored.last_error_message == (f"{elsewhere} is not on {github.stub.web_url}, where the account's "
+                                             "token belongs; devlink does not send the token there")
+    assert github.git_server.requests == [] and github.git_server.authorizations == []

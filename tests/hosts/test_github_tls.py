@@ -128,6 +128,7 @@ class ConnectProxy:
 
     def __init__(self) -> None:
         self.targets: list[str] = []
+        self.agents: list[str] = []  # the User-Agent of each CONNECT (curl, so git, sends its own)
         proxy = self
 
         class Tunnel(BaseHTTPRequestHandler):
@@ -136,6 +137,7 @@ class ConnectProxy:
 
             def do_CONNECT(self) -> None:
                 proxy.targets.append(self.path)
+                proxy.agents.append(self.headers.get("User-Agent", ""))
                 host, _, port = self.path.rpartition(":")
                 upstream = socket.create_connection((host, int(port)), timeout=10)
                 self.send_response(200, "Connection established")
@@ -165,14 +167,16 @@ class ConnectProxy:
 
 @pytest.fixture
 def tls_git(github: GitHubWorld, tls_front: tuple[str, Path], tmp_path: Path) -> Iterator[TlsGitHubGitServer]:
-    """octo/api served over HTTPS (same private CA as the API), with one commit on main."""
-    _, ca = tls_front
+    """octo/api served over HTTPS on the API's own origin (through the TLS front, same private CA), and
+    directly by ``server`` on its own port."""
+    front, ca = tls_front
     root = tmp_path / "tls-git"
     (root / "octo").mkdir(parents=True)
     server = TlsGitHubGitServer(root, github.stub, (ca, tmp_path / "key.pem"))
     subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", "--bare", str(root / "octo" / "api.git")],
                    check=True)
-    github.stub.add_repo("octo", "api", clone_url=server.url("octo/api.git"))
+    github.stub.git_backend = server._app
+    github.stub.add_repo("octo", "api", clone_url=f"{front}/octo/api.git")
     yield server
     server.close()
 
@@ -199,8 +203,9 @@ def test_git_trusts_the_hosts_ca_bundle_and_goes_through_its_proxy(
     [fetched] = run_sync(runtime, found.linked[0], full=False)
     assert (cloned.commits_new, fetched.commits_new) == (1, 1)
     assert any(request.startswith("POST /octo/api.git/git-upload-pack") for request in tls_git.requests)
-    git_port = f"127.0.0.1:{tls_git.port}"
-    assert proxy.targets.count(git_port) >= 2  # the clone and the fetch both went through the host's proxy
+    assert set(proxy.targets) == {url.removeprefix("https://")}
+    git_tunnels = [agent for agent in proxy.agents if agent.startswith("git/")]
+    assert len(git_tunnels) >= 2, proxy.agents  # the clone and the fetch both went through the host's proxy
 
 
 def test_without_the_ca_bundle_git_refuses_the_private_certificate(

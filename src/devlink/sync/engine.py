@@ -27,8 +27,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.issue_keys import extract_keys
-from devlink.domain.remotes import parse_remote, redact, split_userinfo
+from devlink.domain.remotes import is_http, parse_remote, redact, split_userinfo
 from devlink.errors import GitError
+from devlink.hosts.base import origin_of
 from devlink.hosts.git import GitCommit, Mirror, RemoteAccess
 from devlink.runtime import Runtime
 from devlink.store.engine import (
@@ -104,11 +105,27 @@ def _remote_access(rt: Runtime, repository: Repository) -> RemoteAccess | None:
     and, for a host account's repository, the host's CA bundle and proxy."""
     if repository.account_id is not None:  # a host account's repository: its token, as the host expects for git
         with client_for(rt, repository.account_id) as client:
+            _check_git_origin(repository, client.host.web_url)
             return RemoteAccess("x-access-token", client.git_password(), ca_bundle=client.host.ca_bundle,
                                 proxy=client.host.proxy)
     if not repository.url_secret or repository.url.lower().startswith("ssh://"):  # ssh: a key, never a password
         return None
     return RemoteAccess(*split_userinfo(rt.vault.decrypt(repository.url_secret)))
+
+
+def _check_git_origin(repository: Repository, web_url: str) -> None:
+    """An account's token goes to git only on its host's web origin, wherever a host answer says to clone from.
+
+    The clone URL comes from the host's answers (and signed webhooks); a host
+    that named another server would otherwise be handed the token.
+    """
+    if not is_http(repository.url) or origin_of(repository.url) == origin_of(web_url):
+        return
+    raise GitError(
+        f"{redact(repository.url)[:200]} is not on {origin_of(web_url)}, where the account's token belongs; "
+        "devlink does not send the token there", reason="auth",
+        hint="the host gave this clone URL; if git really is served there, link the repository by its URL instead",
+    )
 
 
 def _is_local(location: str) -> bool:
