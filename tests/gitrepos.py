@@ -238,7 +238,7 @@ class ProcessWatch:
 
     def alive(self) -> list[int]:
         """Marked processes still running (zombies aside)."""
-        return [pid for pid, _ in _marked_processes(self.mark)]
+        return [pid for pid, _ in marked_processes(self.mark)]
 
 
 def _stat(pid: str) -> tuple[str, str, int] | None:
@@ -252,7 +252,7 @@ def _stat(pid: str) -> tuple[str, str, int] | None:
     return comm, rest[0].decode(), int(rest[2])
 
 
-def _marked_processes(mark: bytes) -> Iterator[tuple[int, tuple[str, int, bytes, bytes]]]:
+def marked_processes(mark: bytes) -> Iterator[tuple[int, tuple[str, int, bytes, bytes]]]:
     me = os.getpid()
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
@@ -293,7 +293,7 @@ def watch_processes(monkeypatch: pytest.MonkeyPatch, *, kill_above: int = 64, de
     def kill_all() -> None:
         watch.runaway = True
         for _ in range(2000):
-            pids = [pid for pid, _ in _marked_processes(watch.mark)]
+            pids = [pid for pid, _ in marked_processes(watch.mark)]
             if not pids:
                 return
             for pid in pids:
@@ -305,7 +305,7 @@ def watch_processes(monkeypatch: pytest.MonkeyPatch, *, kill_above: int = 64, de
         started = time.monotonic()
         while not stop.is_set():
             git = 0
-            for pid, (comm, pgid, cmdline, environ) in _marked_processes(watch.mark):
+            for pid, (comm, pgid, cmdline, environ) in marked_processes(watch.mark):
                 watch.seen.setdefault(pid, Seen(pid, pgid, comm, cmdline, environ))
                 git += comm.startswith("git")
             watch.peak_git = max(watch.peak_git, git)

@@ -9,6 +9,7 @@ it could take the machine down.
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,15 @@ from devlink.runtime import Runtime
 from devlink.store.models import Repository
 from devlink.sync.jobs import run_sync
 from devlink.sync.repositories import add_repository
-from gitrepos import DumbHttpServer, GitHttpServer, GitRepo, SilentServer, fast_history, watch_processes
+from gitrepos import (
+    DumbHttpServer,
+    GitHttpServer,
+    GitRepo,
+    SilentServer,
+    fast_history,
+    marked_processes,
+    watch_processes,
+)
 
 PEAK = 8  # git processes at once, at most, for one clone or fetch
 
@@ -238,5 +247,34 @@ def test_a_caller_that_stops_reading_leaves_no_git_running(
         stream.close()
         assert watch.alive() == []
     assert running, "git finished before the caller stopped: nothing to test"
-    # rev-list and cat-file each lead their own group (a short-lived rev-list may escape the sampling)
-    assert watch.git() and all(seen.pid == seen.pgid for seen in watch.git())
+    # rev-list and cat-file each run in a group of their own, led by their supervisor (a short-lived
+    # rev-list may escape the sampling)
+    groups = {seen.pgid for seen in watch.git()}
+    assert watch.git() and len(groups) == len(watch.git()) and os.getpgid(0) not in groups
+    assert {watch.seen[pgid].comm for pgid in groups if pgid in watch.seen} <= {"timeout"}
+
+
+def test_git_started_by_a_devlink_that_is_killed_still_ends_at_its_limit(silent: SilentServer) -> None:
+    """SIGKILL leaves devlink no chance to clean up: git's supervisor ends the group on its own."""
+    mark = f"orphan-{os.urandom(6).hex()}"
+    script = (
+        "import devlink.hosts.git as g\n"
+        "g._INHERITED = g._INHERITED | {'DEVLINK_TEST_ORPHAN'}\n"
+        "g.LIST_TIMEOUT, g.SUPERVISOR_SLACK = 2.0, 1.0\n"
+        f"g.check_remote({silent.url('x.git')!r})\n"
+    )
+    devlink = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, DEVLINK_TEST_ORPHAN=mark))
+    marker = f"DEVLINK_TEST_ORPHAN={mark}".encode()
+    try:
+        deadline = time.monotonic() + 20
+        while not [pid for pid, seen in marked_processes(marker) if seen[0].startswith("git")]:
+            assert time.monotonic() < deadline, "devlink never started git"
+            time.sleep(0.01)
+    finally:
+        devlink.kill()
+        devlink.wait()
+    killed_at = time.monotonic()
+    assert [pid for pid, _ in marked_processes(marker)], "git ended with devlink: nothing was tested"
+    while [pid for pid, _ in marked_processes(marker)]:
+        assert time.monotonic() - killed_at < 10, "git outlived its limit once devlink was gone"
+        time.sleep(0.05)

@@ -16,7 +16,8 @@ Every git command runs bounded: in its own process group (its own session),
 with a time limit, and with lazy fetching off (``GIT_NO_LAZY_FETCH``).  When
 the limit passes or the caller stops early, the whole group is killed, again
 and again until it is empty, since a chain of git processes forks faster than
-one ``killpg`` can catch it.
+one ``killpg`` can catch it.  The group's leader is a coreutils ``timeout``
+that kills it a little later on its own, should devlink itself be killed.
 
 Credentials never touch a command line, an environment or a file, and git
 inherits only an allow-list of devlink's environment (``_INHERITED``), so the
@@ -30,6 +31,7 @@ Every message that leaves this module goes through ``redact_text``.
 """
 
 import contextlib
+import functools
 import os
 import re
 import shlex
@@ -57,6 +59,9 @@ LIST_TIMEOUT = 120.0  # ls-remote: checking a remote, probing what it supports
 LOCAL_TIMEOUT = 600.0  # a command on the mirror alone
 READ_TIMEOUT = 6 * 3600.0  # a commit stream, which the caller paces (a backfill of millions of commits)
 KILL_TIMEOUT = 5.0  # how long to keep killing a process group that will not empty
+# How long after its own limit the supervisor of a git command (coreutils ``timeout``) kills the group
+# itself: only when devlink is not there to do it (killed with SIGKILL, out of memory).
+SUPERVISOR_SLACK = 30.0
 
 _ENV = {
     "GIT_TERMINAL_PROMPT": "0",  # never wait for a password on a terminal
@@ -270,11 +275,26 @@ def _cause(text: str) -> str:
 # -- bounded processes --------------------------------------------------------------
 
 
-def _spawn(args: list[str], env: dict[str, str], *, cwd: Path | None = None, stdin: int | IO[bytes] | None,
-           bufsize: int = -1) -> "subprocess.Popen[bytes]":
-    """Start git as the leader of its own session and process group, so all it starts can be killed at once."""
+@functools.cache
+def _supervisor() -> str | None:
+    """coreutils ``timeout``, where installed (Linux always; elsewhere a bound only while devlink runs)."""
+    return shutil.which("timeout")
+
+
+def _spawn(args: list[str], env: dict[str, str], *, limit: float, cwd: Path | None = None,
+           stdin: int | IO[bytes] | None, bufsize: int = -1) -> "subprocess.Popen[bytes]":
+    """Start git in a session and process group of its own, so all it starts can be killed at once.
+
+    devlink enforces ``limit`` itself; the group's leader is a ``timeout``
+    supervisor that SIGKILLs the whole group ``SUPERVISOR_SLACK`` seconds later,
+    so a git command stays bounded even when devlink dies without cleaning up.
+    """
+    supervisor = _supervisor()
+    command = ["git", *args]
+    if supervisor:
+        command = [supervisor, "-s", "KILL", f"{limit + SUPERVISOR_SLACK:.0f}s", *command]
     try:
-        return subprocess.Popen(["git", *args], cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
+        return subprocess.Popen(command, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, bufsize=bufsize)
     except FileNotFoundError:
         raise GitError("the git command is not installed", reason="git", hint="install git") from None
@@ -328,7 +348,7 @@ def _run(
     network: bool = False,
 ) -> str:
     """Run one git command bounded: its own process group, killed whole at ``timeout`` or if the caller is stopped."""
-    proc = _spawn(args, _git_env(config, extra_env), cwd=cwd,
+    proc = _spawn(args, _git_env(config, extra_env), limit=timeout, cwd=cwd,
                   stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
         out, err = proc.communicate(input, timeout=timeout)
@@ -471,12 +491,12 @@ class Mirror:
         env = _git_env()
         order = ["--topo-order"] if topo_order else []
         rev_list = _spawn(["--git-dir", str(self.path), "rev-list", *order, "--ignore-missing", "--stdin"], env,
-                          stdin=subprocess.PIPE)
+                          limit=READ_TIMEOUT, stdin=subprocess.PIPE)
         assert rev_list.stdin is not None and rev_list.stdout is not None and rev_list.stderr is not None
         try:
             # --buffer: plain --batch flushes after every object, which costs more than git's own work
             cat_file = _spawn(["--git-dir", str(self.path), "cat-file", "--batch", "--buffer"], env,
-                              stdin=rev_list.stdout, bufsize=1 << 20)
+                              limit=READ_TIMEOUT, stdin=rev_list.stdout, bufsize=1 << 20)
         except BaseException:
             _kill_group(rev_list)
             raise
@@ -530,14 +550,16 @@ def _rev_lines(include: Iterable[str], exclude: Iterable[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _lower_priority(pid: int) -> None:
+def _lower_priority(pgid: int) -> None:
     """Let git give way when it and the Python process that parses and stores its output compete for a CPU.
 
     git reads faster than devlink stores, so it does not need to win; the
-    Python process is the pipeline's slowest stage.  POSIX only; elsewhere a no-op.
+    Python process is the pipeline's slowest stage.  The whole group: its
+    leader is git's supervisor, and git inherits its priority if not yet
+    started.  POSIX only; elsewhere a no-op.
     """
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, pid, 10)
+        os.setpriority(os.PRIO_PGRP, pgid, 10)
 
 
 def _widen_pipe(fd: int) -> None:
