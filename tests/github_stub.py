@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -175,6 +176,10 @@ class GitHubStub:
         self.errors: list[str] = []  # tracebacks of stub bugs (answered 500)
         # Where git over HTTP is answered on the web host, as GitHub answers it on github.com/OWNER/NAME.git:
         # a WSGI app (``GitHubGitServer._app``); None answers those paths 404 like any unknown page.
+        # True: a hook just created is pinged at once, before its id is answered (GitHub pings every new hook,
+        # and the ping can beat the API's answer); ``pings`` records (hook id, the status devlink answered).
+        self.ping_hooks = False
+        self.pings: list[tuple[int, int]] = []
         self.git_backend: Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]] | None = None
         self.rate_limits = True  # False: GHES with rate limiting off (no X-RateLimit-* headers)
         self.installation_token_ttl = 3600.0  # seconds (githubkit renews a minute before expires_at)
@@ -889,7 +894,10 @@ class GitHubStub:
         if not isinstance(data, dict):
             return _error(400, "Problems parsing JSON")
         if hook_id is None:
-            return self._create_hook(data, hooks, scope_url, org)
+            reply = self._create_hook(data, hooks, scope_url, org)
+            if reply.status == 201 and self.ping_hooks:
+                self._ping(hooks[-1], target, scope_url, ctx.caller, org=org)
+            return reply
         hook = next((h for h in hooks if h["id"] == int(hook_id)), None)
         if hook is None:
             return _not_found()
@@ -902,6 +910,31 @@ class GitHubStub:
                         active=data.get("active", hook["active"]), updated_at=_when(None),
                         config=_config(data["config"]) if isinstance(data.get("config"), dict) else hook["config"])
         return _Reply(200, self._hook_json(hook, scope_url, org=org))
+
+    def _ping(self, hook: Json, target: Json, scope_url: str, caller: _Caller, *, org: bool) -> None:
+        """Deliver the ``ping`` event of a new hook, signed with its secret, to its URL (loopback only)."""
+        url = str(hook["config"]["url"])
+        if urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
+            return
+        about = ({"organization": {"id": target["id"], "login": target["login"]}} if org else
+                 {"repository": {"id": target["id"], "name": target["name"],
+                                 "full_name": f"{target['owner']}/{target['name']}",
+                                 "owner": {"login": target["owner"]}}})
+        body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": hook["id"],
+                           "hook": self._hook_json(hook, scope_url, org=org), **about,
+                           "sender": {"login": caller.login}}).encode()
+        secret = hook["config"].get("secret")
+        headers = {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/044aadd",
+                   "X-GitHub-Delivery": str(uuid.uuid4()), "X-GitHub-Event": "ping",
+                   "X-GitHub-Hook-ID": str(hook["id"]), "X-GitHub-Hook-Installation-Target-ID": str(target["id"]),
+                   "X-GitHub-Hook-Installation-Target-Type": "organization" if org else "repository"}
+        if secret:
+            headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        try:
+            status = httpx.post(url, content=body, headers=headers, timeout=10).status_code
+        except httpx.HTTPError:
+            status = 0
+        self.pings.append((hook["id"], status))
 
     def _create_hook(self, data: Json, hooks: list[Json], scope_url: str, org: bool) -> _Reply:
         doc = doc_url("POST_orgs_{org}_hooks" if org else "POST_repos_{owner}_{repo}_hooks")

@@ -142,3 +142,27 @@ def test_link_push_webhook_and_read_development(github: GitHubWorld, tmp_path: P
         assert TOKEN not in server.log.read_text()
     finally:
         stop_server(server)
+
+
+def test_the_ping_of_a_hook_being_created_is_accepted(github: GitHubWorld, tmp_path: Path) -> None:
+    """GitHub pings a new hook at once, often before devlink has its id: that ping must verify, not get 401."""
+    github.repo("octo", "api")
+    github.stub.add_org("acme", members=["octo"])
+    github.repo("acme", "tools")
+    github.stub.add_token(TOKEN, "octo", "repo, admin:repo_hook, admin:org_hook, read:org")  # an org hook too
+    github.stub.ping_hooks = True  # the stub pings before it answers the hook's creation: the worst case
+    server = start_server(tmp_path / "home", own_base_url=True)
+    try:
+        with server.client() as client:
+            for name in ("octo", "acme"):
+                created = client.post("/api/v1/accounts", json={"name": name, "url": github.stub.web_url,
+                                                                "token": TOKEN, "link": "all"})
+                assert created.status_code == 201, created.text
+            repos = {r["name"]: r for r in client.get("/api/v1/repositories").json()}
+    finally:
+        stop_server(server)
+    hooks = [h["id"] for repo in github.stub.repos.values() for h in repo["hooks"]]
+    org_hooks = [h["id"] for h in github.stub.accounts["acme"]["hooks"]]
+    assert org_hooks, "the organisation got no hook of its own: its ping was not tried"
+    assert sorted(github.stub.pings) == sorted((hook, 202) for hook in hooks + org_hooks), server.log.read_text()
+    assert repos["octo/api"]["webhook"]["state"] == "installed"

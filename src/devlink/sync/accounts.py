@@ -687,7 +687,8 @@ def ensure_hooks(rt: Runtime, account_id: int) -> dict[str, str]:
 
 
 def _reconcile_hook(
-    rt: Runtime, client: GitHubClient, scope: str, hook_id: str | None, stored_secret: str | None, url: str
+    rt: Runtime, client: GitHubClient, scope: str, hook_id: str | None, stored_secret: str | None, url: str,
+    before_create: Callable[[str], None],
 ) -> tuple[str, str]:
     """Make ``scope`` (``repos/O/N`` or ``orgs/O``) hold exactly one correct hook to ``url``; return (id, secret).
 
@@ -695,7 +696,9 @@ def _reconcile_hook(
     hooks to this URL, recreates a missing one, and rewrites a changed one,
     its URL too when devlink's address changed (a new port, DEVLINK_BASE_URL).
     The secret cannot be read back from GitHub, so an adopted hook gets one
-    devlink knows.
+    devlink knows.  ``before_create`` stores the secret of a hook about to be
+    created, without an id yet: the host pings a new hook at once, often
+    before its id comes back, and that ping must verify.
     """
     ours = [h for h in client.hooks(scope) if _hook_url(h) == url or (hook_id and str(h.get("id")) == hook_id)]
     keep = next((h for h in ours if str(h.get("id")) == hook_id), ours[0] if ours else None)
@@ -704,6 +707,7 @@ def _reconcile_hook(
             client.delete_hook(scope, str(stale["id"]))
     secret = rt.vault.decrypt(stored_secret) if stored_secret else secrets.token_urlsafe(32)
     if keep is None:
+        before_create(rt.vault.encrypt(secret))
         return client.create_hook(scope, url, secret), secret
     kept_id = str(keep["id"])
     if not _hook_matches(keep) or _hook_url(keep) != url or not stored_secret or kept_id != hook_id:
@@ -720,7 +724,8 @@ def _ensure_repo_hook(
     stored_secret: str | None, url: str, warning: str | None = None,
 ) -> str:
     try:
-        new_id, secret = _reconcile_hook(rt, client, f"repos/{full_name}", hook_id, stored_secret, url)
+        new_id, secret = _reconcile_hook(rt, client, f"repos/{full_name}", hook_id, stored_secret, url,
+                                         lambda pending: _set_pending_hook(rt, Repository, repository_id, pending))
     except HostError as exc:
         if exc.reason in ("permission", "not_found"):
             minutes = rt.settings.sync_interval
@@ -740,7 +745,8 @@ def _ensure_org_hook(rt: Runtime, client: GitHubClient, account_id: int, org: st
         assert account is not None
         known_id, stored_secret = account.hook_id, account.hook_secret
     try:
-        hook_id, secret = _reconcile_hook(rt, client, f"orgs/{org}", known_id, stored_secret, url)
+        hook_id, secret = _reconcile_hook(rt, client, f"orgs/{org}", known_id, stored_secret, url,
+                                          lambda pending: _set_pending_hook(rt, Account, account_id, pending))
     except HostError as exc:
         if exc.reason in ("permission", "not_found"):
             return False  # no org admin: per-repository hooks instead
@@ -765,6 +771,14 @@ def _set_hook(
     with rt.sessions.begin() as session:
         session.execute(update(Repository).where(Repository.id == repository_id).values(
             webhook_id=hook_id, webhook_secret=secret, webhook_state=state, webhook_error=error))
+
+
+def _set_pending_hook(rt: Runtime, model: type[Repository] | type[Account], row_id: int, secret: str) -> None:
+    """The secret of a hook being created, its id still unknown (``sync.webhooks`` accepts it for the target)."""
+    values = ({"webhook_id": None, "webhook_secret": secret} if model is Repository
+              else {"hook_id": None, "hook_secret": secret})
+    with rt.sessions.begin() as session:
+        session.execute(update(model).where(model.id == row_id).values(**values))
 
 
 def _delete_quietly(client: GitHubClient, scope: str, hook_id: str) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.json_limits import JsonLimitError, loads_bounded
@@ -140,16 +140,21 @@ def incoming_github(rt: Runtime, headers: Mapping[str, str]) -> Incoming:
 
 
 def _signers(session: Session, scope: HookScope, hook_id: str, target_id: str) -> list[Signer]:
-    """The stored secrets of the hook the headers name (more than one only across hosts with clashing ids)."""
+    """The stored secrets of the hook the headers name (more than one only across hosts with clashing ids).
+
+    A hook being created has its secret stored but no id yet (the host pings
+    it before its id comes back): for its target, that secret is a candidate too.
+    """
     if scope == "repository":
         repositories = session.execute(select(
             Repository.host_id, Repository.webhook_secret, Repository.id, Repository.account_id,
-        ).where(Repository.webhook_id == hook_id, Repository.external_id == target_id))
+        ).where(or_(Repository.webhook_id == hook_id, Repository.webhook_id.is_(None)),
+                Repository.external_id == target_id))
         return [Signer(scope, secret, host_id, repository_id, account_id, target_id)
                 for host_id, secret, repository_id, account_id in repositories if secret]
     if scope == "organization":
         accounts = session.execute(select(Account.host_id, Account.hook_secret, Account.id).where(
-            Account.hook_id == hook_id, Account.external_id == target_id))
+            or_(Account.hook_id == hook_id, Account.hook_id.is_(None)), Account.external_id == target_id))
         return [Signer(scope, secret, host_id, account_id=account_id) for host_id, secret, account_id in accounts
                 if secret]
     # A GitHub App's webhook: one per App, its hook id never stored; the App id says which host's secret
