@@ -489,3 +489,31 @@ def test_github_coms_api_cannot_be_moved(runtime: Runtime) -> None:
     assert refused.value.reason == "bad_url"
     view = configure_host(runtime, AccountOptions(name="", web_url="https://github.com", api_url=""))
     assert view["api_url"] == "https://api.github.com"
+
+
+def test_a_replayed_repository_deleted_delivery_asks_github_and_loses_nothing(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    """A signed body stays valid for ever; replayed with a fresh delivery id it must not mark a live repository
+    gone (or roll back its name): devlink asks GitHub instead, and a real deletion is still followed."""
+    import json
+
+    from devlink.sync.webhooks import incoming_github, receive_github
+
+    github.repo("octo", "api")
+    account_id, found = link_account(runtime, options(github, link="all"))
+    repo = github.stub.repo("octo", "api")
+    body = json.dumps({"action": "deleted", "repository": {
+        "id": repo["id"], "name": "api", "full_name": "octo/api", "owner": {"login": "octo"},
+        "html_url": f"{github.stub.web_url}/octo/api", "clone_url": repo["clone_url"]}}).encode()
+    for delivery in ("replay-1", "replay-2"):  # the original, then the same body under a fresh id
+        queue = Recorder()
+        headers = github.stub.delivery_headers("repository", body, owner="octo", repo="api", delivery=delivery)
+        answer = receive_github(runtime, queue, incoming_github(runtime, headers), body)
+        assert (answer["status"], queue.calls) == ("discovering", [("discover", account_id)])
+        discover(runtime, account_id)  # what the queued job runs
+        assert repositories(runtime)["octo/api"].state == "active"
+    github.stub.delete_repo("octo", "api")  # now it really is gone: discovery says so
+    discover(runtime, account_id)
+    assert repositories(runtime)["octo/api"].state == "gone"
+    assert found.linked == [repositories(runtime)["octo/api"].id]

@@ -270,9 +270,17 @@ def _write_pull(rt: Runtime, repository_id: int, event: PullRequestEvent) -> Non
 
 
 def _repository_event(rt: Runtime, dispatcher: Dispatcher, event: RepositoryEvent, target: Target) -> str:
+    """A repository created, deleted, renamed, moved or changed: asked of the host when an account can.
+
+    A signed body stays valid for ever, and a replay with a fresh delivery id
+    passes the duplicate check, so for an account's repositories the payload
+    only says *that* something changed: discovery reads what is true now
+    (and auto-links, installs hooks, follows renames, marks gone).  A
+    repository linked without an account has no one to ask; its payload stands.
+    """
     remote = event.repository
-    if event.action == "created" and target.account_id is not None:
-        dispatcher.discover(target.account_id)  # auto-link decides; discovery installs the hook
+    if target.account_id is not None:
+        dispatcher.discover(target.account_id)
         return "discovering"
     if target.repository_id is None or remote is None:
         return "ignored"
