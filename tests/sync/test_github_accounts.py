@@ -517,3 +517,41 @@ def test_a_replayed_repository_deleted_delivery_asks_github_and_loses_nothing(
     discover(runtime, account_id)
     assert repositories(runtime)["octo/api"].state == "gone"
     assert found.linked == [repositories(runtime)["octo/api"].id]
+
+
+def test_an_organisation_delivery_left_unprocessed_by_a_crash_still_discovers(
+    runtime: Runtime, github: GitHubWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``repository.created`` names no linked repository: the sweep must still know whose discovery to run."""
+    import json
+    from datetime import timedelta
+
+    import devlink.sync.webhooks as webhooks
+    from devlink.store.models import WebhookDelivery, utcnow
+
+    github.stub.add_org("acme", members=["octo"])
+    github.stub.add_token(TOKEN, "octo", "repo, admin:repo_hook, admin:org_hook, read:org")
+    github.repo("acme", "api")
+    account_id, _ = link_account(runtime, options(github, name="acme", link="all"))
+    assert github.stub.org_hooks("acme"), "no organisation hook: nothing to test"
+    org = github.stub.accounts["acme"]
+    body = json.dumps({"action": "created", "organization": {"id": org["id"], "login": "acme"}, "repository": {
+        "id": 987654, "name": "new", "full_name": "acme/new", "owner": {"login": "acme"}}}).encode()
+    headers = github.stub.delivery_headers("repository", body, owner="acme", delivery="crash-1")
+
+    class Crash(Exception):
+        pass
+
+    def crash(*args: object) -> str:
+        raise Crash("the process died after answering, before queueing")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(webhooks, "_act", crash)
+        with pytest.raises(Crash):
+            webhooks.receive_github(runtime, Recorder(), webhooks.incoming_github(runtime, headers), body)
+    with runtime.sessions.begin() as session:
+        session.query(WebhookDelivery).filter(WebhookDelivery.delivery_id == "crash-1").update(
+            {"received_at": utcnow() - timedelta(minutes=5)})
+    sweep = Recorder()
+    assert webhooks.redeliver_pending(runtime, sweep) == 1
+    assert sweep.calls == [("discover", account_id)]

@@ -294,6 +294,8 @@ class WebhookDelivery(Base):
     host_kind: Mapped[str] = mapped_column(String(32))
     delivery_id: Mapped[str] = mapped_column(String(200))
     repository_id: Mapped[int | None] = mapped_column(ForeignKey("repositories.id", ondelete="SET NULL"))
+    # the account it is for (an organisation's or App's delivery may name no linked repository)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     event: Mapped[str] = mapped_column(String(100))
     payload: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -183,7 +183,8 @@ def receive_github(rt: Runtime, dispatcher: Dispatcher, incoming: Incoming, body
             session,
             table(WebhookDelivery),
             [{"host_kind": HOST_KIND, "delivery_id": delivery_id, "repository_id": target.repository_id,
-              "event": event, "payload": body.decode("utf-8"), "received_at": utcnow()}],
+              "account_id": target.account_id, "event": event, "payload": body.decode("utf-8"),
+              "received_at": utcnow()}],
             ["host_kind", "delivery_id"],
         )
     if not fresh:
@@ -322,14 +323,13 @@ def redeliver_pending(rt: Runtime, dispatcher: Dispatcher) -> int:
     with rt.sessions() as session:
         pending = list(session.execute(select(
             WebhookDelivery.host_kind, WebhookDelivery.delivery_id, WebhookDelivery.event,
-            WebhookDelivery.payload, WebhookDelivery.repository_id,
+            WebhookDelivery.payload, WebhookDelivery.repository_id, WebhookDelivery.account_id,
         ).where(WebhookDelivery.processed_at.is_(None), WebhookDelivery.received_at < cutoff).limit(500)))
-    for kind, delivery_id, event, payload, repository_id in pending:
+    for kind, delivery_id, event, payload, repository_id, account_id in pending:
         try:
             if kind == HOST_KIND:
                 parsed = parse_webhook(event, json.loads(payload))
-                account_id = None
-                if repository_id is not None:
+                if account_id is None and repository_id is not None:  # recorded before migration 0005
                     with rt.sessions() as session:
                         row = session.get(Repository, repository_id)
                         account_id = row.account_id if row else None
