@@ -280,3 +280,39 @@ def test_an_accounts_token_goes_to_git_only_on_its_hosts_web_origin(
         assert stored.last_error_message == (f"{elsewhere} is not on {github.stub.web_url}, where the account's "
                                              "token belongs; devlink does not send the token there")
     assert github.git_server.requests == [] and github.git_server.authorizations == []
+
+
+@pytest.mark.parametrize(("clone_url", "web_url", "same"), [
+    ("https://ghe.example/o/r.git", "https://GHE.example", True),
+    ("https://ghe.example/o/r.git", "https://ghe.example:443", True),  # an explicit default port
+    ("http://ghe.example:80/o/r.git", "http://ghe.example", True),
+    ("http://ghe.example/o/r.git", "https://ghe.example", False),  # another scheme
+    ("https://ghe.example:8443/o/r.git", "https://ghe.example", False),
+    ("https://ghe.example.evil.test/o/r.git", "https://ghe.example", False),
+    ("https://ghe.example@evil.test/o/r.git", "https://ghe.example", False),  # user info
+    ("https://ghe.example./o/r.git", "https://ghe.example", False),  # a trailing dot: fail closed
+    ("https://straße.example/o/r.git", "https://strasse.example", False),  # no IDNA folding towards equality
+    ("https://[oops/o/r.git", "https://ghe.example", False),  # cannot be split: never the host's
+])
+def test_where_an_accounts_token_may_go_is_decided_fail_closed(clone_url: str, web_url: str, same: bool) -> None:
+    from devlink.hosts.base import same_origin
+
+    assert same_origin(clone_url, web_url) is same
+
+
+def test_www_github_com_is_github_com() -> None:
+    from devlink.hosts.github import GITHUB_API, GITHUB_WEB, api_url_for, canonical_web_url
+
+    assert canonical_web_url("https://www.github.com/") == GITHUB_WEB
+    assert canonical_web_url("https://WWW.GitHub.com") == GITHUB_WEB
+    assert canonical_web_url("https://ghe.example/") == "https://ghe.example"
+    assert api_url_for("https://www.github.com") == GITHUB_API
+
+
+def test_without_git_on_the_path_the_error_says_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # the supervisor is found by its full path; git is not there
+    with pytest.raises(GitError) as missing:
+        check_remote("https://ghe.example/o/r.git")
+    assert (missing.value.message, missing.value.hint) == ("the git command is not installed", "install git")

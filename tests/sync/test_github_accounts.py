@@ -555,3 +555,31 @@ def test_an_organisation_delivery_left_unprocessed_by_a_crash_still_discovers(
     sweep = Recorder()
     assert webhooks.redeliver_pending(runtime, sweep) == 1
     assert sweep.calls == [("discover", account_id)]
+
+
+def test_an_unlinked_repositorys_old_hook_is_refused_whatever_hook_id_it_names(
+    runtime: Runtime, github: GitHubWorld
+) -> None:
+    """Unlinking deletes the hook; when GitHub refuses the delete, what the hook still sends must not verify."""
+    import json
+
+    from devlink.sync.webhooks import Unauthorized, incoming_github, receive_github
+
+    github.repo("octo", "api")
+    link_account(runtime, options(github, link="all"))
+    row = repositories(runtime)["octo/api"]
+    [hook] = github.stub.hooks("octo", "api")
+    github.stub.fail_next("DELETE", f"/hooks/{hook['id']}", 403, times=5)  # the delete is refused: it stays
+    unlink_repository(runtime, row.id)
+    assert github.stub.hooks("octo", "api"), "the hook was deleted: nothing to test"
+    repo = github.stub.repo("octo", "api")
+    body = json.dumps({"action": "renamed", "repository": {
+        "id": repo["id"], "name": "api", "full_name": "octo/api", "owner": {"login": "octo"},
+        "clone_url": "http://evil.example/octo/api.git"}}).encode()
+    for hook_id in (str(hook["id"]), "123456"):
+        headers = dict(github.stub.delivery_headers("repository", body, owner="octo", repo="api"),
+                       **{"X-GitHub-Hook-ID": hook_id})
+        with pytest.raises(Unauthorized):
+            receive_github(runtime, Recorder(), incoming_github(runtime, headers), body)
+    after = repositories(runtime)["octo/api"]
+    assert (after.linked, after.url, after.webhook_secret) == (False, row.url, None)

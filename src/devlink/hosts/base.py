@@ -31,6 +31,7 @@ __all__ = [
     "WebhookEvent",
     "WebhookPayloadError",
     "origin_of",
+    "same_origin",
 ]
 
 # Why a host call failed; shown per repository and per account, and used to decide retries.
@@ -54,6 +55,31 @@ class HostError(DevlinkError):
     def retryable(self) -> bool:
         """Outages and rate limits pass; a bad credential or a missing repository does not."""
         return self.reason in ("rate_limited", "network", "server")
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether two URLs name one origin, for deciding where a credential may go.
+
+    ASCII case and an explicit default port make no difference; anything else
+    does, and fails closed: user info, non-ASCII host names (Python's IDNA 2003
+    maps "ß" to "ss", git's libidn2 does not), a URL Python cannot split.
+    """
+    try:
+        key = _origin_key(url)
+        return key is not None and key == _origin_key(other)
+    except ValueError:
+        return False
+
+
+def _origin_key(url: str) -> tuple[str, str, int | None] | None:
+    parts = urlsplit(url)
+    if "@" in parts.netloc or not parts.hostname or not parts.netloc.isascii():
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme)
 
 
 def origin_of(url: str) -> str:

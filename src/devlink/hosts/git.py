@@ -32,6 +32,7 @@ Every message that leaves this module goes through ``redact_text``.
 
 import contextlib
 import functools
+import math
 import os
 import re
 import shlex
@@ -277,8 +278,19 @@ def _cause(text: str) -> str:
 
 @functools.cache
 def _supervisor() -> str | None:
-    """coreutils ``timeout``, where installed (Linux always; elsewhere a bound only while devlink runs)."""
-    return shutil.which("timeout")
+    """GNU coreutils ``timeout``, where installed; elsewhere the limit holds only while devlink runs.
+
+    Not BusyBox's (Alpine): it moves its watcher into a session of its own and
+    at the limit kills git's first process only, leaving ``git-remote-http`` running.
+    """
+    path = shutil.which("timeout")
+    if path is None:
+        return None
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, timeout=10, env={"LC_ALL": "C"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if b"GNU coreutils" in version else None
 
 
 def _spawn(args: list[str], env: dict[str, str], *, limit: float, cwd: Path | None = None,
@@ -292,7 +304,10 @@ def _spawn(args: list[str], env: dict[str, str], *, limit: float, cwd: Path | No
     supervisor = _supervisor()
     command = ["git", *args]
     if supervisor:
-        command = [supervisor, "-s", "KILL", f"{limit + SUPERVISOR_SLACK:.0f}s", *command]
+        if shutil.which("git", path=env.get("PATH")) is None:  # else the supervisor's exit 127 reads as git's
+            raise GitError("the git command is not installed", reason="git", hint="install git")
+        # whole seconds, rounded up and at least 1: to timeout, "0s" means no limit at all
+        command = [supervisor, "-s", "KILL", f"{max(1, math.ceil(limit + SUPERVISOR_SLACK))}s", *command]
     try:
         return subprocess.Popen(command, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, bufsize=bufsize)

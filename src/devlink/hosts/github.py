@@ -54,6 +54,7 @@ __all__ = [
     "HostSettings",
     "RateLimit",
     "api_url_for",
+    "canonical_web_url",
     "exchange_oauth_code",
     "find_installation",
     "oauth_authorize_url",
@@ -112,10 +113,19 @@ class ConditionalCache(Protocol):
     def put(self, url: str, etag: str, body: str) -> None: ...
 
 
+def canonical_web_url(web_url: str) -> str:
+    """``https://www.github.com`` is github.com: one host, whose clone URLs are on ``github.com``."""
+    web = web_url.strip().rstrip("/")
+    parts = urlsplit(web)
+    if parts.netloc.lower() == "www.github.com" and parts.path in ("", "/"):
+        return GITHUB_WEB
+    return web
+
+
 def api_url_for(web_url: str) -> str:
     """github.com's API has its own host; a GitHub Enterprise Server serves it under ``/api/v3``."""
-    web = web_url.rstrip("/")
-    if urlsplit(web).netloc.lower() in ("github.com", "www.github.com"):
+    web = canonical_web_url(web_url)
+    if urlsplit(web).netloc.lower() == "github.com":
         return GITHUB_API
     return f"{web}/api/v3"
 

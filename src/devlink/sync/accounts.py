@@ -33,6 +33,7 @@ from devlink.hosts.github import (
     Credential,
     GitHubClient,
     api_url_for,
+    canonical_web_url,
     find_installation,
 )
 from devlink.runtime import Runtime
@@ -142,7 +143,7 @@ def parse_row_id(ref: str) -> int | None:
 
 def _host_name(web_url: str) -> tuple[str, str]:
     """(the host's name, its web URL) for ``http(s)://HOST[/PATH]``."""
-    web = web_url.strip().rstrip("/")
+    web = canonical_web_url(web_url)
     parts = urlsplit(web)
     if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc or parts.query:
         raise InvalidInput(f"host URL must be http(s)://HOST (got {web_url!r})", reason="bad_url")
@@ -617,6 +618,7 @@ def unlink_repository(rt: Runtime, repository_id: int) -> None:
         row.linked = False
         account_id, hook_id, scope = row.account_id, row.webhook_id, f"repos/{row.host_full_name}"
         row.webhook_id = None
+        row.webhook_secret = None  # nothing signed with it is accepted any more, even if the delete fails
         row.webhook_state = None
     if account_id and hook_id:
         try:
@@ -748,6 +750,9 @@ def _ensure_org_hook(rt: Runtime, client: GitHubClient, account_id: int, org: st
         hook_id, secret = _reconcile_hook(rt, client, f"orgs/{org}", known_id, stored_secret, url,
                                           lambda pending: _set_pending_hook(rt, Account, account_id, pending))
     except HostError as exc:
+        with rt.sessions.begin() as session:  # no hook was created: its pending secret must not stay a signer
+            session.execute(update(Account).where(Account.id == account_id).values(
+                hook_id=known_id, hook_secret=stored_secret))
         if exc.reason in ("permission", "not_found"):
             return False  # no org admin: per-repository hooks instead
         raise
@@ -775,7 +780,7 @@ def _set_hook(
 
 def _set_pending_hook(rt: Runtime, model: type[Repository] | type[Account], row_id: int, secret: str) -> None:
     """The secret of a hook being created, its id still unknown (``sync.webhooks`` accepts it for the target)."""
-    values = ({"webhook_id": None, "webhook_secret": secret} if model is Repository
+    values = ({"webhook_id": None, "webhook_secret": secret, "webhook_state": "pending"} if model is Repository
               else {"hook_id": None, "hook_secret": secret})
     with rt.sessions.begin() as session:
         session.execute(update(model).where(model.id == row_id).values(**values))

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from devlink.domain.issue_keys import extract_keys
 from devlink.domain.remotes import is_http, parse_remote, redact, split_userinfo
 from devlink.errors import GitError
-from devlink.hosts.base import origin_of
+from devlink.hosts.base import origin_of, same_origin
 from devlink.hosts.git import GitCommit, Mirror, RemoteAccess
 from devlink.runtime import Runtime
 from devlink.store.engine import (
@@ -119,7 +119,7 @@ def _check_git_origin(repository: Repository, web_url: str) -> None:
     The clone URL comes from the host's answers (and signed webhooks); a host
     that named another server would otherwise be handed the token.
     """
-    if not is_http(repository.url) or origin_of(repository.url) == origin_of(web_url):
+    if not is_http(repository.url) or same_origin(repository.url, web_url):
         return
     raise GitError(
         f"{redact(repository.url)[:200]} is not on {origin_of(web_url)}, where the account's token belongs; "

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.json_limits import JsonLimitError, loads_bounded
@@ -143,12 +143,15 @@ def _signers(session: Session, scope: HookScope, hook_id: str, target_id: str) -
     """The stored secrets of the hook the headers name (more than one only across hosts with clashing ids).
 
     A hook being created has its secret stored but no id yet (the host pings
-    it before its id comes back): for its target, that secret is a candidate too.
+    it before its id comes back): for its target, that secret is a candidate
+    too, while the repository is linked and the hook ``pending``.
     """
     if scope == "repository":
         repositories = session.execute(select(
             Repository.host_id, Repository.webhook_secret, Repository.id, Repository.account_id,
-        ).where(or_(Repository.webhook_id == hook_id, Repository.webhook_id.is_(None)),
+        ).where(or_(Repository.webhook_id == hook_id,
+                    and_(Repository.webhook_id.is_(None), Repository.webhook_state == "pending",
+                         Repository.linked.is_(True), Repository.state == "active")),
                 Repository.external_id == target_id))
         return [Signer(scope, secret, host_id, repository_id, account_id, target_id)
                 for host_id, secret, repository_id, account_id in repositories if secret]
