@@ -3,6 +3,7 @@ over the git processes devlink starts."""
 
 import base64
 import functools
+import http.client
 import os
 import signal
 import socket
@@ -13,8 +14,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -150,6 +152,66 @@ class _QuietServer(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that hangs up early (a killed git) is no test failure
+
+
+class AuthProxy:
+    """A forward HTTP proxy on loopback that wants ``Proxy-Authorization: Basic user:password`` (407 without).
+
+    Forwards plain-HTTP requests (absolute URLs) to their server; ``authorized`` counts the requests it
+    forwarded, ``refused`` the ones it answered 407.
+    """
+
+    def __init__(self, user: str, password: str) -> None:
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.authorized = 0
+        self.refused = 0
+        proxy = self
+
+        class Forward(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                if self.headers.get("Proxy-Authorization") != expected:
+                    proxy.refused += 1
+                    self.send_response(407)
+                    self.send_header("Proxy-Authenticate", 'Basic realm="proxy"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                proxy.authorized += 1
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                target = urlsplit(self.path)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("proxy-authorization", "proxy-connection", "connection", "host")}
+                upstream = http.client.HTTPConnection(target.hostname or "", target.port or 80, timeout=30)
+                upstream.request(self.command, target.path + (f"?{target.query}" if target.query else ""),
+                                 body=body, headers=headers)
+                answer = upstream.getresponse()
+                payload = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                upstream.close()
+
+            do_GET = do_POST = _forward
+
+        self.server = _QuietServer(("127.0.0.1", 0), Forward)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, userinfo: str = "") -> str:
+        return f"http://{userinfo + '@' if userinfo else ''}127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class DumbHttpServer:

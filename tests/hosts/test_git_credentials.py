@@ -25,7 +25,7 @@ from devlink.sync.accounts import AccountOptions, link_account
 from devlink.sync.jobs import run_sync
 from devlink.sync.repositories import add_repository
 from github_world import TOKEN, GitHubWorld
-from gitrepos import GitHttpServer, GitRepo, ProcessWatch, watch_processes
+from gitrepos import AuthProxy, GitHttpServer, GitRepo, ProcessWatch, watch_processes
 
 SECRET = "s3cr3t-t0ken"  # what the git_http fixture wants from "robot"
 
@@ -316,3 +316,46 @@ def test_without_git_on_the_path_the_error_says_to_install_it(
     with pytest.raises(GitError) as missing:
         check_remote("https://ghe.example/o/r.git")
     assert (missing.value.message, missing.value.hint) == ("the git command is not installed", "install git")
+
+
+def test_a_proxy_password_in_devlinks_environment_reaches_git_only_through_the_helper(
+    runtime: Runtime, git_http: GitHttpServer, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``http_proxy=http://user:password@proxy`` works for git, and the password is in no child's environ."""
+    proxy = AuthProxy("puser", "proxy-pa55word")
+    try:
+        monkeypatch.setenv("http_proxy", proxy.url("puser:proxy-pa55word"))
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        git_repo.commit("PROXY-1 through the proxy")
+        serve(git_http, git_repo, "proxied.git")
+        with watch_processes(monkeypatch) as cloning:
+            repository = add_repository(runtime, git_http.url("proxied.git", f"robot:{SECRET}"))
+            [cloned] = run_sync(runtime, repository.id, full=False)
+        assert cloned.commits_new == 1
+        assert proxy.authorized >= 2  # the check and the clone went through it, authenticated
+        children = list(cloning.seen.values())
+        assert any(seen.comm == "git-remote-http" for seen in children)
+        for seen in children:
+            assert b"proxy-pa55word" not in seen.environ and b"proxy-pa55word" not in seen.cmdline, seen.comm
+        assert any(f"http_proxy={proxy.url('puser')}".encode() in seen.environ.split(b"\0") for seen in children)
+    finally:
+        proxy.close()
+
+
+def test_a_proxy_that_refuses_devlinks_credentials_is_an_auth_error_naming_the_proxy(
+    runtime: Runtime, git_http: GitHttpServer, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = AuthProxy("puser", "the-right-one")
+    try:
+        monkeypatch.setenv("http_proxy", proxy.url("puser:a-wrong-one"))
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        git_repo.commit("PROXY-2 refused")
+        serve(git_http, git_repo, "refused.git")
+        with pytest.raises(GitError) as refused:
+            add_repository(runtime, git_http.url("refused.git"))
+        assert refused.value.reason == "auth" and "proxy refused" in refused.value.message
+        assert "a-wrong-one" not in refused.value.message and proxy.refused >= 1
+    finally:
+        proxy.close()

@@ -397,6 +397,7 @@ def test_an_untrusted_certificate_is_tls_and_the_ca_bundle_fixes_it(
     relay, ca = tls_host
     github.repo("octo", "api")
     web = f"https://127.0.0.1:{relay.port}"
+    github.stub.repo("octo", "api")["clone_url"] = f"{web}/octo/api.git"  # git on the host's (TLS) origin too
     error = failure(lambda: link_account(runtime, AccountOptions(name="octo", web_url=web, token=TOKEN)))
     assert error.reason == "tls" and "certificate not trusted" in error.message
     assert f"127.0.0.1:{relay.port}" in error.message and "CA bundle" in (error.hint or "")

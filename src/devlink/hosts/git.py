@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from devlink.domain.remotes import redact_text
 from devlink.errors import GitError
@@ -132,9 +132,49 @@ _INHERITED = frozenset({
 })
 
 
+_PROXY_VARIABLES = frozenset(name for name in _INHERITED
+                             if name.lower().endswith("_proxy") and name.lower() != "no_proxy")
+
+
 def inherited_environment() -> dict[str, str]:
-    """The part of devlink's environment any git it starts may see (``_INHERITED``), for callers outside this module."""
-    return {k: v for k, v in os.environ.items() if k in _INHERITED}
+    """The part of devlink's environment any git it starts may see (``_INHERITED``), for callers outside this module.
+
+    A proxy variable's password is taken out (git asks the credential helper
+    for it, see ``_proxy_passwords``); its user name stays, which is what makes
+    git ask.
+    """
+    env = {k: v for k, v in os.environ.items() if k in _INHERITED}
+    for name in _PROXY_VARIABLES & env.keys():
+        env[name] = _without_password(env[name])
+    return env
+
+
+def _without_password(proxy: str) -> str:
+    """``scheme://user@host:port`` of ``scheme://user:password@host:port`` (anything else unchanged)."""
+    try:
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    except ValueError:
+        return ""  # not a URL git could use either; certainly not one to hand on as it is
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return proxy
+    return parts._replace(netloc=f"{userinfo.partition(':')[0]}@{host}").geturl()
+
+
+def _proxy_passwords() -> dict[str, tuple[str, str]]:
+    """Proxy origin → (user, password) for the proxy variables in devlink's environment that carry a password."""
+    found: dict[str, tuple[str, str]] = {}
+    for name in _PROXY_VARIABLES & os.environ.keys():
+        value = os.environ[name]
+        try:
+            parts = urlsplit(value if "://" in value else f"http://{value}")
+        except ValueError:
+            continue
+        userinfo, at, host = parts.netloc.rpartition("@")
+        user, colon, password = userinfo.partition(":")
+        if at and colon and user:
+            found[f"{parts.scheme.lower()}://{host.lower()}"] = (unquote(user), unquote(password))
+    return found
 
 
 def _git_env(config: Sequence[tuple[str, str]] = (), extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -214,29 +254,34 @@ class _CredentialPipe:
 
 @contextlib.contextmanager
 def _remote_config(location: str, access: RemoteAccess | None) -> Iterator[list[tuple[str, str]]]:
-    """The ``GIT_CONFIG_*`` pairs for a command that talks to ``location``, with the credential pipe open."""
+    """The ``GIT_CONFIG_*`` pairs for a command that talks to ``location``, with the credential pipes open.
+
+    One pipe for the remote's credential, scoped to its origin, and one per
+    proxy of devlink's environment that needs a password, scoped to the proxy.
+    """
     config = list(_NETWORK_CONFIG)
     origin = _origin(location)
-    if access is None or origin is None:  # ssh, git://, paths: the user's keys, or nothing
+    secrets: dict[str, tuple[str, str]] = {}
+    if origin is not None:  # HTTP(S): the proxy variables apply
+        secrets.update(_proxy_passwords())
+    if access is not None and origin is not None:  # ssh, git://, paths: the user's keys, or nothing
+        if access.ca_bundle:
+            config.append((f"http.{origin}.sslCAInfo", access.ca_bundle))
+        if access.proxy is not None:
+            if "@" in urlsplit(access.proxy).netloc:
+                raise GitError(
+                    "the host's proxy URL carries credentials, which devlink does not hand to git", reason="bad_url",
+                    hint="use a proxy that needs no password for git, or set it without credentials",
+                )
+            config.append((f"http.{origin}.proxy", access.proxy))
+        if access.has_credential:
+            secrets[origin] = (access.username, access.password)
+    with contextlib.ExitStack() as pipes:
+        for scope, (username, password) in secrets.items():
+            pipe = _CredentialPipe(username, password)
+            pipes.callback(pipe.close)
+            config.append((f"credential.{scope}.helper", pipe.helper()))
         yield config
-        return
-    if access.ca_bundle:
-        config.append((f"http.{origin}.sslCAInfo", access.ca_bundle))
-    if access.proxy is not None:
-        if "@" in urlsplit(access.proxy).netloc:
-            raise GitError(
-                "the host's proxy URL carries credentials, which devlink does not hand to git",
-                reason="bad_url", hint="use a proxy that needs no password for git, or set it without credentials",
-            )
-        config.append((f"http.{origin}.proxy", access.proxy))
-    if not access.has_credential:
-        yield config
-        return
-    pipe = _CredentialPipe(access.username, access.password)
-    try:
-        yield [*config, (f"credential.{origin}.helper", pipe.helper())]
-    finally:
-        pipe.close()
 
 
 def _classify(stderr: str, location: str) -> GitError:
@@ -249,6 +294,9 @@ def _classify(stderr: str, location: str) -> GitError:
         return GitError(f"{location} is not a git repository", reason="not_a_repository")
     if "repository" in lower and "not found" in lower:
         return GitError(f"repository {location} was not found: {last}", reason="not_found")
+    if "returned error: 407" in lower:
+        return GitError(f"{location}: the proxy refused the request ({last})", reason="auth",
+                        hint="check the user and password of the proxy (the http_proxy / https_proxy variables)")
     if any(s in lower for s in ("authentication failed", "could not read username", "could not read password",
                                 "permission denied", "returned error: 401", "returned error: 403")):
         return GitError(f"{location}: access denied ({last})", reason="auth",
