@@ -15,6 +15,7 @@ that use it; ``tests/test_cli_startup.py`` keeps it that way and
 
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -129,7 +130,9 @@ def serve(
     if hosts_call_in and (warning := hook_url_warning(rt)):
         err.print(f"warning: {escape(warning)}", highlight=False)
     _refuse_a_taken_port(bind_host, bind_port)
-    record_server(settings.home, url)
+    if (noted := record_server(settings.home, url)) != url:
+        err.print(f"warning: another devlink serve of this data directory listens on {noted}; hooks and "
+                  "commands keep using that address", highlight=False)
     # uvicorn re-raises SIGTERM once it has shut down gracefully; exit through ``finally`` rather than die there
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
@@ -140,16 +143,25 @@ def serve(
 
 def _refuse_a_taken_port(host: str, port: int) -> None:
     """Fail with a devlink error before anything starts, rather than uvicorn's exit 3 after start-up."""
+    import errno
     import socket
 
+    if not 1 <= port <= 65535:
+        raise InvalidInput(f"port {port} is not a TCP port: give one from 1 to 65535", reason="bad_port")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise DevlinkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", reason="port_in_use",
-                               hint="another devlink serve may be running there; choose another with --port") from None
+            if exc.errno == errno.EADDRINUSE:
+                reason, hint = "port_in_use", "another devlink serve may be running there; choose another with --port"
+            elif exc.errno == errno.EACCES:
+                reason, hint = "port_denied", "ports below 1024 need privileges; choose another with --port"
+            else:  # a name that does not resolve, an address that is not this machine's
+                reason, hint = "bad_host", "--host takes an address of this machine, e.g. 127.0.0.1, or 0.0.0.0 for all"
+            raise DevlinkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", reason=reason,
+                               hint=hint) from None
 
 
 @app.command()
@@ -198,7 +210,22 @@ def _sync_with_progress(rt: "Runtime", repository_id: int, *, full: bool) -> "li
             rate = done / max(time.monotonic() - started, 1e-6)
             bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} commits/s")
 
-        return run_sync(rt, repository_id, full=full, trigger="manual", progress=progress)
+        try:
+            return run_sync(rt, repository_id, full=full, trigger="manual", progress=progress)
+        except KeyboardInterrupt:
+            raise _interrupted(rt, repository_id) from None
+
+
+def _interrupted(rt: "Runtime", repository_id: int) -> DevlinkError:
+    """What Ctrl-C during a sync leaves: how much is indexed, and the command that goes on from there."""
+    from devlink.store.models import Repository
+
+    with rt.sessions() as session:
+        repository = session.get(Repository, repository_id)
+        name, indexed = (repository.name, repository.commits_indexed) if repository else (str(repository_id), 0)
+    return DevlinkError(f"interrupted: {name} keeps the {indexed:,} commits indexed so far", reason="interrupted",
+                        hint=f"devlink sync {shlex.quote(name)} --wait resumes where it stopped "
+                             "(a running devlink serve resumes it within a minute)")
 
 
 def _report_sync(rt: "Runtime", repository_id: int, results: "list[SyncResult]") -> None:
@@ -357,7 +384,7 @@ def repo_hook(
     """Print (or install) a post-receive hook that notifies devlink of every push."""
     from rich.markup import escape
 
-    from devlink.sync.push_hooks import TOKEN_FILE, hook_script, install_hook, write_token_file
+    from devlink.sync.push_hooks import TOKEN_FILE, hook_script, hooks_directory, install_hook, write_token_file
     from devlink.sync.repositories import find_by_location
 
     rt = _runtime()
@@ -369,8 +396,8 @@ def repo_hook(
     if not install:
         sys.stdout.write(hook.script)
         err.print(f"the script reads the repository's token from {TOKEN_FILE} beside it (mode 0600): --install "
-                  f"writes both into {escape(path)}/hooks; for another machine, --token-file FILE writes the "
-                  "token file to copy there", highlight=False)
+                  f"writes both into {escape(str(hooks_directory(Path(path))))}; for another machine, --token-file "
+                  "FILE writes the token file to copy there", highlight=False)
         return
     target = install_hook(Path(path), hook)
     say(f"installed {target} and {target.parent / TOKEN_FILE}")
@@ -502,6 +529,8 @@ def keys(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON array")] = False,
 ) -> None:
     """Print the issue keys found in TEXT or standard input, one per line."""
+    if text is None and sys.stdin.isatty():  # at a terminal, reading standard input would look like a hang
+        sys.stderr.write("reading the text from standard input; end it with Ctrl-D (or: devlink keys \"TEXT\")\n")
     found = list(extract_keys(sys.stdin.read() if text is None else text))
     if as_json:
         sys.stdout.write(json.dumps(found) + "\n")
@@ -894,4 +923,11 @@ def main() -> None:
             app(standalone_mode=True)
     except DevlinkError as exc:
         _print_error(exc)
-        sys.exit(1)
+        sys.exit(130 if exc.reason == "interrupted" else 1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:  # the reader went away (devlink issue KEY | head): stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+        sys.exit(141)

@@ -125,12 +125,19 @@ def listen_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def record_server(home: Path, url: str) -> None:
-    """Note the address this ``devlink serve`` listens on, so other commands on this home link hooks to it."""
+def record_server(home: Path, url: str) -> str:
+    """Note the address this ``devlink serve`` listens on, so other commands on this home link hooks to it.
+
+    Returns the address noted: another live ``serve`` of the same home keeps
+    its note (hooks already point at it), so a second one leaves it alone.
+    """
+    if (other := _served_url(home)) and other != url.rstrip("/"):
+        return other
     home.mkdir(parents=True, exist_ok=True)
     scratch = home / f".{SERVER_FILE}.{os.getpid()}"
     scratch.write_text(json.dumps({"url": url, "pid": os.getpid(), "machine": socket.gethostname()}))
     scratch.replace(home / SERVER_FILE)
+    return url
 
 
 def forget_server(home: Path) -> None:

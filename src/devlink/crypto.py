@@ -37,8 +37,15 @@ def private_directory(path: Path, *, tighten: bool = False) -> None:
     are private on their own.
     """
     if not path.is_dir():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.mkdir(mode=0o700, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, exist_ok=True)
+        except FileExistsError:  # a file (or a file on the way) where the directory should be
+            raise ConfigError(f"{path} is not a directory: devlink keeps its data in a directory there",
+                              hint="point DEVLINK_HOME at a directory (it is created if missing)") from None
+        except PermissionError:
+            raise ConfigError(f"cannot create {path}: permission denied",
+                              hint="point DEVLINK_HOME at a directory this user may write") from None
     elif tighten:
         _tighten(path)
 

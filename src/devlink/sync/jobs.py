@@ -277,6 +277,10 @@ def run_sync(
             full, trigger, progress = False, "soft", None
 
 
+INTERRUPTED = "interrupted; what was read is kept, and the next sync resumes where this one stopped"
+RESUME_AFTER = 1.0  # seconds: an interrupted sync is due again at once (a running scheduler resumes it)
+
+
 def _run_once(
     rt: Runtime, repository_id: int, full: bool, trigger: str, progress: Progress | None,
     results: list[SyncResult],
@@ -288,6 +292,11 @@ def _run_once(
         log.warning("sync.failed repository=%s reason=%s message=%s", repository_id, exc.reason, exc.message)
         _record(rt, repository_id, exc)
         return exc
+    except KeyboardInterrupt:  # Ctrl-C in the CLI: say so and give the lock back; the next sync resumes
+        log.info("sync.interrupted repository=%s", repository_id)
+        _record(rt, repository_id, DevlinkError(INTERRUPTED, reason="interrupted"))
+        _release(rt, repository_id, True, RESUME_AFTER)
+        raise
     except Exception as exc:
         log.exception("sync.crashed repository=%s", repository_id)
         error = DevlinkError(f"internal error: {type(exc).__name__}: {exc}", reason="internal")

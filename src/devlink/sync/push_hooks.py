@@ -17,7 +17,7 @@ from devlink.runtime import Runtime
 from devlink.store.models import Repository
 from devlink.sync.repositories import hook_token
 
-__all__ = ["HOOK_SCRIPT", "TOKEN_FILE", "Hook", "hook_script", "install_hook", "write_token_file"]
+__all__ = ["HOOK_SCRIPT", "TOKEN_FILE", "Hook", "hook_script", "hooks_directory", "install_hook", "write_token_file"]
 
 TOKEN_FILE = "devlink-token"
 
@@ -89,10 +89,15 @@ def write_token_file(target: Path, hook: Hook) -> Path:
     return target
 
 
+def hooks_directory(path: Path) -> Path:
+    """Where git looks for the hooks of the repository at ``path``: ``hooks`` of a bare one, else ``.git/hooks``."""
+    root = path.expanduser().resolve()
+    return root / "hooks" if (root / "hooks").is_dir() else root / ".git" / "hooks"
+
+
 def install_hook(path: Path, hook: Hook) -> Path:
     """Write the post-receive hook and its token file into the repository at ``path``; never over someone else's."""
-    root = path.expanduser().resolve()
-    hooks = root / "hooks" if (root / "hooks").is_dir() else root / ".git" / "hooks"
+    hooks = hooks_directory(path)
     if not hooks.is_dir():
         raise InvalidInput(f"{path} has no hooks directory", hint="pass the path of the bare repository")
     target = hooks / "post-receive"

@@ -89,6 +89,8 @@ def _normalise_location(text: str, cwd: Path | None, private: tuple[Path, ...] =
         # over the API, "missing" and "not a repository" read the same: no answer tells what exists on the server
         message = f"{given} does not exist" if cwd is not None else f"{given} is not a git repository"
         raise GitError(message, reason="not_a_repository")
+    if path.name == ".git" and path.is_dir():  # a work tree's own git directory is that work tree's repository
+        path = path.parent
     return str(path), "", given
 
 
@@ -109,13 +111,17 @@ def add_repository(
         )
     if web_url is not None and not web_url.startswith(("http://", "https://")):
         raise InvalidInput("the web URL must start with http:// or https://", reason="bad_url")
+    # what is wrong with the location first (linked already, unreachable, no repository), then the name:
+    # a name clash with a location that cannot work would send the user the wrong way
     with rt.sessions() as session:
-        if session.scalars(select(Repository.id).where(Repository.name == name)).first():
-            raise Conflict(f"a repository named {name!r} is already linked", hint="choose another with --name")
         if (other := session.scalars(select(Repository.name).where(Repository.url == safe_location)).first()):
             raise Conflict(f"{shown} is already linked, as {other}", hint="see it with: devlink repo list")
     access = RemoteAccess(*split_userinfo(userinfo)) if userinfo and is_http(safe_location) else None
     check_remote(safe_location, access, shown=shown)
+    with rt.sessions() as session:
+        if session.scalars(select(Repository.id).where(Repository.name == name)).first():
+            raise Conflict(f"a repository named {name!r} is already linked",
+                           hint="choose another name (devlink repo add --name NAME, or \"name\" in the API)")
     token = secrets.token_urlsafe(24)
     with rt.sessions.begin() as session:
         repository = Repository(
