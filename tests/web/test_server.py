@@ -200,6 +200,28 @@ def test_framework_errors_are_problem_documents_too(server: Server) -> None:
         assert (wrong_type.status_code, wrong_type.json()["type"]) == (422, "invalid")
 
 
+def test_a_browser_gets_error_pages_and_the_api_problem_documents(server: Server) -> None:
+    """A mistyped page URL or a form that cannot work showed a browser raw JSON."""
+    html = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    with server.client() as client:
+        typo = client.get("/isues/DEMO-1", headers=html)
+        assert (typo.status_code, typo.headers["content-type"].split(";")[0]) == (404, "text/html")
+        assert "There is no page at this address." in typo.text and 'href="/repositories"' in typo.text
+        assert "frame-ancestors 'none'" in typo.headers["content-security-policy"]
+        gone = client.post("/repositories/999999/sync", headers={**html, "Origin": server.url})
+        assert (gone.status_code, gone.headers["content-type"].split(";")[0]) == (404, "text/html")
+        assert "no repository" in gone.text
+        script = client.get("/isues/<script>alert(1)</script>", headers=html)
+        assert "<script>alert" not in script.text
+        for machine in ("/api/v1/nothing-here", "/hooks/nothing-here"):  # the API stays machine-readable
+            answer = client.get(machine, headers=html)
+            assert answer.headers["content-type"] == "application/problem+json", machine
+        plain = client.get("/isues/DEMO-1")  # no HTML asked for: a problem document, as before
+        assert plain.headers["content-type"] == "application/problem+json"
+        lower = client.get("/issues/demo-1", headers=html, follow_redirects=False)
+        assert (lower.status_code, lower.headers["location"]) == (307, "/issues/DEMO-1")
+
+
 def test_hook_checks_the_token_before_the_body_and_bounds_its_size(server: Server, tmp_path: Path) -> None:
     _, bare, _ = make_server_repo(tmp_path, ["SIZE-1 x"])
     assert server.cli("repo", "add", str(bare), "--name", "sized").returncode == 0

@@ -25,6 +25,7 @@ from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
 from devlink.web import account_pages, hooks, oauth, pages
 from devlink.web.api import accounts, hosts, issues, repositories, smart_commits, tracker
+from devlink.web.pages import error_page, wants_page
 from devlink.web.responses import document_problems, problem
 from devlink.web.security import SECURITY_HEADERS, RequestGuard, allowed_hosts
 
@@ -79,7 +80,9 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.exception_handler(DevlinkError)
-    async def devlink_error(request: Request, exc: DevlinkError) -> JSONResponse:
+    async def devlink_error(request: Request, exc: DevlinkError) -> Response:
+        if wants_page(request):
+            return error_page(request, exc.status, exc.message, exc.hint)
         return problem(exc.status, exc.reason, exc.message, exc.hint)
 
     @app.exception_handler(StarletteHTTPException)
@@ -90,16 +93,21 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
             # Starlette's Allow names the first route of the path only; GET and POST are often two routes
             return problem(405, "method_not_allowed", f"{request.method} is not allowed here",
                            headers={"Allow": _allowed_methods(request)})
+        if wants_page(request):
+            message = "There is no page at this address." if exc.status_code == 404 else str(exc.detail)
+            return error_page(request, exc.status_code, message, headers=exc.headers)
         reason = "not_found" if exc.status_code == 404 else "http_error"
         return problem(exc.status_code, reason, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"location": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
             for error in exc.errors()
         ]
         title = "; ".join(f"{e['location']}: {e['message']}" for e in errors) or "invalid request"
+        if wants_page(request):
+            return error_page(request, 422, title)
         return problem(422, "invalid", title, errors=errors)
 
     @app.exception_handler(Exception)

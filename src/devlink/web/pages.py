@@ -9,6 +9,8 @@ so it works offline and under the Content-Security-Policy.
 """
 
 import re
+from collections.abc import Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -28,10 +30,30 @@ from devlink.sync.repositories import add_repository, find_repository, remove_re
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, issue_view
 from devlink.web.deps import RowId, RuntimeDep, SessionDep
 
-__all__ = ["router", "safe_href", "templates"]
+__all__ = ["error_page", "router", "safe_href", "templates", "wants_page"]
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+#: Paths whose errors are always problem documents: the API, the webhooks, files and the OpenAPI document.
+_MACHINE_PATHS = ("/api/", "/hooks/", "/static/", "/openapi.json")
+
+
+def wants_page(request: Request) -> bool:
+    """Whether an error should be a page: a browser asking for anything but the API (``Accept`` names HTML)."""
+    path = request.url.path
+    return not path.startswith(_MACHINE_PATHS) and "text/html" in request.headers.get("accept", "")
+
+
+def error_page(request: Request, status_code: int, message: str, hint: str | None = None, *,
+               headers: Mapping[str, str] | None = None) -> Response:
+    """The HTML form of a problem, for a person who mistyped a URL or posted a form that could not work."""
+    phrase = HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "Error"
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status_code, "phrase": phrase, "message": message, "hint": hint},
+        status_code=status_code, headers=headers,
+    )
+
 
 #: What browsers drop from a URL before reading it: C0 controls and spaces at the ends, tab and newline anywhere.
 _URL_EDGES = "".join(chr(c) for c in range(0x21))
@@ -143,6 +165,8 @@ def issue(
 ) -> Response:
     """The issue (when the tracker has it) above its development panel; each list shows one page, newest first."""
     if not is_key(key):
+        if is_key(key.upper()):  # demo-1: the key the CLI would suggest, as /issues?key= does
+            return RedirectResponse(f"/issues/{key.upper()}", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
         return templates.TemplateResponse(
             request, "search.html", {"error": f"{key!r} is not an issue key (like ABC-123)"}, status_code=404
         )
