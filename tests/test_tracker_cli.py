@@ -106,7 +106,12 @@ def test_demo_sets_everything_up(tmp_path: Path) -> None:
     hook = home / "demo" / "demo.git" / "hooks" / "post-receive"
     assert "url='http://127.0.0.1:8999/hooks/git'" in hook.read_text()
     again = devlink(home, "demo", "--no-serve")
-    assert "smart commits: 0 done, 0 error" in again.stdout  # nothing runs twice
+    # the same totals, from the ledger (nothing ran twice: DEMO-1 below still has its one comment)
+    assert "smart commits: 7 done, 1 error" in again.stdout
+    assert "devlink tracker project KAFKA" in done.stdout
+    kafka = devlink(home, "tracker", "project", "KAFKA", "Kafka")
+    assert kafka.returncode == 0, kafka.stderr
+    assert "devlink tracker project KAFKA" not in devlink(home, "demo", "--no-serve").stdout  # done already
     rt = Runtime.open(load_settings({"DEVLINK_HOME": str(home)}))
     with rt.sessions() as session:
         demo1 = issue_view(session, "DEMO-1")

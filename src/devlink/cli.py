@@ -558,8 +558,9 @@ def demo(
     say(f"          {base}/smart-commits   (DEMO-4's '#fnish' typo, with the reason)")
     say(f"          {base}/repositories")
     say(f"push to it: git clone {result.repository} && ... && git push  (a post-receive hook notifies devlink)")
-    say("the tracker now has project DEMO, so only keys of its projects link; "
-        'add one before linking its history: devlink tracker project KAFKA "Kafka"')
+    if not result.has_kafka:
+        say("the tracker now has project DEMO, so only keys of its projects link; "
+            'add one before linking its history: devlink tracker project KAFKA "Kafka"')
     if serve_after:
         serve(host=bind_host, port=bind_port, worker=True)
 

@@ -18,10 +18,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from devlink.errors import DevlinkError
 from devlink.hosts.git import inherited_environment
 from devlink.runtime import Runtime
 from devlink.store.models import Repository
+from devlink.store.tracker import Project, SmartCommitRun
 from devlink.sync.jobs import run_sync
 from devlink.sync.push_hooks import hook_script, install_hook
 from devlink.sync.repositories import add_repository
@@ -78,6 +81,7 @@ class DemoResult:
     commits: int
     smart_commits_done: int
     smart_commits_failed: int
+    has_kafka: bool  # the README's next step (a KAFKA project) is done already
 
 
 def _git(work: Path, *args: str, author: str | None = None, when: int | None = None) -> str:
@@ -136,11 +140,14 @@ def build_demo(rt: Runtime, *, server_url: str) -> DemoResult:
         for index, (author, message, branch) in enumerate(LIVE):
             _commit(work, author, message, branch, now + index * 60)
         _git(work, "push", "-q", "origin", "--all")
-    results = run_sync(rt, repository_id, full=False)
+    run_sync(rt, repository_id, full=False)
     install_hook(bare, hook_script(rt, repository_id, server_url))
     with rt.sessions() as session:
         repository = session.get(Repository, repository_id)
         commits = repository.commits_indexed if repository else 0
-    done = sum(r.smart_commits.done for r in results)
-    failed = sum(r.smart_commits.error for r in results)
-    return DemoResult(bare, repository_id, commits, done, failed)
+        # from the ledger, not this run: a second ``devlink demo`` runs none again, yet they were done
+        outcomes: dict[str, int] = {outcome: count for outcome, count in session.execute(
+            select(SmartCommitRun.outcome, func.count()).where(SmartCommitRun.repository_id == repository_id)
+            .group_by(SmartCommitRun.outcome))}
+        has_kafka = session.scalars(select(Project.id).where(Project.key == "KAFKA")).first() is not None
+    return DemoResult(bare, repository_id, commits, outcomes.get("done", 0), outcomes.get("error", 0), has_kafka)
