@@ -6,6 +6,7 @@ import os
 import pty
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +51,20 @@ def test_ctrl_c_in_a_backfill_says_how_to_resume_and_leaves_the_repository_free(
     assert "error: interrupted: app keeps the" in interrupted.stderr
     assert "devlink sync app --wait resumes where it stopped" in interrupted.stderr
     row = repository_row(cli, "app")
-    assert row["sync"]["state"] == "failed" and row["sync"]["error"]["reason"] == "interrupted", row["sync"]
+    assert row["sync"]["state"] == "queued" and row["sync"]["error"]["reason"] == "interrupted", row["sync"]
 
     resumed = cli("sync", "app", "--wait")
     assert resumed.code == 0, resumed.stderr
     assert repository_row(cli, "app")["sync"]["commits_indexed"] == 5
 
 
-def test_an_interrupted_sync_gives_its_lock_back_and_is_due_again_at_once(
-    cli: InProcessCli, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("full", [False, True], ids=["soft", "full"])
+def test_an_interrupted_sync_leaves_the_same_kind_of_sync_due(
+    cli: InProcessCli, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch, full: bool
 ) -> None:
+    """A full sync interrupted must come back as a full one: a soft sync would never re-read the rest."""
     from devlink.config import load_settings
     from devlink.runtime import Runtime
-    from devlink.store.models import utcnow
     from devlink.sync.repositories import add_repository
 
     git_repo.commit("LOCK-1 first")
@@ -74,12 +76,16 @@ def test_an_interrupted_sync_gives_its_lock_back_and_is_due_again_at_once(
             raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):
-            jobs.run_sync(rt, repository.id, full=False, progress=progress)
+            jobs.run_sync(rt, repository.id, full=full, progress=progress)
         with rt.sessions() as session:
             row = session.get(Repository, repository.id)
             assert row is not None
-            assert (row.sync_state, row.sync_holder, row.last_error_reason) == ("failed", None, "interrupted")
-            assert row.next_sync_at is not None and (row.next_sync_at - utcnow()).total_seconds() < 5
+            assert (row.sync_state, row.sync_kind, row.sync_holder, row.last_error_reason) == (
+                "queued", "full" if full else "soft", None, "interrupted")
+        monkeypatch.setattr(jobs, "ENQUEUE_GRACE", timedelta(0))
+        queued: list[tuple[int, bool, str]] = []
+        assert jobs.recover(rt, lambda *job: queued.append(job), lambda: set()) == [repository.id]
+        assert queued == [(repository.id, full, "recover")]  # a consumer's sweep queues the same kind
     finally:
         rt.close()
 

@@ -213,10 +213,10 @@ def _sync_with_progress(rt: "Runtime", repository_id: int, *, full: bool) -> "li
         try:
             return run_sync(rt, repository_id, full=full, trigger="manual", progress=progress)
         except KeyboardInterrupt:
-            raise _interrupted(rt, repository_id) from None
+            raise _interrupted(rt, repository_id, full=full) from None
 
 
-def _interrupted(rt: "Runtime", repository_id: int) -> DevlinkError:
+def _interrupted(rt: "Runtime", repository_id: int, *, full: bool) -> DevlinkError:
     """What Ctrl-C during a sync leaves: how much is indexed, and the command that goes on from there."""
     from devlink.store.models import Repository
 
@@ -224,8 +224,8 @@ def _interrupted(rt: "Runtime", repository_id: int) -> DevlinkError:
         repository = session.get(Repository, repository_id)
         name, indexed = (repository.name, repository.commits_indexed) if repository else (str(repository_id), 0)
     return DevlinkError(f"interrupted: {name} keeps the {indexed:,} commits indexed so far", reason="interrupted",
-                        hint=f"devlink sync {shlex.quote(name)} --wait resumes where it stopped "
-                             "(a running devlink serve resumes it within a minute)")
+                        hint=f"devlink sync {shlex.quote(name)} {'--full ' if full else ''}--wait resumes where "
+                             "it stopped (a running devlink serve resumes it within a minute)")
 
 
 def _report_sync(rt: "Runtime", repository_id: int, results: "list[SyncResult]") -> None:

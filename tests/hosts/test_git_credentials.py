@@ -359,3 +359,37 @@ def test_a_proxy_that_refuses_devlinks_credentials_is_an_auth_error_naming_the_p
         assert "a-wrong-one" not in refused.value.message and proxy.refused >= 1
     finally:
         proxy.close()
+
+
+def test_a_proxy_password_with_a_slash_leaves_no_part_in_the_environ_or_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``urlsplit`` ends the authority at the first ``/``: the password must still be taken out whole."""
+    from devlink.hosts.git import _proxy_passwords, inherited_environment
+
+    monkeypatch.setenv("http_proxy", "http://svc:Zm9vYmFy/cXV4@127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert inherited_environment()["http_proxy"] == "http://svc@127.0.0.1:9"
+    assert _proxy_passwords() == {"http://127.0.0.1:9": ("svc", "Zm9vYmFy/cXV4")}
+    with pytest.raises(GitError) as failed:
+        check_remote("http://git.example.invalid/x.git")
+    assert "Zm9vYmFy" not in failed.value.message
+
+
+def test_a_proxy_variable_without_a_host_is_never_a_catch_all_credential_scope(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``credential.http://.helper`` matches every http host: such a scope hands the proxy password to any."""
+    from devlink.hosts.git import _proxy_passwords, inherited_environment
+
+    monkeypatch.setenv("http_proxy", "http://user:secret@/")
+    assert _proxy_passwords() == {}
+    assert "secret" not in inherited_environment()["http_proxy"]
+
+
+def test_a_407_after_connect_is_an_auth_error() -> None:
+    from devlink.hosts.git import _classify
+
+    stderr = "fatal: unable to access 'https://h/x.git/': CONNECT tunnel failed, response 407\n"
+    assert _classify(stderr, "https://h/x.git").reason == "auth"

@@ -149,31 +149,54 @@ def inherited_environment() -> dict[str, str]:
     return env
 
 
+def _split_proxy(value: str) -> tuple[str, str, str | None, str] | None:
+    """(scheme, user, password or None, host[:port]) of a proxy variable, or None when it names no host.
+
+    The authority runs to the *last* ``@`` before the host, so a password
+    holding ``/``, ``?``, ``#`` or ``@`` unencoded is still taken out whole
+    (``urlsplit`` would end the authority at the first ``/`` and leave it in).
+    """
+    text = value.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "http", text
+    userinfo, at, tail = rest.rpartition("@")
+    host = re.split(r"[/?#]", tail, maxsplit=1)[0]
+    if not at:
+        host, userinfo = re.split(r"[/?#]", rest, maxsplit=1)[0], ""
+    if not host or host.startswith(":"):
+        return None
+    user, colon, password = userinfo.partition(":")
+    return scheme.lower(), user, (password if colon else None), host.lower()
+
+
 def _without_password(proxy: str) -> str:
-    """``scheme://user@host:port`` of ``scheme://user:password@host:port`` (anything else unchanged)."""
-    try:
-        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    except ValueError:
-        return ""  # not a URL git could use either; certainly not one to hand on as it is
-    userinfo, at, host = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
+    """``scheme://user@host:port`` of ``scheme://user:password@host:port`` (anything else unchanged).
+
+    A value carrying a password devlink cannot place (no host after it) is
+    dropped rather than handed on with the password in it.
+    """
+    if "@" not in proxy:
         return proxy
-    return parts._replace(netloc=f"{userinfo.partition(':')[0]}@{host}").geturl()
+    parts = _split_proxy(proxy)
+    if parts is None:
+        return ""
+    scheme, user, password, host = parts
+    if password is None:
+        return proxy
+    return f"{scheme}://{user}@{host}"
 
 
 def _proxy_passwords() -> dict[str, tuple[str, str]]:
     """Proxy origin → (user, password) for the proxy variables in devlink's environment that carry a password."""
     found: dict[str, tuple[str, str]] = {}
-    for name in _PROXY_VARIABLES & os.environ.keys():
-        value = os.environ[name]
-        try:
-            parts = urlsplit(value if "://" in value else f"http://{value}")
-        except ValueError:
+    for name in sorted(_PROXY_VARIABLES & os.environ.keys()):
+        parts = _split_proxy(os.environ[name])
+        if parts is None:
             continue
-        userinfo, at, host = parts.netloc.rpartition("@")
-        user, colon, password = userinfo.partition(":")
-        if at and colon and user:
-            found[f"{parts.scheme.lower()}://{host.lower()}"] = (unquote(user), unquote(password))
+        scheme, user, password, host = parts
+        if user and password is not None:  # never an origin without a host: "http://" matches every host
+            found[f"{scheme}://{host}"] = (unquote(user), unquote(password))
     return found
 
 
@@ -294,7 +317,7 @@ def _classify(stderr: str, location: str) -> GitError:
         return GitError(f"{location} is not a git repository", reason="not_a_repository")
     if "repository" in lower and "not found" in lower:
         return GitError(f"repository {location} was not found: {last}", reason="not_found")
-    if "returned error: 407" in lower:
+    if "returned error: 407" in lower or "response 407" in lower or "407 from proxy" in lower:
         return GitError(f"{location}: the proxy refused the request ({last})", reason="auth",
                         hint="check the user and password of the proxy (the http_proxy / https_proxy variables)")
     if any(s in lower for s in ("authentication failed", "could not read username", "could not read password",

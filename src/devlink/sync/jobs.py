@@ -278,7 +278,25 @@ def run_sync(
 
 
 INTERRUPTED = "interrupted; what was read is kept, and the next sync resumes where this one stopped"
-RESUME_AFTER = 1.0  # seconds: an interrupted sync is due again at once (a running scheduler resumes it)
+
+
+def _requeue_interrupted(rt: Runtime, repository_id: int, full: bool) -> None:
+    """Hand an interrupted run's lock over as a ``queued`` sync of the same kind, with no job behind it yet.
+
+    ``recover`` (a consumer's sweep, at start and every minute) queues its job,
+    and ``devlink sync --wait`` takes it at once.  Released as ``failed``
+    instead, the scheduler's next soft sync would clear the error and never
+    re-read what an interrupted full sync had not reached.  A follow-up that
+    was pending is part of the sync left due.
+    """
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        session.execute(
+            update(Repository)
+            .where(Repository.id == repository_id, Repository.sync_holder == this_process())
+            .values(sync_state="queued", sync_kind="full" if full else "soft", sync_holder=None,
+                    sync_heartbeat_at=now, sync_pending=False, sync_finished_at=now)
+        )
 
 
 def _run_once(
@@ -292,10 +310,10 @@ def _run_once(
         log.warning("sync.failed repository=%s reason=%s message=%s", repository_id, exc.reason, exc.message)
         _record(rt, repository_id, exc)
         return exc
-    except KeyboardInterrupt:  # Ctrl-C in the CLI: say so and give the lock back; the next sync resumes
-        log.info("sync.interrupted repository=%s", repository_id)
+    except KeyboardInterrupt:  # Ctrl-C in the CLI: say so, and leave the same kind of sync due
+        log.info("sync.interrupted repository=%s kind=%s", repository_id, "full" if full else "soft")
         _record(rt, repository_id, DevlinkError(INTERRUPTED, reason="interrupted"))
-        _release(rt, repository_id, True, RESUME_AFTER)
+        _requeue_interrupted(rt, repository_id, full)
         raise
     except Exception as exc:
         log.exception("sync.crashed repository=%s", repository_id)
