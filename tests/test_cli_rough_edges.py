@@ -150,6 +150,9 @@ def test_a_second_serve_of_the_same_home_leaves_the_first_ones_note(tmp_path: Pa
         other.wait()
     assert record_server(home, "http://127.0.0.1:8001") == "http://127.0.0.1:8001"  # that one is gone now
     assert json.loads((home / SERVER_FILE).read_text())["pid"] == os.getpid()
+    # a note from another machine name (a container restarted under a new name) cannot be checked: replaced
+    (home / SERVER_FILE).write_text(json.dumps({"url": "http://0.0.0.0:8000", "pid": 1, "machine": "3f2c9a1b7e0d"}))
+    assert record_server(home, "http://0.0.0.0:8080") == "http://0.0.0.0:8080"
 
 
 @pytest.mark.parametrize(("host", "port", "reason", "hint"), [
@@ -172,9 +175,10 @@ def test_a_data_directory_that_is_a_file_is_a_clear_error(cli: InProcessCli, tmp
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    with pytest.raises(ConfigError) as refused:
-        private_directory(blocker)
-    assert "is not a directory" in refused.value.message
+    for path in (blocker, blocker / "below" / "it"):
+        with pytest.raises(ConfigError) as refused:
+            private_directory(path)
+        assert "is not a directory" in refused.value.message
     monkeypatch.setenv("DEVLINK_HOME", str(blocker))
     listed = cli("repo", "list")
     assert listed.code == 1 and "is not a directory" in listed.stderr and "Traceback" not in listed.stderr

@@ -131,8 +131,8 @@ def serve(
         err.print(f"warning: {escape(warning)}", highlight=False)
     _refuse_a_taken_port(bind_host, bind_port)
     if (noted := record_server(settings.home, url)) != url:
-        err.print(f"warning: another devlink serve of this data directory listens on {noted}; hooks and "
-                  "commands keep using that address", highlight=False)
+        err.print(f"warning: another devlink serve of this data directory listens on {noted}; commands in "
+                  "other shells (account add, repo hook) keep using that address", highlight=False)
     # uvicorn re-raises SIGTERM once it has shut down gracefully; exit through ``finally`` rather than die there
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:

@@ -128,10 +128,17 @@ def listen_url(host: str, port: int) -> str:
 def record_server(home: Path, url: str) -> str:
     """Note the address this ``devlink serve`` listens on, so other commands on this home link hooks to it.
 
-    Returns the address noted: another live ``serve`` of the same home keeps
-    its note (hooks already point at it), so a second one leaves it alone.
+    Returns the address noted: another live ``serve`` of the same home on this
+    machine keeps its note (hooks already point at it), so a second one leaves
+    it alone.  A note from another machine name cannot be checked (a container
+    gets a new name each start) and is replaced.
     """
-    if (other := _served_url(home)) and other != url.rstrip("/"):
+    try:
+        note = json.loads((home / SERVER_FILE).read_text())
+        other, pid, machine = str(note["url"]).rstrip("/"), int(note["pid"]), str(note.get("machine", ""))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        other, pid, machine = "", 0, ""
+    if other and other != url.rstrip("/") and machine == socket.gethostname() and pid != os.getpid() and _alive(pid):
         return other
     home.mkdir(parents=True, exist_ok=True)
     scratch = home / f".{SERVER_FILE}.{os.getpid()}"

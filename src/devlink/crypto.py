@@ -40,7 +40,7 @@ def private_directory(path: Path, *, tighten: bool = False) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.mkdir(mode=0o700, exist_ok=True)
-        except FileExistsError:  # a file (or a file on the way) where the directory should be
+        except (FileExistsError, NotADirectoryError):  # a file where the directory, or one above it, should be
             raise ConfigError(f"{path} is not a directory: devlink keeps its data in a directory there",
                               hint="point DEVLINK_HOME at a directory (it is created if missing)") from None
         except PermissionError:

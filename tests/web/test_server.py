@@ -218,8 +218,11 @@ def test_a_browser_gets_error_pages_and_the_api_problem_documents(server: Server
             assert answer.headers["content-type"] == "application/problem+json", machine
         plain = client.get("/isues/DEMO-1")  # no HTML asked for: a problem document, as before
         assert plain.headers["content-type"] == "application/problem+json"
-        lower = client.get("/issues/demo-1", headers=html, follow_redirects=False)
-        assert (lower.status_code, lower.headers["location"]) == (307, "/issues/DEMO-1")
+        lower = client.get("/issues/demo-1?comments_page=2", headers=html, follow_redirects=False)
+        assert (lower.status_code, lower.headers["location"]) == (307, "/issues/DEMO-1?comments_page=2")
+        assert typo.headers["vary"] == "Accept"
+        bare_api = client.get("/api", headers=html)
+        assert bare_api.headers["content-type"] == "application/problem+json"
 
 
 def test_hook_checks_the_token_before_the_body_and_bounds_its_size(server: Server, tmp_path: Path) -> None:

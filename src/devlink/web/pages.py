@@ -42,7 +42,8 @@ _MACHINE_PATHS = ("/api/", "/hooks/", "/static/", "/openapi.json")
 def wants_page(request: Request) -> bool:
     """Whether an error should be a page: a browser asking for anything but the API (``Accept`` names HTML)."""
     path = request.url.path
-    return not path.startswith(_MACHINE_PATHS) and "text/html" in request.headers.get("accept", "")
+    machine = path.startswith(_MACHINE_PATHS) or f"{path}/" in _MACHINE_PATHS
+    return not machine and "text/html" in request.headers.get("accept", "")
 
 
 def error_page(request: Request, status_code: int, message: str, hint: str | None = None, *,
@@ -51,7 +52,7 @@ def error_page(request: Request, status_code: int, message: str, hint: str | Non
     phrase = HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "Error"
     return templates.TemplateResponse(
         request, "error.html", {"status": status_code, "phrase": phrase, "message": message, "hint": hint},
-        status_code=status_code, headers=headers,
+        status_code=status_code, headers={**(headers or {}), "Vary": "Accept"},  # the same URL answers JSON too
     )
 
 
@@ -166,7 +167,8 @@ def issue(
     """The issue (when the tracker has it) above its development panel; each list shows one page, newest first."""
     if not is_key(key):
         if is_key(key.upper()):  # demo-1: the key the CLI would suggest, as /issues?key= does
-            return RedirectResponse(f"/issues/{key.upper()}", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+            query = f"?{request.url.query}" if request.url.query else ""
+            return RedirectResponse(f"/issues/{key.upper()}{query}", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
         return templates.TemplateResponse(
             request, "search.html", {"error": f"{key!r} is not an issue key (like ABC-123)"}, status_code=404
         )
