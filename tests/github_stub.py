@@ -238,6 +238,9 @@ class GitHubStub:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        # a client that connects and resets before accept() leaves a blocking accept() waiting for the next
+        # connection, and close()'s shutdown() with it: accept() times out instead (accepted sockets block)
+        self._server.socket.settimeout(1.0)
         self.port = int(self._server.server_address[1])
         self.web_url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.web_url}/api/v3"

@@ -97,6 +97,7 @@ class GitHttpServer:
                 pass
 
         self.server = make_server("127.0.0.1", 0, self._app, handler_class=Quiet)
+        self.server.socket.settimeout(1.0)  # as GitHubStub: a reset before accept() must not hang close()
         self.scheme = "https" if tls else "http"
         if tls:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
