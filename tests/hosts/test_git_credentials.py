@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -318,17 +319,26 @@ def test_without_git_on_the_path_the_error_says_to_install_it(
     assert (missing.value.message, missing.value.hint) == ("the git command is not installed", "install git")
 
 
+@contextmanager
+def proxy_in_environment(monkeypatch: pytest.MonkeyPatch, password: str, given: str) -> Iterator[AuthProxy]:
+    """An authenticating proxy wanting ``puser:password``, named in ``http_proxy`` with ``puser:given``."""
+    proxy = AuthProxy("puser", password)
+    try:
+        monkeypatch.setenv("http_proxy", proxy.url(f"puser:{given}"))
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        yield proxy
+    finally:
+        proxy.close()
+
+
 def test_a_proxy_password_in_devlinks_environment_reaches_git_only_through_the_helper(
     runtime: Runtime, git_http: GitHttpServer, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``http_proxy=http://user:password@proxy`` works for git, and the password is in no child's environ."""
-    proxy = AuthProxy("puser", "proxy-pa55word")
-    try:
-        monkeypatch.setenv("http_proxy", proxy.url("puser:proxy-pa55word"))
-        monkeypatch.delenv("no_proxy", raising=False)
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        git_repo.commit("PROXY-1 through the proxy")
-        serve(git_http, git_repo, "proxied.git")
+    git_repo.commit("PROXY-1 through the proxy")
+    serve(git_http, git_repo, "proxied.git")
+    with proxy_in_environment(monkeypatch, "proxy-pa55word", "proxy-pa55word") as proxy:
         with watch_processes(monkeypatch) as cloning:
             repository = add_repository(runtime, git_http.url("proxied.git", f"robot:{SECRET}"))
             [cloned] = run_sync(runtime, repository.id, full=False)
@@ -339,26 +349,18 @@ def test_a_proxy_password_in_devlinks_environment_reaches_git_only_through_the_h
         for seen in children:
             assert b"proxy-pa55word" not in seen.environ and b"proxy-pa55word" not in seen.cmdline, seen.comm
         assert any(f"http_proxy={proxy.url('puser')}".encode() in seen.environ.split(b"\0") for seen in children)
-    finally:
-        proxy.close()
 
 
 def test_a_proxy_that_refuses_devlinks_credentials_is_an_auth_error_naming_the_proxy(
     runtime: Runtime, git_http: GitHttpServer, git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy = AuthProxy("puser", "the-right-one")
-    try:
-        monkeypatch.setenv("http_proxy", proxy.url("puser:a-wrong-one"))
-        monkeypatch.delenv("no_proxy", raising=False)
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        git_repo.commit("PROXY-2 refused")
-        serve(git_http, git_repo, "refused.git")
+    git_repo.commit("PROXY-2 refused")
+    serve(git_http, git_repo, "refused.git")
+    with proxy_in_environment(monkeypatch, "the-right-one", "a-wrong-one") as proxy:
         with pytest.raises(GitError) as refused:
             add_repository(runtime, git_http.url("refused.git"))
         assert refused.value.reason == "auth" and "proxy refused" in refused.value.message
         assert "a-wrong-one" not in refused.value.message and proxy.refused >= 1
-    finally:
-        proxy.close()
 
 
 def test_a_proxy_password_with_a_slash_leaves_no_part_in_the_environ_or_the_error(
