@@ -16,8 +16,9 @@ Every git command runs bounded: in its own process group (its own session),
 with a time limit, and with lazy fetching off (``GIT_NO_LAZY_FETCH``).  When
 the limit passes or the caller stops early, the whole group is killed, again
 and again until it is empty, since a chain of git processes forks faster than
-one ``killpg`` can catch it.  The group's leader is a coreutils ``timeout``
-that kills it a little later on its own, should devlink itself be killed.
+one ``killpg`` can catch it.  For the commands that talk to a remote, the
+group's leader is a coreutils ``timeout`` that kills it a little later on its
+own, should devlink itself be killed.
 
 Credentials never touch a command line, an environment or a file, and git
 inherits only an allow-list of devlink's environment (``_INHERITED``), so the
@@ -365,14 +366,18 @@ def _supervisor() -> str | None:
 
 
 def _spawn(args: list[str], env: dict[str, str], *, limit: float, cwd: Path | None = None,
-           stdin: int | IO[bytes] | None, bufsize: int = -1) -> "subprocess.Popen[bytes]":
+           stdin: int | IO[bytes] | None, bufsize: int = -1, supervised: bool = False) -> "subprocess.Popen[bytes]":
     """Start git in a session and process group of its own, so all it starts can be killed at once.
 
-    devlink enforces ``limit`` itself; the group's leader is a ``timeout``
-    supervisor that SIGKILLs the whole group ``SUPERVISOR_SLACK`` seconds later,
-    so a git command stays bounded even when devlink dies without cleaning up.
+    devlink enforces ``limit`` itself.  ``supervised`` (the commands that talk
+    to a remote, which can hang or fork remote helpers) puts a ``timeout``
+    supervisor at the group's head that SIGKILLs the whole group
+    ``SUPERVISOR_SLACK`` seconds later, so it stays bounded even when devlink
+    dies without cleaning up.  Commands on the mirror alone do without its
+    exec (about 2 ms each): they end with their work, or of SIGPIPE once
+    devlink stops reading them.
     """
-    supervisor = _supervisor()
+    supervisor = _supervisor() if supervised else None
     command = ["git", *args]
     if supervisor:
         if shutil.which("git", path=env.get("PATH")) is None:  # else the supervisor's exit 127 reads as git's
@@ -434,7 +439,7 @@ def _run(
     network: bool = False,
 ) -> str:
     """Run one git command bounded: its own process group, killed whole at ``timeout`` or if the caller is stopped."""
-    proc = _spawn(args, _git_env(config, extra_env), limit=timeout, cwd=cwd,
+    proc = _spawn(args, _git_env(config, extra_env), limit=timeout, cwd=cwd, supervised=network,
                   stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
         out, err = proc.communicate(input, timeout=timeout)
