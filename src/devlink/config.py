@@ -133,13 +133,11 @@ def record_server(home: Path, url: str) -> str:
     it alone.  A note from another machine name cannot be checked (a container
     gets a new name each start) and is replaced.
     """
-    try:
-        note = json.loads((home / SERVER_FILE).read_text())
-        other, pid, machine = str(note["url"]).rstrip("/"), int(note["pid"]), str(note.get("machine", ""))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        other, pid, machine = "", 0, ""
-    if other and other != url.rstrip("/") and machine == socket.gethostname() and pid != os.getpid() and _alive(pid):
-        return other
+    note = _read_note(home)
+    if note is not None:
+        other, pid, machine = note
+        if other != url.rstrip("/") and machine == socket.gethostname() and pid != os.getpid() and _alive(pid):
+            return other
     home.mkdir(parents=True, exist_ok=True)
     scratch = home / f".{SERVER_FILE}.{os.getpid()}"
     scratch.write_text(json.dumps({"url": url, "pid": os.getpid(), "machine": socket.gethostname()}))
@@ -157,18 +155,27 @@ def forget_server(home: Path) -> None:
         pass
 
 
-def _served_url(home: Path) -> str:
-    """The URL of the ``devlink serve`` running on this home, or "" (none, or it is gone)."""
+def _read_note(home: Path) -> tuple[str, int, str] | None:
+    """(URL without a trailing slash, pid, machine name) of the server note, or None: missing or malformed."""
     try:
         note = json.loads((home / SERVER_FILE).read_text())
         url, pid, machine = str(note["url"]), int(note["pid"]), str(note.get("machine", ""))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return ""
+        return None
     if not url.startswith(("http://", "https://")):
+        return None
+    return url.rstrip("/"), pid, machine
+
+
+def _served_url(home: Path) -> str:
+    """The URL of the ``devlink serve`` running on this home, or "" (none, or it is gone)."""
+    note = _read_note(home)
+    if note is None:
         return ""
+    url, pid, machine = note
     if machine == socket.gethostname() and not _alive(pid):
         return ""  # that server stopped without removing its note (killed)
-    return url.rstrip("/")
+    return url
 
 
 def _alive(pid: int) -> bool:

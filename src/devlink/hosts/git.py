@@ -138,7 +138,7 @@ _PROXY_VARIABLES = frozenset(name for name in _INHERITED
 
 
 def inherited_environment() -> dict[str, str]:
-    """The part of devlink's environment any git it starts may see (``_INHERITED``), for callers outside this module.
+    """The part of devlink's environment any git it starts may see (``_INHERITED``); demo.py uses it too.
 
     A proxy variable's password is taken out (git asks the credential helper
     for it, see ``_proxy_passwords``); its user name stays, which is what makes
@@ -365,25 +365,26 @@ def _supervisor() -> str | None:
     return path if b"GNU coreutils" in version else None
 
 
-def _spawn(args: list[str], env: dict[str, str], *, limit: float, cwd: Path | None = None,
-           stdin: int | IO[bytes] | None, bufsize: int = -1, supervised: bool = False) -> "subprocess.Popen[bytes]":
+def _spawn(args: list[str], env: dict[str, str], *, cwd: Path | None = None, stdin: int | IO[bytes] | None,
+           bufsize: int = -1, supervise: float | None = None) -> "subprocess.Popen[bytes]":
     """Start git in a session and process group of its own, so all it starts can be killed at once.
 
-    devlink enforces ``limit`` itself.  ``supervised`` (the commands that talk
-    to a remote, which can hang or fork remote helpers) puts a ``timeout``
-    supervisor at the group's head that SIGKILLs the whole group
-    ``SUPERVISOR_SLACK`` seconds later, so it stays bounded even when devlink
-    dies without cleaning up.  Commands on the mirror alone do without its
-    exec (about 2 ms each): they end with their work, or of SIGPIPE once
+    devlink enforces every time limit itself.  ``supervise`` (the limit of a
+    command that talks to a remote, which can hang or fork remote helpers)
+    puts a ``timeout`` supervisor at the group's head that SIGKILLs the whole
+    group ``SUPERVISOR_SLACK`` seconds after it, so it stays bounded even when
+    devlink dies without cleaning up.  Commands on the mirror alone do without
+    its exec (about 2 ms each): they end with their work, or of SIGPIPE once
     devlink stops reading them.
     """
-    supervisor = _supervisor() if supervised else None
+    supervisor = _supervisor() if supervise is not None else None
     command = ["git", *args]
     if supervisor:
         if shutil.which("git", path=env.get("PATH")) is None:  # else the supervisor's exit 127 reads as git's
             raise GitError("the git command is not installed", reason="git", hint="install git")
         # whole seconds, rounded up and at least 1: to timeout, "0s" means no limit at all
-        command = [supervisor, "-s", "KILL", f"{max(1, math.ceil(limit + SUPERVISOR_SLACK))}s", *command]
+        assert supervise is not None
+        command = [supervisor, "-s", "KILL", f"{max(1, math.ceil(supervise + SUPERVISOR_SLACK))}s", *command]
     try:
         return subprocess.Popen(command, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, bufsize=bufsize)
@@ -439,7 +440,7 @@ def _run(
     network: bool = False,
 ) -> str:
     """Run one git command bounded: its own process group, killed whole at ``timeout`` or if the caller is stopped."""
-    proc = _spawn(args, _git_env(config, extra_env), limit=timeout, cwd=cwd, supervised=network,
+    proc = _spawn(args, _git_env(config, extra_env), cwd=cwd, supervise=timeout if network else None,
                   stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
         out, err = proc.communicate(input, timeout=timeout)
@@ -582,12 +583,12 @@ class Mirror:
         env = _git_env()
         order = ["--topo-order"] if topo_order else []
         rev_list = _spawn(["--git-dir", str(self.path), "rev-list", *order, "--ignore-missing", "--stdin"], env,
-                          limit=READ_TIMEOUT, stdin=subprocess.PIPE)
+                          stdin=subprocess.PIPE)
         assert rev_list.stdin is not None and rev_list.stdout is not None and rev_list.stderr is not None
         try:
             # --buffer: plain --batch flushes after every object, which costs more than git's own work
             cat_file = _spawn(["--git-dir", str(self.path), "cat-file", "--batch", "--buffer"], env,
-                              limit=READ_TIMEOUT, stdin=rev_list.stdout, bufsize=1 << 20)
+                              stdin=rev_list.stdout, bufsize=1 << 20)
         except BaseException:
             _kill_group(rev_list)
             raise
@@ -641,16 +642,14 @@ def _rev_lines(include: Iterable[str], exclude: Iterable[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _lower_priority(pgid: int) -> None:
+def _lower_priority(pid: int) -> None:
     """Let git give way when it and the Python process that parses and stores its output compete for a CPU.
 
     git reads faster than devlink stores, so it does not need to win; the
-    Python process is the pipeline's slowest stage.  The whole group: its
-    leader is git's supervisor, and git inherits its priority if not yet
-    started.  POSIX only; elsewhere a no-op.
+    Python process is the pipeline's slowest stage.  POSIX only; elsewhere a no-op.
     """
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PGRP, pgid, 10)
+        os.setpriority(os.PRIO_PROCESS, pid, 10)
 
 
 def _widen_pipe(fd: int) -> None:

@@ -49,7 +49,10 @@ def wants_page(request: Request) -> bool:
 def error_page(request: Request, status_code: int, message: str, hint: str | None = None, *,
                headers: Mapping[str, str] | None = None) -> Response:
     """The HTML form of a problem, for a person who mistyped a URL or posted a form that could not work."""
-    phrase = HTTPStatus(status_code).phrase if status_code in HTTPStatus._value2member_map_ else "Error"
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:  # a status without a standard phrase
+        phrase = "Error"
     return templates.TemplateResponse(
         request, "error.html", {"status": status_code, "phrase": phrase, "message": message, "hint": hint},
         status_code=status_code, headers={**(headers or {}), "Vary": "Accept"},  # the same URL answers JSON too
