@@ -121,6 +121,7 @@ def serve(
     settings = load_settings()
     bind_host, bind_port = host or settings.host, port or settings.port
     url = listen_url(bind_host, bind_port)
+    _refuse_a_taken_port(bind_host, bind_port)  # before anything is opened or printed
     # hooks and OAuth callbacks point here unless DEVLINK_BASE_URL says otherwise, in this process and (through
     # the note in DEVLINK_HOME) in the CLI commands run while it serves
     rt = Runtime.open(replace(settings, host=bind_host, port=bind_port, served_url=url))
@@ -129,7 +130,6 @@ def serve(
         hosts_call_in = bool(account_views(session))  # only a linked account's host sends webhooks here
     if hosts_call_in and (warning := hook_url_warning(rt)):
         err.print(f"warning: {escape(warning)}", highlight=False)
-    _refuse_a_taken_port(bind_host, bind_port)
     if (noted := record_server(settings.home, url)) != url:
         err.print(f"warning: another devlink serve of this data directory listens on {noted}; commands in "
                   "other shells (account add, repo hook) keep using that address", highlight=False)
