@@ -28,6 +28,7 @@ from devlink.domain.times import tz_of
 __all__ = [
     "Fetch",
     "branch_view",
+    "commit_url",
     "commit_view",
     "development",
     "iso",
@@ -57,6 +58,11 @@ def iso(when: datetime | None) -> str | None:
     return when.isoformat() if when else None
 
 
+def commit_url(web_url: str | None, sha: str) -> str | None:
+    """A commit's page on its host, where the repository has a web page."""
+    return f"{web_url}/commit/{sha}" if web_url else None
+
+
 def repository_summary(repository: Any) -> dict[str, Any]:
     """The short form of a repository embedded in commits and branches."""
     return {"id": repository.id, "name": repository.name, "url": repository.url, "web_url": repository.web_url}
@@ -75,7 +81,7 @@ def commit_view(commit: Any, repository: Any) -> dict[str, Any]:
         "summary": commit.message.split("\n", 1)[0],
         "message": commit.message,
         "merge": commit.parent_count > 1,
-        "url": f"{repository.web_url}/commit/{commit.sha}" if repository.web_url else None,
+        "url": commit_url(repository.web_url, commit.sha),
     }
 
 

@@ -1,15 +1,18 @@
-"""Tables of the built-in tracker, and the smart-commit ledger.
+"""Tables of the built-in tracker, the connection to an outside tracker, and the smart-commit ledger.
 
 The built-in tracker is devlink's embedded default: projects with a workflow,
 issues, users (one or more e-mail addresses each, plus aliases), comments,
 worklogs, status history and per-project permissions.  ``SmartCommitRun`` is
 the ledger that makes each (commit sha, issue key, command position) run at
-most once, whatever brings the commit back.
+most once, whatever brings the commit back.  ``TrackerConnection`` says which
+outside tracker (Jira) is in use instead of the built-in one, with its
+credential encrypted; ``TrackerCacheEntry`` keeps what it answered (project
+keys, issue summaries) for a short while, shared by every process.
 """
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from devlink.store.models import Base, UTCDateTime, utcnow
@@ -20,7 +23,10 @@ __all__ = [
     "Project",
     "SmartCommitRun",
     "StatusChange",
+    "TrackerAlias",
+    "TrackerCacheEntry",
     "TrackerComment",
+    "TrackerConnection",
     "TrackerIssue",
     "TrackerUser",
     "UserAlias",
@@ -171,7 +177,56 @@ class SmartCommitRun(Base):
     repository_id: Mapped[int | None] = mapped_column(ForeignKey("repositories.id", ondelete="SET NULL"))
     command: Mapped[str] = mapped_column(String(100))  # as written, without '#'
     args: Mapped[str] = mapped_column(Text, default="")
-    outcome: Mapped[str] = mapped_column(String(8), index=True)  # done | error | skipped
+    # done | error | skipped; pending while an outside tracker's command is claimed but not yet recorded
+    outcome: Mapped[str] = mapped_column(String(8), index=True)
     message: Mapped[str] = mapped_column(Text, default="")
     author_email: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class TrackerConnection(Base):
+    """The outside tracker in use; no row means the built-in one.  At most one row, id 1.
+
+    ``credential`` and ``devinfo_client_secret`` are Fernet tokens; the
+    credential is sent only to ``url``'s origin, the devinfo token only to
+    ``gateway_url``'s.
+    """
+
+    __tablename__ = "tracker_connections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # jira
+    url: Mapped[str] = mapped_column(String(500))  # the site's base URL, without /rest
+    deployment: Mapped[str] = mapped_column(String(16))  # cloud | datacenter
+    email: Mapped[str | None] = mapped_column(String(320))  # Cloud: the API token's account
+    credential: Mapped[str] = mapped_column(Text)
+    ca_bundle: Mapped[str | None] = mapped_column(String(1000))
+    proxy: Mapped[str | None] = mapped_column(String(500))
+    timeout: Mapped[float | None] = mapped_column(Float)
+    server_title: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[str | None] = mapped_column(String(50))
+    user: Mapped[str | None] = mapped_column(String(200))  # whom the credential acts as (name or account id)
+    devinfo_client_id: Mapped[str | None] = mapped_column(String(200))
+    devinfo_client_secret: Mapped[str | None] = mapped_column(Text)
+    gateway_url: Mapped[str | None] = mapped_column(String(500))
+    cloud_id: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrackerCacheEntry(Base):
+    """One answer of the outside tracker (``projects``, ``issue:KEY``) as JSON, with when it was read."""
+
+    __tablename__ = "tracker_cache"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrackerAlias(Base):
+    """An e-mail → outside-tracker user (Jira user name or account id), for addresses the tracker hides."""
+
+    __tablename__ = "tracker_aliases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    user: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str | None] = mapped_column(String(200))

@@ -44,7 +44,7 @@ from devlink.sync.host_clients import client_for
 from devlink.sync.linking import LINK_COLUMNS, count_unknown, known_keys, link_rows, link_tuples
 from devlink.sync.pulls import PullSync, check_still_there, sync_host_pulls
 from devlink.sync.smart_commits import SmartCommitTally, run_smart_commits
-from devlink.trackers.builtin import BuiltinTracker
+from devlink.sync.trackers import known_project_keys
 
 __all__ = ["Progress", "SyncResult", "mirror_for", "sync_repository"]
 
@@ -154,8 +154,8 @@ def sync_repository(
         account_id, full_name = repository.account_id, repository.host_full_name
         access = _remote_access(rt, repository)
         is_local = _is_local(repository.url)
-        # only keys of existing projects link, once the tracker has projects (docs/issue-keys.md)
-        known = BuiltinTracker(session).project_keys()
+    # only keys of existing projects link, once the tracker has projects (docs/issue-keys.md)
+    known = known_project_keys(rt)
     try:
         if mirror.exists():
             mirror.fetch(access)
@@ -217,7 +217,14 @@ def sync_repository(
         log.exception("smart_commits.failed repository=%s", repository_id)
     return SyncResult(repository_id, kind, seen, new, created, moved, deleted, smart_commits=smart,
                       pull_requests=pulls, entity_errors={"pull_requests": outcome.note} if outcome.note else {},
-                      retry_after=outcome.retry_after, unlinked=dict(unlinked.most_common()))
+                      retry_after=_sooner(outcome.retry_after, smart.retry_after),
+                      unlinked=dict(unlinked.most_common()))
+
+
+def _sooner(*waits: float | None) -> float | None:
+    """The shortest of the deferred parts' waits: the next sync resumes the first that may go on."""
+    given = [wait for wait in waits if wait is not None]
+    return min(given) if given else None
 
 
 @contextmanager

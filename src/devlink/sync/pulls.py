@@ -29,7 +29,7 @@ from devlink.store.engine import insert_ignore
 from devlink.store.models import Account, IssueLink, PullRequest, Repository, SyncCursor, table, utcnow
 from devlink.sync.host_clients import budget_wait, client_for
 from devlink.sync.linking import known_keys, link_rows
-from devlink.trackers.builtin import BuiltinTracker
+from devlink.sync.trackers import known_project_keys
 
 __all__ = [
     "PullSync", "check_still_there", "pull_keys", "refresh_pull", "set_entity_error", "sync_host_pulls",
@@ -130,7 +130,7 @@ def refresh_pull(rt: Runtime, repository_id: int, number: int) -> None:
         if account is None or budget_wait(account, "hook"):
             return  # out of budget: the payload's view stands until the next soft sync
         account_id, full_name = account.id, row.host_full_name
-        known = BuiltinTracker(session).project_keys()
+    known = known_project_keys(rt)
     with client_for(rt, account_id) as client:
         details = client.pull_details(full_name, number)
     with rt.sessions.begin() as session:

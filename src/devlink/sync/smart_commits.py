@@ -13,6 +13,15 @@ the built-in tracker.  Whoever inserts it runs the command; everyone else
 (another branch, repository or fork with the same commit, a retry, a resync)
 finds it there and does nothing.  A crash rolls back both together.
 
+An outside tracker (Jira) is not in that transaction, so there a command is
+claimed (a ``pending`` row, committed), done in the tracker with devlink's
+marker on it, then recorded.  A pass that meets a ``pending`` row of its own
+repository is the retry of one that died or found the tracker down (passes
+of one repository never overlap: they run under its sync lock), so it asks
+the tracker whether the marked effect is there before acting.  When the
+tracker is unavailable the pass stops, its cursor stays, and the sync comes
+back after the tracker's ``Retry-After``: never twice, never dropped.
+
 A commit runs at most ``MAX_COMMANDS_PER_COMMIT`` (issue key, command) pairs,
 in message order; the rest are recorded as one ``skipped`` row, under the
 identity (sha, key, position) of the first pair left out, that says how many
@@ -28,6 +37,7 @@ ledger row.
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
@@ -36,11 +46,13 @@ from sqlalchemy.orm import Session
 from devlink.domain.smart_commits import Command, CommandType, TimeUnits, match_transition, parse
 from devlink.errors import TrackerError
 from devlink.runtime import Runtime
+from devlink.store.development import commit_url
 from devlink.store.engine import insert_ignore
 from devlink.store.models import Commit, Repository, SyncCursor, table, utcnow
 from devlink.store.tracker import SmartCommitRun
 from devlink.sync.linking import known_keys
-from devlink.trackers.base import Tracker
+from devlink.sync.trackers import known_project_keys, open_outside
+from devlink.trackers.base import Origin, OutsideTracker, Tracker, TrackerUnavailable
 from devlink.trackers.builtin import BuiltinTracker
 
 __all__ = ["MAX_COMMANDS_PER_COMMIT", "SMART_COMMIT_CURSOR", "SmartCommitTally", "run_smart_commits"]
@@ -63,6 +75,8 @@ class SmartCommitTally:
     done: int = 0
     error: int = 0
     skipped: int = 0
+    pending: int = 0  # left for a later pass: the outside tracker was unavailable
+    retry_after: float | None = None  # seconds until that pass may try again
     outcomes: list[tuple[str, str, int, str, str]] = field(default_factory=list)  # sha, key, pos, outcome, message
 
 
@@ -77,18 +91,39 @@ def run_smart_commits(rt: Runtime, repository_id: int) -> SmartCommitTally:
         cursor = session.get(SyncCursor, (repository_id, SMART_COMMIT_CURSOR))
         last_id = int(cursor.value) if cursor else None
         newest = session.scalar(select(func.max(Commit.id)).where(Commit.repository_id == repository_id)) or 0
+        web_url = repository.web_url
     if last_id is not None and enabled:
         units = TimeUnits(hours_per_day=rt.settings.hours_per_day, days_per_week=rt.settings.days_per_week)
         oldest_allowed = utcnow() - timedelta(days=rt.settings.smart_commit_max_age)
-        with rt.sessions() as session:
-            projects = BuiltinTracker(session).project_keys() or frozenset()  # no project: no key is a command
-        for commit in _new_commits(rt, repository_id, last_id, newest):
-            _run_commit(rt, repository_id, commit, units, oldest_allowed, projects, tally)
+        try:
+            with open_outside(rt) as outside:
+                projects = known_project_keys(rt) or frozenset()  # no project: no key is a command
+                for commit in _new_commits(rt, repository_id, last_id, newest):
+                    _run_commit(rt, _Pass(repository_id, units, oldest_allowed, projects, outside, web_url),
+                                commit, tally)
+        except TrackerUnavailable as exc:  # the cursor stays: the next pass runs again what is not recorded
+            tally.pending += 1
+            tally.retry_after = exc.retry_after
+            log.warning("smart_commits.deferred repository=%s reason=%s retry_after=%s", repository_id,
+                        exc.reason, exc.retry_after)
+            return tally
     _save_cursor(rt, repository_id, newest, exists=last_id is not None)
     if tally.done or tally.error or tally.skipped:
         log.info("smart_commits.done repository=%s done=%d error=%d skipped=%d",
                  repository_id, tally.done, tally.error, tally.skipped)
     return tally
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What every command of one pass shares."""
+
+    repository_id: int
+    units: TimeUnits
+    oldest_allowed: datetime
+    projects: frozenset[str]
+    outside: OutsideTracker | None  # None: the built-in tracker, in the ledger's transaction
+    web_url: str | None
 
 
 @dataclass(frozen=True)
@@ -119,12 +154,10 @@ def _new_commits(rt: Runtime, repository_id: int, after_id: int, up_to_id: int) 
     return [_CommitRef(*row) for row in rows]
 
 
-def _run_commit(
-    rt: Runtime, repository_id: int, commit: _CommitRef, units: TimeUnits, oldest_allowed: datetime,
-    projects: frozenset[str], tally: SmartCommitTally,
-) -> None:
-    too_old = commit.committed_at < oldest_allowed
-    groups = [(known_keys(group.keys, projects), group.commands) for group in parse(commit.message, units)]
+def _run_commit(rt: Runtime, run: _Pass, commit: _CommitRef, tally: SmartCommitTally) -> None:
+    repository_id = run.repository_id
+    too_old = commit.committed_at < run.oldest_allowed
+    groups = [(known_keys(group.keys, run.projects), group.commands) for group in parse(commit.message, run.units)]
     total = sum(len(keys) * len(commands) for keys, commands in groups)  # pairs, counted without listing them
     ran = 0
     for keys, commands in groups:
@@ -137,8 +170,12 @@ def _run_commit(
                 # a lost database propagates: the cursor stays, and the next pass runs again what this one
                 # had not committed.  A value the database refuses is that command's error, not a poison pill.
                 try:
-                    with rt.sessions.begin() as session:
-                        outcome, message = _run_command(session, repository_id, commit, key, command, too_old, rt)
+                    if run.outside is not None:
+                        outcome, message = _run_outside(rt, run, commit, key, command, too_old)
+                    else:
+                        with rt.sessions.begin() as session:
+                            outcome, message = _run_command(session, repository_id, commit, key, command,
+                                                            too_old, rt)
                 except (DataError, IntegrityError) as exc:
                     outcome, message = _record_refusal(rt, repository_id, commit, key, command, exc)
                 _count(tally, commit, key, command, outcome, message)
@@ -204,7 +241,8 @@ def _run_command(
         outcome, message = "skipped", f"commit is older than {rt.settings.smart_commit_max_age} days"
     else:
         try:
-            message = _apply(BuiltinTracker(session), key, command, commit)
+            message = _apply(BuiltinTracker(session), key, command, commit, Origin(commit.sha, command.position,
+                                                                                 commit.author_email))
             outcome = "done"
         except TrackerError as exc:
             outcome, message = "error", exc.message
@@ -217,7 +255,49 @@ def _run_command(
     return outcome, message
 
 
-def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef) -> str:
+def _run_outside(
+    rt: Runtime, run: _Pass, commit: _CommitRef, key: str, command: Command, too_old: bool
+) -> tuple[str | None, str]:
+    """Claim (commit), act in the outside tracker, record; a pending row of this repository is a retry."""
+    assert run.outside is not None
+    row = _ledger_row(run.repository_id, commit, key, command, "pending", "claimed; not yet done in the tracker")
+    with rt.sessions.begin() as session:
+        claimed = insert_ignore(session, table(SmartCommitRun), [row], ["commit_sha", "issue_key", "position"])
+    if not claimed:
+        with rt.sessions() as session:
+            existing = session.execute(select(SmartCommitRun.outcome, SmartCommitRun.repository_id).where(
+                *_identity(commit, key, command))).first()
+        if existing is None or existing.outcome != "pending" or existing.repository_id != run.repository_id:
+            return None, ""
+    if too_old:
+        outcome, message = "skipped", f"commit is older than {rt.settings.smart_commit_max_age} days"
+    else:
+        origin = Origin(commit.sha, command.position, commit.author_email,
+                        commit_url(run.web_url, commit.sha), retry=not claimed)
+        try:
+            message = _apply(run.outside, key, command, commit, origin)
+            outcome = "done"
+        except TrackerUnavailable as exc:
+            _record(rt, commit, key, command, "pending", f"{exc.message}; devlink tries again")
+            raise
+        except TrackerError as exc:
+            outcome, message = "error", exc.message
+    _record(rt, commit, key, command, outcome, message)
+    return outcome, message
+
+
+def _identity(commit: _CommitRef, key: str, command: Command) -> tuple[Any, ...]:
+    return (SmartCommitRun.commit_sha == commit.sha, SmartCommitRun.issue_key == key,
+            SmartCommitRun.position == command.position)
+
+
+def _record(rt: Runtime, commit: _CommitRef, key: str, command: Command, outcome: str, message: str) -> None:
+    with rt.sessions.begin() as session:
+        session.execute(update(SmartCommitRun).where(*_identity(commit, key, command))
+                        .values(outcome=outcome, message=message[:2000]))
+
+
+def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef, origin: Origin) -> str:
     """Check everything, then change the tracker; raise TrackerError with the reason a user reads."""
     available = tracker.transitions(key)  # raises "no issue KEY" before anything else
     users = tracker.users_for_email(commit.author_email)
@@ -227,14 +307,15 @@ def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef) -> 
     if len(users) > 1:
         raise TrackerError(f"more than one user with e-mail {commit.author_email}: {', '.join(users)}")
     user = users[0]
+    name_of = tracker.display_name(user)
     permission = _PERMISSION[command.type]
     if not tracker.can(user, key, permission):
-        raise TrackerError(f"{user} may not {_VERB[permission]} {key}")
+        raise TrackerError(f"{name_of} may not {_VERB[permission]} {key}")
     if command.type is CommandType.COMMENT:
         if not command.args:
             raise TrackerError("#comment needs text after it")
-        tracker.comment(key, user, command.args)
-        return f"commented as {user}"
+        tracker.comment(key, user, command.args, origin)
+        return f"commented as {name_of}"
     if command.type is CommandType.TIME:
         if command.seconds is None:
             raise TrackerError(f"no duration in #{command.name} {command.args}".rstrip()
@@ -243,17 +324,22 @@ def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef) -> 
             raise TrackerError(f"#{command.name} needs a duration of at least one second")
         if command.seconds > _MAX_WORKLOG:
             raise TrackerError(f"#{command.name} {command.args}: more than a year of work in one entry")
-        tracker.log_work(key, user, command.seconds, commit.authored_at, command.comment or "")
-        return f"logged {command.seconds} s as {user}"
-    name, error = match_transition(command.name, available)
-    if name is None:
-        raise TrackerError(error or f"no transition matches #{command.name}")
+        tracker.log_work(key, user, command.seconds, commit.authored_at, command.comment or "", origin)
+        return f"logged {command.seconds} s as {name_of}"
+    status = tracker.transitioned(key, origin)  # an earlier attempt that reached the tracker moved it
+    name: str | None = "(done before a restart)"
+    if status is None:
+        name, error = match_transition(command.name, available)
+        if name is None:
+            raise TrackerError(error or f"no transition matches #{command.name}")
     if command.args and not tracker.can(user, key, "comment"):  # the arguments become a comment
-        raise TrackerError(f"{user} may not {_VERB['comment']} {key} (the text after #{command.name})")
-    status = tracker.transition(key, user, name)
+        raise TrackerError(f"{name_of} may not {_VERB['comment']} {key} (the text after #{command.name})")
+    if status is None:
+        assert name is not None
+        status = tracker.transition(key, user, name, origin)
     if command.args:
-        tracker.comment(key, user, command.args)
-    return f"{name} → {status} as {user}"
+        tracker.comment(key, user, command.args, origin)
+    return f"{name} → {status} as {name_of}"
 
 
 def _save_cursor(rt: Runtime, repository_id: int, newest: int, *, exists: bool) -> None:

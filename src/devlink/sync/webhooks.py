@@ -54,7 +54,7 @@ from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import Account, Host, PullRequest, Repository, WebhookDelivery, table, utcnow
 from devlink.sync.pulls import write_pull_request
-from devlink.trackers.builtin import BuiltinTracker
+from devlink.sync.trackers import known_project_keys
 
 __all__ = ["Dispatcher", "Incoming", "Unauthorized", "incoming_github", "receive_github", "redeliver_pending"]
 
@@ -262,8 +262,8 @@ def _linked(rt: Runtime, repository_id: int) -> bool:
 def _write_pull(rt: Runtime, repository_id: int, event: PullRequestEvent) -> None:
     pull = event.pull
     assert pull is not None
+    known = known_project_keys(rt)
     with rt.sessions.begin() as session:
-        known = BuiltinTracker(session).project_keys()
         if event.review is not None:  # one review: fold it into the reviewers already known
             stored = session.scalars(select(PullRequest.reviewers).where(
                 PullRequest.repository_id == repository_id, PullRequest.number == pull.number)).first()

@@ -1,14 +1,78 @@
 """The protocol the sync engine talks to: the few things smart commits and key linking need.
 
 A tracker is built per unit of work (for the built-in one: around a database
-session) and raises ``TrackerError`` with a message a user can act on; the
-engine records that message on the smart-commit ledger.
+session; for an outside one: around an HTTP client) and raises
+``TrackerError`` with a message a user can act on; the engine records that
+message on the smart-commit ledger.  An outside tracker raises
+``TrackerUnavailable`` when it could not answer (down, rate limited): the
+command is not that command's error, it stays pending and runs again later.
+
+Each effect carries its ``Origin``: which commit and author it came from, and
+a marker an outside tracker stores with the effect so that a retry after a
+crash finds it there instead of doing it twice.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["Tracker"]
+from devlink.errors import TrackerError
+
+__all__ = ["IssueDetails", "Origin", "OutsideTracker", "Tracker", "TrackerSettings", "TrackerUnavailable"]
+
+
+class TrackerUnavailable(TrackerError):
+    """The tracker did not answer (network, 5xx, 429): try again after ``retry_after`` seconds."""
+
+    status = 502
+    default_reason = "unavailable"
+
+    def __init__(self, message: str, *, reason: str = "unavailable", hint: str | None = None,
+                 retry_after: float = 60.0) -> None:
+        super().__init__(message, reason=reason, hint=hint)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a smart command came from; ``retry`` is set when an earlier attempt may have reached the tracker."""
+
+    sha: str
+    position: int
+    author: str  # the commit's author e-mail
+    commit_url: str | None = None
+    retry: bool = False
+
+    @property
+    def marker(self) -> str:
+        """Unique per (commit, command position); with the issue key, the ledger's identity."""
+        return f"devlink:{self.sha}:{self.position}"
+
+
+@dataclass(frozen=True)
+class IssueDetails:
+    """What the issue page shows of an outside tracker's issue."""
+
+    key: str
+    summary: str
+    status: str
+    assignee: str | None
+    url: str
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How to reach an outside tracker; ``token`` never appears in a repr."""
+
+    url: str
+    token: str
+    email: str | None = None
+    ca_bundle: str | None = None
+    proxy: str | None = None
+    timeout: float = 30.0
+
+    def __repr__(self) -> str:
+        return f"TrackerSettings(url={self.url!r}, email={self.email!r}, token=<hidden>)"
 
 
 class Tracker(Protocol):
@@ -16,19 +80,36 @@ class Tracker(Protocol):
         """Keys of the projects that exist, or None when the tracker cannot tell (then every key links)."""
 
     def users_for_email(self, email: str) -> list[str]:
-        """Usernames an author e-mail maps to (aliases first, then addresses; case-insensitive)."""
+        """Users an author e-mail maps to (aliases first, then addresses; case-insensitive)."""
 
     def can(self, username: str, issue_key: str, permission: str) -> bool:
-        """Whether ``username`` holds ``permission`` (comment, log_work, transition, ...) on the issue's project."""
+        """Whether ``username`` holds ``permission`` (comment, log_work, transition, ...) on the issue."""
 
-    def comment(self, issue_key: str, username: str, body: str) -> None:
-        """Add a comment as ``username``."""
+    def comment(self, issue_key: str, username: str, body: str, origin: Origin) -> None:
+        """Add a comment as (or, for an outside tracker, on behalf of) ``username``."""
 
-    def log_work(self, issue_key: str, username: str, seconds: int, started: datetime, comment: str) -> None:
-        """Log ``seconds`` of work as ``username``."""
+    def log_work(self, issue_key: str, username: str, seconds: int, started: datetime, comment: str,
+                 origin: Origin) -> None:
+        """Log ``seconds`` of work as ``username``, started at ``started``."""
 
     def transitions(self, issue_key: str) -> list[tuple[str, str]]:
         """(transition name, target status) available from the issue's current status, in workflow order."""
 
-    def transition(self, issue_key: str, username: str, name: str) -> str:
+    def transition(self, issue_key: str, username: str, name: str, origin: Origin) -> str:
         """Move the issue along transition ``name``; return the new status."""
+
+    def transitioned(self, issue_key: str, origin: Origin) -> str | None:
+        """The status an earlier attempt of ``origin`` moved the issue to, if it did (outside trackers)."""
+
+    def display_name(self, username: str) -> str:
+        """How a user is named in a ledger message."""
+
+
+class OutsideTracker(Tracker, Protocol):
+    """A tracker outside devlink's database (Jira): effects are claimed, done there, then recorded."""
+
+    def issue(self, issue_key: str) -> IssueDetails | None:
+        """The issue's summary, status and assignee, or None when it does not exist."""
+
+    def close(self) -> None:
+        """Release the connection."""

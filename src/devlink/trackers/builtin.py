@@ -43,6 +43,7 @@ from devlink.store.tracker import (
     WorkflowTransition,
     Worklog,
 )
+from devlink.trackers.base import Origin
 
 __all__ = [
     "DEFAULT_WORKFLOW",
@@ -114,12 +115,13 @@ class BuiltinTracker:
             )
         ) != 0
 
-    def comment(self, issue_key: str, username: str, body: str) -> None:
+    def comment(self, issue_key: str, username: str, body: str, origin: Origin | None = None) -> None:
         issue = self._issue(issue_key)
         self.session.add(TrackerComment(issue_id=issue.id, author_id=self._user_id(username), body=body))
         issue.updated_at = utcnow()
 
-    def log_work(self, issue_key: str, username: str, seconds: int, started: datetime, comment: str) -> None:
+    def log_work(self, issue_key: str, username: str, seconds: int, started: datetime, comment: str,
+                 origin: Origin | None = None) -> None:
         issue = self._issue(issue_key)
         self.session.add(Worklog(issue_id=issue.id, author_id=self._user_id(username), seconds=seconds,
                                  started=started, comment=comment))
@@ -135,7 +137,7 @@ class BuiltinTracker:
         ).all()
         return [(name, to) for name, to in rows]
 
-    def transition(self, issue_key: str, username: str, name: str) -> str:
+    def transition(self, issue_key: str, username: str, name: str, origin: Origin | None = None) -> str:
         issue = self._issue(issue_key)
         target = dict(self.transitions(issue_key)).get(name)
         if target is None:
@@ -145,6 +147,12 @@ class BuiltinTracker:
         issue.status = target
         issue.updated_at = utcnow()
         return target
+
+    def transitioned(self, issue_key: str, origin: Origin) -> str | None:
+        return None  # an effect here commits with its ledger row: there is never an earlier attempt to find
+
+    def display_name(self, username: str) -> str:
+        return username
 
     def _issue(self, key: str) -> TrackerIssue:
         issue = self._issues.get(key)

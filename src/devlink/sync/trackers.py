@@ -1,0 +1,269 @@
+"""The tracker in use: choosing it, what it is, and what devlink keeps of an outside tracker's answers.
+
+No ``tracker_connections`` row means the built-in tracker.  An outside tracker
+(kind from ``trackers.OUTSIDE``) is verified before it is kept; its
+credential is Fernet-encrypted and never leaves this module but to its
+client.  Project keys are cached in the database for ``PROJECT_KEYS_TTL``
+seconds, shared by every process, so a sync or a webhook asks the tracker at
+most once per period and a new project is picked up within minutes; issue
+details for the issue page for ``ISSUE_TTL`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from devlink.errors import InvalidInput, NotFound, TrackerError
+from devlink.runtime import Runtime
+from devlink.store.engine import insert_ignore
+from devlink.store.models import table, utcnow
+from devlink.store.tracker import TrackerAlias, TrackerCacheEntry, TrackerConnection
+from devlink.trackers import OUTSIDE, module_for
+from devlink.trackers.base import OutsideTracker, TrackerSettings, TrackerUnavailable
+from devlink.trackers.builtin import BuiltinTracker
+
+__all__ = [
+    "ISSUE_TTL",
+    "PROJECT_KEYS_TTL",
+    "Change",
+    "add_outside_alias",
+    "describe",
+    "issue_details",
+    "known_project_keys",
+    "open_outside",
+    "outside_kind",
+    "use_builtin",
+    "use_outside",
+]
+
+log = logging.getLogger(__name__)
+
+PROJECT_KEYS_TTL = 300
+ISSUE_TTL = 60
+_ROW = 1
+
+
+@dataclass
+class Change:
+    """What switching the tracker did, and what the user should know follows from it."""
+
+    tracker: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def _settings(rt: Runtime, row: TrackerConnection) -> TrackerSettings:
+    return TrackerSettings(url=row.url, token=rt.vault.decrypt(row.credential), email=row.email,
+                           ca_bundle=row.ca_bundle, proxy=row.proxy, timeout=row.timeout or 30.0)
+
+
+def _view(row: TrackerConnection | None) -> dict[str, Any]:
+    if row is None:
+        return {"kind": "builtin"}
+    return {
+        "kind": row.kind, "url": row.url, "deployment": row.deployment, "email": row.email,
+        "user": row.user, "server_title": row.server_title, "version": row.version,
+        "ca_bundle": row.ca_bundle, "proxy": _redacted_proxy(row.proxy), "timeout": row.timeout,
+        "connected_at": row.updated_at.isoformat(),
+    }
+
+
+def _redacted_proxy(proxy: str | None) -> str | None:
+    if not proxy or "@" not in proxy:
+        return proxy
+    scheme, _, rest = proxy.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def describe(rt: Runtime) -> dict[str, Any]:
+    """The tracker in use, as ``tracker show`` and ``GET /api/v1/tracker`` give it (never a credential)."""
+    with rt.sessions() as session:
+        return _view(session.get(TrackerConnection, _ROW))
+
+
+def outside_kind(rt: Runtime) -> str | None:
+    with rt.sessions() as session:
+        return session.scalar(select(TrackerConnection.kind).where(TrackerConnection.id == _ROW))
+
+
+def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | None = None,
+                ca_bundle: str | None = None, proxy: str | None = None, timeout: float | None = None) -> Change:
+    """Verify an outside tracker and make it the one in use; raise TrackerError saying what is wrong."""
+    if kind not in OUTSIDE:
+        raise InvalidInput(f"unknown tracker kind {kind!r}; one of: builtin, {', '.join(sorted(OUTSIDE))}",
+                           reason="bad_kind")
+    token = token.strip()
+    if not token:
+        raise InvalidInput("no token given; pass it on standard input: --token -", reason="invalid")
+    if timeout is not None and not 0 < timeout <= 600:
+        raise InvalidInput("--timeout must be between 0 and 600 seconds", reason="invalid")
+    email = email.strip() if email else None
+    if email is not None and "@" not in email:
+        raise InvalidInput(f"{email!r} is not an e-mail address", reason="invalid")
+    module = module_for(kind)
+    settings = TrackerSettings(url=url, token=token, email=email, ca_bundle=ca_bundle, proxy=proxy,
+                               timeout=timeout or 30.0)
+    site = module.verify(settings, cloud=email is not None)
+    with rt.sessions.begin() as session:
+        before = session.get(TrackerConnection, _ROW)
+        row = before or TrackerConnection(id=_ROW)
+        row.kind, row.url, row.deployment = kind, site.url, "cloud" if site.cloud else "datacenter"
+        row.email, row.credential = email, rt.vault.encrypt(token)
+        row.ca_bundle, row.proxy, row.timeout = ca_bundle, proxy, timeout
+        row.server_title, row.version, row.user = site.title or None, site.version or None, site.user
+        row.updated_at = utcnow()
+        if before is None:
+            session.add(row)
+        session.execute(delete(TrackerCacheEntry))
+        session.flush()
+        view = _view(row)
+    where = "Jira Cloud" if site.cloud else "Jira Data Center / Server"
+    notes = [
+        f"connected to {where} {site.version} at {site.url} as {site.user_display}",
+        "from now on only keys of the site's projects are linked, and smart commits act on its issues",
+        "links already made for keys of other projects stay until a full resync: devlink sync --full",
+    ]
+    log.info("tracker.connected kind=%s deployment=%s", kind, view["deployment"])
+    return Change(view, notes)
+
+
+def use_builtin(rt: Runtime) -> Change:
+    """Go back to the built-in tracker; the outside tracker's credential is deleted."""
+    with rt.sessions.begin() as session:
+        was = session.get(TrackerConnection, _ROW)
+        if was is not None:
+            session.delete(was)
+        session.execute(delete(TrackerCacheEntry))
+    notes = ["the built-in tracker is in use: smart commits act on its issues, and keys link when their project "
+             "is one of its projects (every key, while it has none)"]
+    if was is not None:
+        notes.append("the outside tracker's credential is deleted; links made meanwhile stay until a full "
+                     "resync: devlink sync --full")
+    return Change({"kind": "builtin"}, notes)
+
+
+@contextmanager
+def open_outside(rt: Runtime) -> Iterator[OutsideTracker | None]:
+    """The outside tracker in use, for one unit of work; None when the built-in one is."""
+    with rt.sessions() as session:
+        row = session.get(TrackerConnection, _ROW)
+        if row is None:
+            yield None
+            return
+        kind, settings, cloud = row.kind, _settings(rt, row), row.deployment == "cloud"
+    tracker: OutsideTracker = module_for(kind).open_tracker(
+        settings, cloud=cloud, aliases=lambda email: _aliases(rt, email),
+        cached_keys=lambda fetch: _cached_keys(rt, fetch))
+    try:
+        yield tracker
+    finally:
+        tracker.close()
+
+
+def known_project_keys(rt: Runtime) -> frozenset[str] | None:
+    """The project keys that link (docs/issue-keys.md): the built-in tracker's, or the outside one's, cached."""
+    with rt.sessions() as session:
+        if session.get(TrackerConnection, _ROW) is None:
+            return BuiltinTracker(session).project_keys()
+        cached = _cache_get(rt, "projects", PROJECT_KEYS_TTL)
+        if cached is not None:
+            return frozenset(cached)
+    with open_outside(rt) as tracker:
+        if tracker is None:  # switched back meanwhile
+            return known_project_keys(rt)
+        return tracker.project_keys()
+
+
+def _cached_keys(rt: Runtime, fetch: Callable[[], frozenset[str]]) -> frozenset[str]:
+    """Fresh keys from the cache, else from ``fetch``; when the tracker is down, the last keys it gave."""
+    cached = _cache_get(rt, "projects", PROJECT_KEYS_TTL)
+    if cached is not None:
+        return frozenset(cached)
+    try:
+        keys = fetch()
+    except TrackerUnavailable:
+        stale = _cache_get(rt, "projects", None)
+        if stale is None:
+            raise  # nothing to go by: the sync fails and is retried, rather than link the wrong keys
+        log.warning("tracker.projects_stale reason=unavailable")
+        return frozenset(stale)
+    _cache_put(rt, "projects", sorted(keys))
+    return keys
+
+
+def issue_details(rt: Runtime, key: str) -> dict[str, Any] | None:
+    """The outside tracker's issue for the issue page and API, or None with the built-in tracker.
+
+    ``{"key", "summary", "status", "assignee", "url"}`` or ``{"key", "error"}``
+    when the tracker cannot say; ``{"key", "missing": True}`` when it has no
+    such issue.
+    """
+    if outside_kind(rt) is None:
+        return None
+    cached = _cache_get(rt, f"issue:{key}", ISSUE_TTL)
+    if cached is not None:
+        return dict(cached)
+    try:
+        with open_outside(rt) as tracker:
+            if tracker is None:
+                return None
+            details = tracker.issue(key)
+    except TrackerError as exc:
+        log.warning("tracker.issue_failed reason=%s", exc.reason)
+        return {"key": key, "error": exc.message}
+    found: dict[str, Any] = ({"key": key, "missing": True} if details is None else
+                             {"key": details.key, "summary": details.summary, "status": details.status,
+                              "assignee": details.assignee, "url": details.url})
+    _cache_put(rt, f"issue:{key}", found)
+    return found
+
+
+def add_outside_alias(rt: Runtime, email: str, user: str) -> dict[str, str]:
+    """Map an author e-mail to an outside tracker's user (Jira user name or account id)."""
+    address = email.strip().lower()
+    if "@" not in address:
+        raise InvalidInput(f"{email!r} is not an e-mail address")
+    user = user.strip()
+    if not user or len(user) > 200 or any(c.isspace() for c in user):
+        raise InvalidInput(f"{user!r} is not a user name or account id")
+    with rt.sessions.begin() as session:
+        if session.get(TrackerConnection, _ROW) is None:
+            raise NotFound("no outside tracker is in use", hint="devlink tracker use jira --url URL --token -")
+        alias = session.scalars(select(TrackerAlias).where(TrackerAlias.email == address)).first()
+        if alias is None:
+            session.add(TrackerAlias(email=address, user=user))
+        else:
+            alias.user = user
+    return {"email": address, "user": user}
+
+
+def _aliases(rt: Runtime, email: str) -> list[tuple[str, str | None]]:
+    with rt.sessions() as session:
+        return [(u, n) for u, n in session.execute(
+            select(TrackerAlias.user, TrackerAlias.display_name).where(TrackerAlias.email == email))]
+
+
+def _cache_get(rt: Runtime, key: str, ttl: int | None) -> Any:
+    with rt.sessions() as session:
+        entry = session.get(TrackerCacheEntry, key)
+        if entry is None or (ttl is not None and entry.fetched_at < utcnow() - timedelta(seconds=ttl)):
+            return None
+        return json.loads(entry.value)
+
+
+def _cache_put(rt: Runtime, key: str, value: Any) -> None:
+    text = json.dumps(value)
+    with rt.sessions.begin() as session:
+        entry = session.get(TrackerCacheEntry, key)
+        if entry is not None:
+            entry.value, entry.fetched_at = text, utcnow()
+        else:  # another process may be storing it right now: first one wins, both are fresh
+            insert_ignore(session, table(TrackerCacheEntry), [{"key": key, "value": text, "fetched_at": utcnow()}],
+                          ["key"])

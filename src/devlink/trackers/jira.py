@@ -1,0 +1,537 @@
+"""Jira (Data Center / Server and Cloud) as the tracker, over its REST API (v2 on Data Center, v3 on Cloud).
+
+``JiraClient`` is a thin httpx client: the credential goes only to the site's
+own origin (no redirects are followed), every answer is size-bounded before
+it is parsed, and 429 / 5xx answers are retried, honouring ``Retry-After``,
+within a small budget; past it the caller gets ``TrackerUnavailable``.
+``verify`` checks a site before devlink uses it; ``JiraTracker`` is the
+``OutsideTracker`` smart commits run against.
+
+Jira acts as the integration user whose token devlink holds, so the author's
+own permission is checked first (Data Center: user permission search; Cloud:
+the bulk permission check), and every comment and work log names the commit
+and author it came from.  Each effect carries devlink's marker (a comment
+property and a footer line; a footer line on work logs; an issue property on a
+transition), which a retry after a crash looks for before acting again.
+
+Why not the ``jira`` package: it pulls requests (a second HTTP stack beside
+httpx, with its own proxy and TLS settings) and follows redirects with the
+credential; the dozen calls devlink makes are simpler to keep bounded here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from devlink.errors import InvalidInput, TrackerError
+from devlink.trackers.base import IssueDetails, Origin, TrackerSettings, TrackerUnavailable
+
+__all__ = [
+    "MIN_DATA_CENTER_VERSION",
+    "JiraClient",
+    "JiraTracker",
+    "SiteInfo",
+    "jira_time",
+    "open_tracker",
+    "verify",
+]
+
+#: Personal access tokens, which Data Center authenticates devlink with, arrived in Jira 8.14.
+MIN_DATA_CENTER_VERSION = (8, 14)
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+MAX_PROJECT_PAGES = 200  # of 100 projects each, on Cloud
+RETRY_BUDGET = 30.0  # seconds one client may spend waiting on 429 / 5xx before giving up for this pass
+USER_AGENT = "devlink (+https://github.com/devlink)"
+_PERMISSION_KEYS = {"comment": "ADD_COMMENTS", "log_work": "WORK_ON_ISSUES", "transition": "TRANSITION_ISSUES"}
+_RETRIED = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """What ``verify`` learned: the kind of site and whom the credential acts as."""
+
+    url: str
+    cloud: bool
+    title: str
+    version: str
+    user: str  # Data Center: the user name; Cloud: the account id
+    user_display: str
+
+
+def _deployment(cloud: bool) -> str:
+    return "Jira Cloud" if cloud else "Jira Data Center"
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+def jira_time(moment: datetime) -> str:
+    """Jira's ``started`` format, ``2021-01-17T12:34:00.000+0000``; nothing else is accepted."""
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+0000"
+
+
+def site_url(url: str) -> str:
+    """The site's base URL as devlink stores it: http(s), no credentials, query or trailing slash."""
+    text = url.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{url!r} is not an http(s) URL of a Jira site", reason="bad_url",
+                           hint="for example https://jira.example.com or https://your-site.atlassian.net")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise InvalidInput("the Jira URL must not carry credentials, a query or a fragment", reason="bad_url",
+                           hint="give the token on standard input: --token -")
+    return text.removesuffix("/rest/api/2").removesuffix("/rest/api/3")
+
+
+class JiraClient:
+    """One site, one credential; use as a context manager or call ``close``."""
+
+    def __init__(self, settings: TrackerSettings, *, cloud: bool,
+                 sleep: Callable[[float], None] = time.sleep, retry_budget: float = RETRY_BUDGET) -> None:
+        self.site = site_url(settings.url)
+        self.cloud = cloud
+        self.api = f"{self.site}/rest/api/{'3' if cloud else '2'}"
+        self._timeout = settings.timeout
+        self._sleep, self._budget = sleep, retry_budget
+        if cloud:
+            if not settings.email:
+                raise InvalidInput("a Jira Cloud API token needs the e-mail of its account (--email)",
+                                   reason="invalid")
+            auth: httpx.Auth | None = httpx.BasicAuth(settings.email, settings.token)
+            headers = {}
+        else:
+            auth, headers = None, {"Authorization": f"Bearer {settings.token}"}
+        try:
+            verify_tls: ssl.SSLContext | bool = (ssl.create_default_context(cafile=settings.ca_bundle)
+                                                 if settings.ca_bundle else True)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidInput(f"cannot read the CA bundle {settings.ca_bundle}: {exc}", reason="tls") from None
+        self._http = httpx.Client(
+            auth=auth, verify=verify_tls, proxy=settings.proxy or None, trust_env=settings.proxy is None,
+            timeout=settings.timeout, follow_redirects=False,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **headers},
+        )
+
+    def __enter__(self) -> JiraClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- requests ---------------------------------------------------------
+
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+             missing_ok: bool = False) -> Any:
+        """One API call (``path`` under the API root, or absolute under the site); the parsed JSON, or None.
+
+        ``missing_ok``: a 404 returns None instead of raising.
+        """
+        url = path if path.startswith(self.site + "/") else f"{self.api}/{path.lstrip('/')}"
+        spent = 0.0
+        while True:
+            status, headers, raw = self._send(method, url, params, body)
+            if status in _RETRIED:
+                wait = _retry_after(headers, default=min(2.0 ** (1 + spent // 2), 30.0))
+                if spent + wait <= self._budget:
+                    self._sleep(wait)
+                    spent += wait
+                    continue
+                what = "rate limit reached" if status == 429 else f"answered {status}"
+                raise TrackerUnavailable(f"Jira at {_host(self.site)} {what}; devlink tries again later",
+                                         reason="rate_limited" if status == 429 else "server",
+                                         retry_after=max(wait, 1.0))
+            if status == 404 and missing_ok:
+                return None
+            if status >= 300:
+                raise self._failure(status, headers, raw, path)
+            if not raw.strip():
+                return None
+            try:
+                return json.loads(raw)
+            except ValueError:
+                raise TrackerError(f"{_host(self.site)} {path} did not answer JSON: is {self.site} a Jira site?",
+                                   reason="not_jira") from None
+
+    def _send(self, method: str, url: str, params: dict[str, Any] | None, body: Any
+              ) -> tuple[int, httpx.Headers, bytes]:
+        try:
+            with self._http.stream(method, url, params=params, json=body) as response:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                    raise TrackerError(f"Jira's answer to {method} {url} is larger than "
+                                       f"{MAX_ANSWER_BYTES >> 20} MB", reason="invalid")
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise TrackerError(f"Jira's answer to {method} {url} is larger than "
+                                           f"{MAX_ANSWER_BYTES >> 20} MB", reason="invalid")
+                    chunks.append(chunk)
+                return response.status_code, response.headers, b"".join(chunks)
+        except httpx.TimeoutException:
+            raise TrackerUnavailable(f"Jira at {_host(self.site)} did not answer within {self._timeout:g} s",
+                                     reason="network") from None
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: Exception) -> TrackerError:
+        text = str(exc) or type(exc).__name__
+        host = _host(self.site)
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return TrackerError(f"TLS failure talking to {host}: its certificate is not trusted", reason="tls",
+                                hint="give the CA bundle that signed it: --ca-bundle FILE")
+        if "SSL" in text or "TLS" in text:
+            return TrackerError(f"TLS failure talking to {host}: {text[:200]}", reason="tls",
+                                hint="check http vs https in the URL, or give a CA bundle: --ca-bundle FILE")
+        return TrackerUnavailable(f"cannot reach Jira at {host}: {text[:200]}", reason="network",
+                                  hint="check the URL, the network and any proxy (--proxy)")
+
+    def _failure(self, status: int, headers: httpx.Headers, raw: bytes, path: str) -> TrackerError:
+        host = _host(self.site)
+        if 300 <= status < 400:
+            target = headers.get("location", "")
+            return TrackerError(f"{host} redirected {path} to {target[:200]}; devlink sends the token only to "
+                                "the URL it was given", reason="redirect",
+                                hint="give the site's final URL (the one the redirect names)")
+        said = _messages(raw)
+        if status == 401:
+            hint = ("check --email and that the API token belongs to it and has not been revoked" if self.cloud
+                    else "check the personal access token (Profile → Personal Access Tokens) and its expiry")
+            return TrackerError(f"{host} refused the token (401){': ' + said if said else ''}", reason="auth",
+                                hint=hint)
+        if status == 403:
+            return TrackerError(f"{host} {path}: permission denied (403){': ' + said if said else ''}",
+                                reason="permission", hint="the integration user lacks a Jira permission for this")
+        if status == 404:
+            return TrackerError(f"{host} {path}: not found{': ' + said if said else ''}", reason="not_found")
+        return TrackerError(f"Jira refused {path} ({status}){': ' + said if said else ''}", reason="invalid")
+
+    def pages(self, path: str, items: str, params: dict[str, Any] | None = None,
+              max_pages: int = 100) -> Iterator[dict[str, Any]]:
+        """Jira's ``startAt`` / ``maxResults`` paging, until ``isLast`` or the total is reached."""
+        start = 0
+        for _ in range(max_pages):
+            answer = self.call("GET", path, params={**(params or {}), "startAt": start, "maxResults": 100})
+            if not isinstance(answer, dict) or not isinstance(answer.get(items), list):
+                raise TrackerError(f"Jira's answer to {path} has no list of {items}", reason="invalid")
+            values = [item for item in answer[items] if isinstance(item, dict)]
+            yield from values
+            start += len(values)
+            total = answer.get("total")
+            if not values or answer.get("isLast") is True or (isinstance(total, int) and start >= total):
+                return
+
+    # -- what devlink asks ------------------------------------------------
+
+    def server_info(self) -> dict[str, Any]:
+        answer = self.call("GET", "serverInfo")
+        if not isinstance(answer, dict) or not isinstance(answer.get("versionNumbers"), list):
+            raise TrackerError(f"{self.site} does not look like Jira: /rest/api/{'3' if self.cloud else '2'}"
+                               "/serverInfo has no versionNumbers", reason="not_jira",
+                               hint="give the base URL of the Jira site, the one its pages are under")
+        return answer
+
+    def project_keys(self) -> frozenset[str]:
+        if self.cloud:
+            found = self.pages("project/search", "values", max_pages=MAX_PROJECT_PAGES)
+        else:
+            answer = self.call("GET", "project")
+            found = iter(answer if isinstance(answer, list) else [])
+        return frozenset(str(p["key"]) for p in found if isinstance(p, dict) and isinstance(p.get("key"), str))
+
+
+def _messages(raw: bytes) -> str:
+    """Jira's own words from ``{"errorMessages": [...], "errors": {...}}``, shortened."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    words = [str(m) for m in body.get("errorMessages") or [] if m]
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        words += [f"{field}: {message}" for field, message in errors.items()]
+    return "; ".join(words)[:500]
+
+
+def _retry_after(headers: httpx.Headers, default: float) -> float:
+    value = headers.get("retry-after", "")
+    try:
+        return min(max(float(value), 0.0), 3600.0)
+    except ValueError:
+        return default
+
+
+def _version(info: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(int(n) for n in info.get("versionNumbers", []) if isinstance(n, int))
+
+
+def verify(settings: TrackerSettings, *, cloud: bool) -> SiteInfo:
+    """Check the site and the credential before devlink keeps them; raise TrackerError saying what is wrong.
+
+    ``cloud`` is what the flags say (``--email`` given); the site's own
+    ``deploymentType`` must agree.
+    """
+    with JiraClient(settings, cloud=cloud) as client:
+        try:
+            info = client.server_info()
+        except TrackerError as exc:
+            if exc.reason in ("not_found", "not_jira"):
+                raise TrackerError(f"{client.site} does not look like a Jira site ({exc.message})",
+                                   reason="not_jira",
+                                   hint="give the base URL of the Jira site, the one its pages are under") from None
+            raise
+        is_cloud = str(info.get("deploymentType", "")).lower() == "cloud"
+        if is_cloud != cloud:
+            if is_cloud:
+                raise TrackerError(f"{client.site} is Jira Cloud: it takes an API token with the e-mail of its "
+                                   "account", reason="mismatch", hint="add --email EMAIL")
+            raise TrackerError(f"{client.site} is Jira Data Center / Server: it takes a personal access token "
+                               "without an e-mail", reason="mismatch", hint="leave out --email")
+        version = _version(info)
+        if not cloud and version < MIN_DATA_CENTER_VERSION:
+            minimum = ".".join(map(str, MIN_DATA_CENTER_VERSION))
+            raise TrackerError(f"{client.site} runs Jira {info.get('version', '?')}; devlink needs Jira Data "
+                               f"Center / Server {minimum} or newer (personal access tokens)", reason="too_old")
+        me = client.call("GET", "myself")
+        if not isinstance(me, dict):
+            raise TrackerError(f"{client.site}: /myself did not answer a user", reason="not_jira")
+        user = str(me.get("accountId") if cloud else me.get("name") or me.get("key") or "")
+        if not user:
+            raise TrackerError(f"{client.site}: /myself names no user", reason="invalid")
+        return SiteInfo(url=client.site, cloud=cloud, title=str(info.get("serverTitle") or "")[:200],
+                        version=str(info.get("version") or "")[:50], user=user,
+                        user_display=str(me.get("displayName") or user)[:200])
+
+
+# ---------------------------------------------------------------- the tracker
+
+
+_WIKI_UNSAFE = re.compile(r"[\[\]|{}]")
+
+
+def _safe_url(url: str | None) -> str | None:
+    return url if url and urlsplit(url).scheme in ("http", "https") and " " not in url else None
+
+
+class JiraTracker:
+    """``OutsideTracker`` over one ``JiraClient``; ids are Data Center user names or Cloud account ids.
+
+    ``aliases(email)`` gives the devlink aliases of an address (they win over
+    Jira's own search, which Cloud answers without hidden addresses);
+    ``cached_keys`` returns project keys through devlink's shared cache.
+    """
+
+    def __init__(self, client: JiraClient, *, aliases: Callable[[str], list[tuple[str, str | None]]],
+                 cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]]) -> None:
+        self.client = client
+        self._aliases, self._cached_keys = aliases, cached_keys
+        self._issues: dict[str, dict[str, Any]] = {}
+        self._transitions: dict[str, list[dict[str, Any]]] = {}
+        self._names: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.client.close()
+
+    @property
+    def cloud(self) -> bool:
+        return self.client.cloud
+
+    def project_keys(self) -> frozenset[str] | None:
+        return self._cached_keys(self.client.project_keys)
+
+    def issue(self, issue_key: str) -> IssueDetails | None:
+        raw = self._raw_issue(issue_key, missing_ok=True)
+        if raw is None:
+            return None
+        fields = _dict(raw.get("fields"))
+        status = _dict(fields.get("status"))
+        assignee = _dict(fields.get("assignee")) or None
+        return IssueDetails(
+            key=str(raw.get("key") or issue_key), summary=str(fields.get("summary") or "")[:1000],
+            status=str(status.get("name") or "")[:100],
+            assignee=str(assignee.get("displayName") or "")[:200] if assignee else None,
+            url=f"{self.client.site}/browse/{issue_key}",
+        )
+
+    def _raw_issue(self, issue_key: str, *, missing_ok: bool = False) -> dict[str, Any] | None:
+        raw = self._issues.get(issue_key)
+        if raw is None:
+            answer = self.client.call("GET", f"issue/{issue_key}", params={"fields": "summary,status,assignee"},
+                                      missing_ok=True)
+            if not isinstance(answer, dict):
+                if missing_ok:
+                    return None
+                raise TrackerError(f"no issue {issue_key} in Jira (or the integration user cannot see it)",
+                                   reason="not_found")
+            raw = self._issues[issue_key] = answer
+        return raw
+
+    def users_for_email(self, email: str) -> list[str]:
+        address = email.strip().lower()
+        aliased = self._aliases(address)
+        if aliased:
+            for user, name in aliased:
+                self._names[user] = name or user
+            return sorted(user for user, _ in aliased)
+        if "@" not in address:
+            return []
+        if self.cloud:
+            found = self.client.call("GET", "user/search", params={"query": address, "maxResults": 50})
+        else:
+            found = self.client.call("GET", "user/search", params={"username": address, "maxResults": 50})
+        users: dict[str, str] = {}
+        for user in found if isinstance(found, list) else []:
+            if not isinstance(user, dict) or str(user.get("emailAddress") or "").lower() != address:
+                continue
+            if user.get("active") is False:
+                continue
+            ident = str(user.get("accountId") if self.cloud else user.get("name") or "")
+            if ident:
+                users[ident] = str(user.get("displayName") or ident)
+        self._names.update(users)
+        return sorted(users)
+
+    def display_name(self, username: str) -> str:
+        return self._names.get(username, username)
+
+    def can(self, username: str, issue_key: str, permission: str) -> bool:
+        key = _PERMISSION_KEYS.get(permission)
+        if key is None:
+            raise TrackerError(f"unknown permission {permission!r}")
+        if self.cloud:
+            issue = self._raw_issue(issue_key)
+            assert issue is not None
+            issue_id = int(str(issue.get("id") or 0))
+            answer = self.client.call("POST", "permissions/check", body={
+                "accountId": username, "projectPermissions": [{"permissions": [key], "issues": [issue_id]}]})
+            granted = answer.get("projectPermissions") if isinstance(answer, dict) else None
+            return any(isinstance(g, dict) and g.get("permission") == key and issue_id in (g.get("issues") or [])
+                       for g in granted or [])
+        answer = self.client.call("GET", "user/permission/search",
+                                  params={"username": username, "permissions": key, "issueKey": issue_key})
+        return any(isinstance(u, dict) and u.get("name") == username for u in answer or [])
+
+    # -- effects -----------------------------------------------------------
+
+    def comment(self, issue_key: str, username: str, body: str, origin: Origin) -> None:
+        if origin.retry and self._has_comment(issue_key, origin):
+            return
+        self.client.call("POST", f"issue/{issue_key}/comment", body={
+            "body": self._text(body, username, origin),
+            "properties": [{"key": "devlink", "value": {"ref": origin.marker}}],
+        })
+
+    def log_work(self, issue_key: str, username: str, seconds: int, started: datetime, comment: str,
+                 origin: Origin) -> None:
+        if origin.retry and self._has_worklog(issue_key, origin):
+            return
+        self.client.call("POST", f"issue/{issue_key}/worklog", params={"adjustEstimate": "auto"}, body={
+            "timeSpentSeconds": seconds, "started": jira_time(started),
+            "comment": self._text(comment, username, origin),
+        })
+
+    def transitions(self, issue_key: str) -> list[tuple[str, str]]:
+        self._raw_issue(issue_key)  # "no issue KEY" before anything else
+        answer = self.client.call("GET", f"issue/{issue_key}/transitions")
+        found = [t for t in (answer or {}).get("transitions", []) if isinstance(t, dict)]
+        self._transitions[issue_key] = found
+        return [(str(t.get("name") or ""), str((t.get("to") or {}).get("name") or "")) for t in found]
+
+    def transition(self, issue_key: str, username: str, name: str, origin: Origin) -> str:
+        if issue_key not in self._transitions:
+            self.transitions(issue_key)
+        chosen = next((t for t in self._transitions[issue_key] if t.get("name") == name), None)
+        if chosen is None:
+            raise TrackerError(f"transition {name!r} is not available on {issue_key}")
+        target = str((chosen.get("to") or {}).get("name") or name)
+        self.client.call("POST", f"issue/{issue_key}/transitions", body={
+            "transition": {"id": str(chosen.get("id"))},
+            "properties": [{"key": _property_key(origin), "value": {"ref": origin.marker, "to": target}}],
+        })
+        self._issues.pop(issue_key, None)
+        self._transitions.pop(issue_key, None)
+        return target
+
+    def transitioned(self, issue_key: str, origin: Origin) -> str | None:
+        if not origin.retry:
+            return None
+        found = self.client.call("GET", f"issue/{issue_key}/properties/{_property_key(origin)}", missing_ok=True)
+        value = found.get("value") if isinstance(found, dict) else None
+        return str(value.get("to") or "") if isinstance(value, dict) else None
+
+    # -- markers -------------------------------------------------------------
+
+    def _has_comment(self, issue_key: str, origin: Origin) -> bool:
+        for comment in self.client.pages(f"issue/{issue_key}/comment", "comments", {"expand": "properties"}):
+            properties = comment.get("properties") or []
+            if any(isinstance(p, dict) and p.get("key") == "devlink" and isinstance(p.get("value"), dict)
+                   and p["value"].get("ref") == origin.marker for p in properties):
+                return True
+            if origin.marker in json.dumps(comment.get("body")):
+                return True
+        return False
+
+    def _has_worklog(self, issue_key: str, origin: Origin) -> bool:
+        return any(origin.marker in json.dumps(w.get("comment"))
+                   for w in self.client.pages(f"issue/{issue_key}/worklog", "worklogs"))
+
+    def _text(self, text: str, username: str, origin: Origin) -> Any:
+        """The body Jira accepts: wiki text on Data Center, Atlassian Document Format on Cloud."""
+        author = self.display_name(username)
+        url = _safe_url(origin.commit_url)
+        short = origin.sha[:12]
+        if not self.cloud:
+            commit = f"[{short}|{url}]" if url else short
+            footer = (f"_From commit {commit} by {_WIKI_UNSAFE.sub('', author)} "
+                      f"({_WIKI_UNSAFE.sub('', origin.author)}) · {origin.marker}_")
+            return f"{text}\n\n{footer}" if text else footer
+        commit_node: dict[str, Any] = {"type": "text", "text": short}
+        if url:
+            commit_node["marks"] = [{"type": "link", "attrs": {"href": url}}]
+        content: list[dict[str, Any]] = []
+        if text:
+            lines: list[dict[str, Any]] = []
+            for i, line in enumerate(text.split("\n")):
+                if i:
+                    lines.append({"type": "hardBreak"})
+                if line:
+                    lines.append({"type": "text", "text": line})
+            content.append({"type": "paragraph", "content": lines or [{"type": "text", "text": " "}]})
+        content.append({"type": "paragraph", "content": [
+            {"type": "text", "text": "From commit ", "marks": [{"type": "em"}]},
+            {**commit_node, "marks": [*commit_node.get("marks", []), {"type": "em"}]},
+            {"type": "text", "text": f" by {author} ({origin.author}) · {origin.marker}", "marks": [{"type": "em"}]},
+        ]})
+        return {"type": "doc", "version": 1, "content": content}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _property_key(origin: Origin) -> str:
+    return f"devlink.smart-commit.{origin.sha}.{origin.position}"
+
+
+def open_tracker(settings: TrackerSettings, *, cloud: bool,
+                 aliases: Callable[[str], list[tuple[str, str | None]]],
+                 cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]]) -> JiraTracker:
+    """The tracker of a connection devlink keeps (``sync.trackers.open_outside`` calls this by kind)."""
+    return JiraTracker(JiraClient(settings, cloud=cloud), aliases=aliases, cached_keys=cached_keys)
