@@ -45,7 +45,8 @@ app = typer.Typer(
 )
 repo_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Link, list and unlink repositories.")
 app.add_typer(repo_app, name="repo")
-tracker_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The built-in issue tracker.")
+tracker_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                          help="The issue tracker: the built-in one (the default) or an outside one (Jira).")
 app.add_typer(tracker_app, name="tracker")
 smart_app = typer.Typer(
     no_args_is_help=True, rich_markup_mode=None, help="Smart commits: #comment, #time, #transition."
@@ -568,6 +569,62 @@ def demo(
 # ---------------------------------------------------------------- tracker
 
 
+@tracker_app.command("use")
+def tracker_use(
+    kind: Annotated[str, typer.Argument(help="builtin, or jira")],
+    url: Annotated[str | None, typer.Option(help="the Jira site's base URL")] = None,
+    token: Annotated[str | None, typer.Option(help="'-' reads the token from standard input")] = None,
+    email: Annotated[str | None, typer.Option(help="Jira Cloud: the e-mail of the API token's account")] = None,
+    ca_bundle: Annotated[str | None, typer.Option(help="PEM file of CAs to trust for the site")] = None,
+    proxy: Annotated[str | None, typer.Option(help="HTTP(S) proxy URL for the site")] = None,
+    timeout: Annotated[float | None, typer.Option(help="seconds per request [default: 30]")] = None,
+) -> None:
+    """Choose the tracker smart commits act on and whose project keys link (docs/jira.md).
+
+    With --email the token is a Jira Cloud API token; without it, a Data
+    Center / Server personal access token.  The site is checked before it is kept.
+    """
+    from devlink.sync.trackers import use_builtin, use_outside
+
+    rt = _runtime()
+    if kind == "builtin":
+        change = use_builtin(rt)
+    else:
+        if not url:
+            raise InvalidInput(f"devlink tracker use {kind} needs --url", reason="invalid",
+                               hint=f"devlink tracker use {kind} --url https://jira.example.com --token -")
+        if token != "-":
+            raise InvalidInput("give the token on standard input: --token - (so it is in no command line)",
+                               reason="invalid")
+        secret = _read_token(token)
+        if not secret:
+            raise InvalidInput("no token on standard input", reason="invalid")
+        change = use_outside(rt, kind, url=url, token=secret, email=email, ca_bundle=ca_bundle, proxy=proxy,
+                             timeout=timeout)
+    for note in change.notes:
+        say(note)
+
+
+@tracker_app.command("show")
+def tracker_show(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Print the tracker in use (never its credential)."""
+    from devlink.sync.trackers import describe
+
+    view = describe(_runtime())
+    if as_json:
+        _print_json(view)
+        return
+    if view["kind"] == "builtin":
+        say("tracker: builtin (devlink's own; switch with: devlink tracker use jira --url URL --token -)")
+        return
+    say(f"tracker: {view['kind']} ({view['deployment']}) at {view['url']}")
+    for label, field in (("server", "server_title"), ("version", "version"), ("acts as", "user"),
+                         ("e-mail", "email"), ("CA bundle", "ca_bundle"), ("proxy", "proxy"),
+                         ("timeout", "timeout"), ("connected", "connected_at")):
+        if view.get(field) is not None:
+            say(f"  {label}: {view[field]}")
+
+
 # ---------------------------------------------------------------- accounts
 
 HOST_KINDS = ("github",)
@@ -789,12 +846,16 @@ def tracker_alias(
     email: Annotated[str, typer.Argument(help="a commit author e-mail")],
     username: Annotated[str, typer.Argument(help="the tracker user it stands for")],
 ) -> None:
-    """Map a commit author e-mail to a tracker user for smart commits."""
+    """Map a commit author e-mail to a tracker user for smart commits (with Jira: a user name or account id)."""
+    from devlink.sync.trackers import add_outside_alias, outside_kind
     from devlink.trackers.builtin import add_alias
 
     rt = _runtime()
-    with rt.sessions.begin() as session:
-        add_alias(session, email, username)
+    if outside_kind(rt) is not None:
+        add_outside_alias(rt, email, username)
+    else:
+        with rt.sessions.begin() as session:
+            add_alias(session, email, username)
     say(f"{email.strip().lower()} → {username}")
 
 

@@ -150,8 +150,12 @@ def use_builtin(rt: Runtime) -> Change:
 
 
 @contextmanager
-def open_outside(rt: Runtime) -> Iterator[OutsideTracker | None]:
-    """The outside tracker in use, for one unit of work; None when the built-in one is."""
+def open_outside(rt: Runtime, *, patient: bool = True) -> Iterator[OutsideTracker | None]:
+    """The outside tracker in use, for one unit of work; None when the built-in one is.
+
+    ``patient``: wait out a 429 or 5xx within the client's budget (background
+    work); a page being rendered is not, and shows a note instead.
+    """
     with rt.sessions() as session:
         row = session.get(TrackerConnection, _ROW)
         if row is None:
@@ -160,7 +164,7 @@ def open_outside(rt: Runtime) -> Iterator[OutsideTracker | None]:
         kind, settings, cloud = row.kind, _settings(rt, row), row.deployment == "cloud"
     tracker: OutsideTracker = module_for(kind).open_tracker(
         settings, cloud=cloud, aliases=lambda email: _aliases(rt, email),
-        cached_keys=lambda fetch: _cached_keys(rt, fetch))
+        cached_keys=lambda fetch: _cached_keys(rt, fetch), patient=patient)
     try:
         yield tracker
     finally:
@@ -205,22 +209,25 @@ def issue_details(rt: Runtime, key: str) -> dict[str, Any] | None:
     when the tracker cannot say; ``{"key", "missing": True}`` when it has no
     such issue.
     """
-    if outside_kind(rt) is None:
+    kind = outside_kind(rt)
+    if kind is None:
         return None
     cached = _cache_get(rt, f"issue:{key}", ISSUE_TTL)
     if cached is not None:
         return dict(cached)
     try:
-        with open_outside(rt) as tracker:
+        with open_outside(rt, patient=False) as tracker:
             if tracker is None:
                 return None
             details = tracker.issue(key)
-    except TrackerError as exc:
+    except TrackerError as exc:  # remembered as briefly as an answer: a page must not wait on a dead site each time
         log.warning("tracker.issue_failed reason=%s", exc.reason)
-        return {"key": key, "error": exc.message}
-    found: dict[str, Any] = ({"key": key, "missing": True} if details is None else
-                             {"key": details.key, "summary": details.summary, "status": details.status,
-                              "assignee": details.assignee, "url": details.url})
+        failed = {"key": key, "tracker": kind, "error": exc.message}
+        _cache_put(rt, f"issue:{key}", failed)
+        return failed
+    found: dict[str, Any] = ({"key": key, "tracker": kind, "missing": True} if details is None else
+                             {"key": details.key, "tracker": kind, "summary": details.summary,
+                              "status": details.status, "assignee": details.assignee, "url": details.url})
     _cache_put(rt, f"issue:{key}", found)
     return found
 

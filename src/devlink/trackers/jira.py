@@ -532,6 +532,8 @@ def _property_key(origin: Origin) -> str:
 
 def open_tracker(settings: TrackerSettings, *, cloud: bool,
                  aliases: Callable[[str], list[tuple[str, str | None]]],
-                 cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]]) -> JiraTracker:
+                 cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]],
+                 patient: bool = True) -> JiraTracker:
     """The tracker of a connection devlink keeps (``sync.trackers.open_outside`` calls this by kind)."""
-    return JiraTracker(JiraClient(settings, cloud=cloud), aliases=aliases, cached_keys=cached_keys)
+    client = JiraClient(settings, cloud=cloud, retry_budget=RETRY_BUDGET if patient else 0.0)
+    return JiraTracker(client, aliases=aliases, cached_keys=cached_keys)

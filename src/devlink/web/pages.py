@@ -27,6 +27,7 @@ from devlink.errors import DevlinkError, NotFound
 from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.repositories import add_repository, find_repository, remove_repository
+from devlink.sync.trackers import issue_details
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, issue_view
 from devlink.web.deps import RowId, RuntimeDep, SessionDep
 
@@ -163,6 +164,7 @@ def issue(
     request: Request,
     key: str,
     session: SessionDep,
+    rt: RuntimeDep,
     comments_page: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 1,
     worklogs_page: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 1,
     history_page: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 1,
@@ -184,10 +186,12 @@ def issue(
     except NotFound:
         tracked = None
     pages = _list_pages(request, tracked["totals"], wanted) if tracked else {}
+    outside = issue_details(rt, key)  # Jira's summary, status and assignee; a note when it cannot say
     return templates.TemplateResponse(
         request,
         "issue.html",
-        {"doc": document, "issue": tracked, "pages": pages, "groups": _group_by_repository(document["commits"])},
+        {"doc": document, "issue": None if outside else tracked, "outside": outside, "pages": pages,
+         "groups": _group_by_repository(document["commits"])},
     )
 
 

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from devlink.domain.issue_keys import is_key
-from devlink.errors import InvalidInput
+from devlink.errors import InvalidInput, NotFound
 from devlink.store import queries
+from devlink.sync.trackers import issue_details
+from devlink.trackers.base import TrackerUnavailable
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, MAX_ISSUE_PAGE_SIZE, create_issue, issue_view
 from devlink.web.deps import RuntimeDep, SessionDep
 from devlink.web.responses import problems
@@ -37,10 +39,11 @@ def create(body: IssueIn, rt: RuntimeDep) -> dict[str, Any]:
         return issue_view(session, body.key)
 
 
-@router.get("/{key}", responses=problems(404))
+@router.get("/{key}", responses=problems(404, 502))
 def issue(
     key: str,
     session: SessionDep,
+    rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=MAX_ISSUE_PAGE_SIZE, description="entries of each list")] = ISSUE_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="newest entries of each list to skip")] = 0,
 ) -> dict[str, Any]:
@@ -48,7 +51,16 @@ def issue(
 
     Each list holds the ``limit`` newest entries after skipping the ``offset`` newest, oldest first;
     ``totals`` counts each list whole, so a client pages with ``offset += limit`` until it passes the total.
+    With an outside tracker (Jira) in use: ``{"key", "tracker", "summary", "status", "assignee", "url"}``
+    from that tracker, cached for a minute (502 while it cannot be reached).
     """
+    outside = issue_details(rt, key) if is_key(key) else None
+    if outside is not None:
+        if outside.get("missing"):
+            raise NotFound(f"no issue {key} in the tracker (or devlink's user there cannot see it)")
+        if "error" in outside:
+            raise TrackerUnavailable(outside["error"])
+        return outside
     return issue_view(session, key, limit=limit, offset=offset)
 
 

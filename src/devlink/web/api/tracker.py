@@ -1,4 +1,4 @@
-"""``/api/v1/projects``, ``/api/v1/users``, ``/api/v1/aliases``: the built-in tracker, one thing at a time."""
+"""``/api/v1/tracker``: which tracker is in use; ``/api/v1/projects``, ``/users``, ``/aliases``: the built-in one."""
 
 from typing import Any
 
@@ -6,7 +6,9 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from devlink.errors import InvalidInput
 from devlink.store.tracker import Project, TrackerUser, UserEmail
+from devlink.sync.trackers import add_outside_alias, describe, outside_kind, use_builtin, use_outside
 from devlink.trackers.builtin import add_alias, create_project, create_user
 from devlink.web.deps import RuntimeDep, SessionDep
 from devlink.web.responses import problems
@@ -14,6 +16,38 @@ from devlink.web.responses import problems
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["tracker"])
+
+
+class TrackerIn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    kind: str = Field(description="builtin, or jira")
+    url: str | None = Field(default=None, description="jira: the site's base URL", max_length=500)
+    token: str | None = Field(default=None, description="jira: Data Center personal access token, or Cloud API "
+                              "token with email; stored encrypted, never returned", max_length=10_000)
+    email: str | None = Field(default=None, description="jira Cloud: the e-mail of the API token's account",
+                              max_length=320)
+    ca_bundle: str | None = Field(default=None, max_length=1000)
+    proxy: str | None = Field(default=None, max_length=500)
+    timeout: float | None = Field(default=None, gt=0, le=600)
+
+
+@router.get("/tracker")
+def get_tracker(rt: RuntimeDep) -> dict[str, Any]:
+    """The tracker in use: ``{"kind": "builtin"}`` or the outside tracker's settings, never its credential."""
+    return describe(rt)
+
+
+@router.put("/tracker", responses=problems(422, 502))
+def put_tracker(body: TrackerIn, rt: RuntimeDep) -> dict[str, Any]:
+    """Switch the tracker; an outside one is verified first.  ``notes`` says what follows from the change."""
+    if body.kind == "builtin":
+        change = use_builtin(rt)
+    else:
+        if not body.url or not body.token:
+            raise InvalidInput(f"tracker {body.kind} needs url and token", reason="invalid")
+        change = use_outside(rt, body.kind, url=body.url, token=body.token, email=body.email,
+                             ca_bundle=body.ca_bundle, proxy=body.proxy, timeout=body.timeout)
+    return {**change.tracker, "notes": change.notes}
 
 
 class ProjectIn(BaseModel):
@@ -67,7 +101,10 @@ def add_user(body: UserIn, rt: RuntimeDep) -> dict[str, Any]:
 
 @router.post("/aliases", status_code=status.HTTP_201_CREATED, responses=problems(404))
 def alias(body: AliasIn, rt: RuntimeDep) -> dict[str, Any]:
-    """Map a commit author e-mail to a user for smart commits."""
-    with rt.sessions.begin() as session:
-        add_alias(session, body.email, body.username)
+    """Map a commit author e-mail to a user for smart commits (with Jira: a user name or account id)."""
+    if outside_kind(rt) is not None:
+        add_outside_alias(rt, body.email, body.username)
+    else:
+        with rt.sessions.begin() as session:
+            add_alias(session, body.email, body.username)
     return {"email": body.email.strip().lower(), "username": body.username}
