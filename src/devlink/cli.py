@@ -578,6 +578,12 @@ def tracker_use(
     ca_bundle: Annotated[str | None, typer.Option(help="PEM file of CAs to trust for the site")] = None,
     proxy: Annotated[str | None, typer.Option(help="HTTP(S) proxy URL for the site")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds per request [default: 30]")] = None,
+    devinfo_client_id: Annotated[str | None, typer.Option(
+        help="Jira Cloud: client id of the OAuth credentials for the development information API")] = None,
+    devinfo_client_secret_file: Annotated[Path | None, typer.Option(
+        help="a file holding that client's secret")] = None,
+    gateway_url: Annotated[str | None, typer.Option(
+        help="Atlassian's API gateway [default: https://api.atlassian.com]")] = None,
 ) -> None:
     """Choose the tracker smart commits act on and whose project keys link (docs/jira.md).
 
@@ -599,8 +605,15 @@ def tracker_use(
         secret = _read_token(token)
         if not secret:
             raise InvalidInput("no token on standard input", reason="invalid")
+        client_secret = None
+        if devinfo_client_secret_file is not None:
+            try:
+                client_secret = devinfo_client_secret_file.read_text().strip()
+            except OSError as exc:
+                raise InvalidInput(f"cannot read {devinfo_client_secret_file}: {exc.strerror}") from None
         change = use_outside(rt, kind, url=url, token=secret, email=email, ca_bundle=ca_bundle, proxy=proxy,
-                             timeout=timeout)
+                             timeout=timeout, devinfo_client_id=devinfo_client_id,
+                             devinfo_client_secret=client_secret, gateway_url=gateway_url)
     for note in change.notes:
         say(note)
 

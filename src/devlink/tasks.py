@@ -22,8 +22,10 @@ from devlink.crypto import private_file
 from devlink.errors import ConfigError, DevlinkError
 from devlink.runtime import Runtime
 from devlink.sync.accounts import discover, discover_due
+from devlink.sync.development_push import push_due, push_repository, request_push
 from devlink.sync.jobs import recover, request_sync, run_sync, schedule_due
 from devlink.sync.pulls import refresh_pull
+from devlink.sync.trackers import outside_kind
 from devlink.sync.webhooks import redeliver_pending
 
 __all__ = ["EmbeddedConsumer", "Queue"]
@@ -82,6 +84,11 @@ class Queue:
         @self.huey.task(name="sync_repository")  # type: ignore[untyped-decorator]
         def sync_repository_task(repository_id: int, full: bool, trigger: str) -> None:
             run_sync(rt, repository_id, full=full, trigger=trigger)
+            self.push_development(repository_id)
+
+        @self.huey.task(name="push_development")  # type: ignore[untyped-decorator]
+        def push_development_task(repository_id: int) -> None:
+            push_repository(rt, repository_id)
 
         @self.huey.task(name="refresh_pull")  # type: ignore[untyped-decorator]
         def refresh_pull_task(repository_id: int, number: int) -> None:
@@ -90,6 +97,7 @@ class Queue:
             except DevlinkError as exc:  # the payload's view stands; the next soft sync catches up
                 log.warning("pull.refresh_failed repository=%s number=%s reason=%s", repository_id, number,
                             exc.reason)
+            self.push_development(repository_id)
 
         @self.huey.task(name="discover_account")  # type: ignore[untyped-decorator]
         def discover_task(account_id: int) -> None:
@@ -109,14 +117,23 @@ class Queue:
                 log.info("schedule.queued repositories=%s", queued)
             discover_due(rt, self.discover)
             redeliver_pending(rt, self)
+            push_due(rt)
 
         self._sync_task: Any = sync_repository_task
+        self._push_task: Any = push_development_task
         self._refresh_pull_task: Any = refresh_pull_task
         self._discover_task: Any = discover_task
         self.schedule_task: Any = schedule_due_task  # for ``call_local()`` in tests and tools
 
     def enqueue_sync(self, repository_id: int, full: bool, trigger: str) -> None:
         self.huey.enqueue(self._sync_task.s(repository_id, full, trigger, priority=PRIORITY.get(trigger, 0)))
+
+    def push_development(self, repository_id: int) -> None:
+        """Send the repository's development data to the outside tracker, after whatever is queued first."""
+        if outside_kind(self.rt) is None:
+            return
+        request_push(self.rt, repository_id)  # due even if this job is lost: the minute tick sends it
+        self.huey.enqueue(self._push_task.s(repository_id, priority=PRIORITY["schedule"]))
 
     def refresh_pull(self, repository_id: int, number: int) -> None:
         self.huey.enqueue(self._refresh_pull_task.s(repository_id, number, priority=PRIORITY["hook"]))

@@ -19,6 +19,8 @@ from devlink.store.models import Base, UTCDateTime, utcnow
 
 __all__ = [
     "PERMISSIONS",
+    "DevPushItem",
+    "DevPushState",
     "Permission",
     "Project",
     "SmartCommitRun",
@@ -230,3 +232,35 @@ class TrackerAlias(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     user: Mapped[str] = mapped_column(String(200))
     display_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class DevPushItem(Base):
+    """A development entity as last sent to the outside tracker: what changed since, or went, is sent next.
+
+    No foreign key to ``repositories``: the rows outlive a removed repository
+    until the tracker has been told to forget it.
+    """
+
+    __tablename__ = "dev_push_items"
+    __table_args__ = (UniqueConstraint("repository_id", "entity_type", "entity_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    repository_id: Mapped[int] = mapped_column(Integer)
+    entity_type: Mapped[str] = mapped_column(String(16))  # commit | branch | pull_request
+    entity_id: Mapped[str] = mapped_column(String(500))
+    keys: Mapped[str] = mapped_column(Text)  # JSON list of the issue keys it was sent with
+    digest: Mapped[str] = mapped_column(String(64))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DevPushState(Base):
+    """Per repository: whether its development data is in the outside tracker (pending, sent, failed)."""
+
+    __tablename__ = "dev_push_states"
+    repository_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    repository_name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(8))  # pending | sending | sent | failed
+    message: Mapped[str] = mapped_column(Text, default="")
+    sent: Mapped[int] = mapped_column(Integer, default=0)  # entities sent by the last push
+    unknown_keys: Mapped[str] = mapped_column(Text, default="[]")  # JSON: keys the tracker has no issue for
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

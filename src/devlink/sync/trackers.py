@@ -27,7 +27,7 @@ from devlink.store.engine import insert_ignore
 from devlink.store.models import table, utcnow
 from devlink.store.tracker import TrackerAlias, TrackerCacheEntry, TrackerConnection
 from devlink.trackers import OUTSIDE, module_for
-from devlink.trackers.base import OutsideTracker, TrackerSettings, TrackerUnavailable
+from devlink.trackers.base import DevelopmentSink, OutsideTracker, TrackerSettings, TrackerUnavailable
 from devlink.trackers.builtin import BuiltinTracker
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "issue_details",
     "known_project_keys",
     "open_outside",
+    "open_sink",
     "outside_kind",
     "use_builtin",
     "use_outside",
@@ -71,6 +72,10 @@ def _view(row: TrackerConnection | None) -> dict[str, Any]:
         "kind": row.kind, "url": row.url, "deployment": row.deployment, "email": row.email,
         "user": row.user, "server_title": row.server_title, "version": row.version,
         "ca_bundle": row.ca_bundle, "proxy": _redacted_proxy(row.proxy), "timeout": row.timeout,
+        "development_data": ("devinfo" if row.devinfo_client_id else
+                             "remote links" if row.deployment == "datacenter" else "off"),
+        "devinfo": ({"client_id": row.devinfo_client_id, "gateway_url": row.gateway_url, "cloud_id": row.cloud_id}
+                    if row.devinfo_client_id else None),
         "connected_at": row.updated_at.isoformat(),
     }
 
@@ -94,8 +99,14 @@ def outside_kind(rt: Runtime) -> str | None:
 
 
 def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | None = None,
-                ca_bundle: str | None = None, proxy: str | None = None, timeout: float | None = None) -> Change:
-    """Verify an outside tracker and make it the one in use; raise TrackerError saying what is wrong."""
+                ca_bundle: str | None = None, proxy: str | None = None, timeout: float | None = None,
+                devinfo_client_id: str | None = None, devinfo_client_secret: str | None = None,
+                gateway_url: str | None = None) -> Change:
+    """Verify an outside tracker and make it the one in use; raise TrackerError saying what is wrong.
+
+    ``devinfo_*``: the OAuth credentials Jira Cloud issues to on-premises tools, for its development
+    information API (``gateway_url``: Atlassian's API gateway unless a test points elsewhere).
+    """
     if kind not in OUTSIDE:
         raise InvalidInput(f"unknown tracker kind {kind!r}; one of: builtin, {', '.join(sorted(OUTSIDE))}",
                            reason="bad_kind")
@@ -111,6 +122,13 @@ def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | No
     settings = TrackerSettings(url=url, token=token, email=email, ca_bundle=ca_bundle, proxy=proxy,
                                timeout=timeout or 30.0)
     site = module.verify(settings, cloud=email is not None)
+    if bool(devinfo_client_id) != bool(devinfo_client_secret):
+        raise InvalidInput("the development information API needs both the client id and its secret",
+                           reason="invalid")
+    devinfo = None
+    if devinfo_client_id and devinfo_client_secret:
+        devinfo = module.verify_devinfo(settings, site, client_id=devinfo_client_id.strip(),
+                                        client_secret=devinfo_client_secret.strip(), gateway_url=gateway_url)
     with rt.sessions.begin() as session:
         before = session.get(TrackerConnection, _ROW)
         row = before or TrackerConnection(id=_ROW)
@@ -118,6 +136,10 @@ def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | No
         row.email, row.credential = email, rt.vault.encrypt(token)
         row.ca_bundle, row.proxy, row.timeout = ca_bundle, proxy, timeout
         row.server_title, row.version, row.user = site.title or None, site.version or None, site.user
+        row.devinfo_client_id = devinfo["client_id"] if devinfo else None
+        row.devinfo_client_secret = rt.vault.encrypt(devinfo["client_secret"]) if devinfo else None
+        row.gateway_url = devinfo["gateway_url"] if devinfo else None
+        row.cloud_id = devinfo["cloud_id"] if devinfo else None
         row.updated_at = utcnow()
         if before is None:
             session.add(row)
@@ -130,6 +152,11 @@ def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | No
         "from now on only keys of the site's projects are linked, and smart commits act on its issues",
         "links already made for keys of other projects stay until a full resync: devlink sync --full",
     ]
+    if site.cloud and devinfo is None:
+        notes.append("development data is not sent to Jira Cloud without the devinfo OAuth credentials "
+                     "(--devinfo-client-id, --devinfo-client-secret-file); docs/jira.md says how to create them")
+    else:
+        notes.append("each repository's development data is sent to the site after its next sync")
     log.info("tracker.connected kind=%s deployment=%s", kind, view["deployment"])
     return Change(view, notes)
 
@@ -169,6 +196,27 @@ def open_outside(rt: Runtime, *, patient: bool = True) -> Iterator[OutsideTracke
         yield tracker
     finally:
         tracker.close()
+
+
+@contextmanager
+def open_sink(rt: Runtime) -> Iterator[DevelopmentSink | None]:
+    """Where the outside tracker takes development data; None with the built-in tracker or without a sink."""
+    with rt.sessions() as session:
+        row = session.get(TrackerConnection, _ROW)
+        if row is None:
+            yield None
+            return
+        kind, settings, cloud = row.kind, _settings(rt, row), row.deployment == "cloud"
+        devinfo = None
+        if row.devinfo_client_id and row.devinfo_client_secret:
+            devinfo = {"client_id": row.devinfo_client_id, "client_secret": rt.vault.decrypt(row.devinfo_client_secret),
+                       "gateway_url": row.gateway_url, "cloud_id": row.cloud_id}
+    sink: DevelopmentSink | None = module_for(kind).open_sink(settings, cloud=cloud, devinfo=devinfo)
+    try:
+        yield sink
+    finally:
+        if sink is not None:
+            sink.close()
 
 
 def known_project_keys(rt: Runtime) -> frozenset[str] | None:

@@ -12,13 +12,24 @@ a marker an outside tracker stores with the effect so that a retry after a
 crash finds it there instead of doing it twice.
 """
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from devlink.errors import TrackerError
 
-__all__ = ["IssueDetails", "Origin", "OutsideTracker", "Tracker", "TrackerSettings", "TrackerUnavailable"]
+__all__ = [
+    "DevEntity",
+    "DevRepository",
+    "DevelopmentSink",
+    "IssueDetails",
+    "Origin",
+    "OutsideTracker",
+    "Tracker",
+    "TrackerSettings",
+    "TrackerUnavailable",
+]
 
 
 class TrackerUnavailable(TrackerError):
@@ -113,3 +124,55 @@ class OutsideTracker(Tracker, Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+
+
+# ---------------------------------------------------------------- development data pushed to the tracker
+
+
+@dataclass(frozen=True)
+class DevRepository:
+    """A repository as the tracker is told about it; ``id`` is devlink's, stable for the row's life."""
+
+    id: str
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class DevEntity:
+    """A commit (``id`` = sha), branch (name) or pull request (number) with the issue keys it is linked to.
+
+    ``doc`` holds plain values (see ``sync.development_push``); ``updated`` orders a backfill newest first.
+    """
+
+    type: Literal["commit", "branch", "pull_request"]
+    id: str
+    keys: tuple[str, ...]
+    doc: dict[str, Any] = field(hash=False, compare=False)
+    updated: datetime | None = None
+
+
+class DevelopmentSink(Protocol):
+    """Where development data goes in an outside tracker: Jira Cloud's devinfo API, Data Center's remote links.
+
+    Every call is idempotent: the same entity sent twice, or an older
+    ``sequence`` after a newer one, changes nothing.  Raises ``TrackerError``
+    (``TrackerUnavailable`` to try again later).
+    """
+
+    #: the most entities one ``send`` takes; the caller chunks
+    chunk: int
+
+    def send(self, repository: DevRepository, entities: Sequence[DevEntity], sequence: int) -> set[str]:
+        """Create or update ``entities``; return the issue keys the tracker said it does not have."""
+
+    def delete(self, repository: DevRepository, entities: Sequence[DevEntity], sequence: int) -> None:
+        """Remove entities that are gone (a deleted branch, a removed pull request, an unlinked commit)."""
+
+    def forget(self, repository: DevRepository, entities: Sequence[DevEntity], sequence: int) -> None:
+        """Remove everything of a repository that is no longer linked (``entities``: what was sent of it)."""
+
+    def summarise(self, counts: dict[str, dict[str, int]], page_url: str | None) -> None:
+        """Per issue key, its totals across repositories (``commits``, ``branches``, ``pull_requests``)."""
+
+    def close(self) -> None: ...

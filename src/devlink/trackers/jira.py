@@ -41,9 +41,12 @@ __all__ = [
     "JiraClient",
     "JiraTracker",
     "SiteInfo",
+    "http_client",
     "jira_time",
+    "open_sink",
     "open_tracker",
     "verify",
+    "verify_devinfo",
 ]
 
 #: Personal access tokens, which Data Center authenticates devlink with, arrived in Jira 8.14.
@@ -95,6 +98,21 @@ def site_url(url: str) -> str:
     return text.removesuffix("/rest/api/2").removesuffix("/rest/api/3")
 
 
+def http_client(settings: TrackerSettings, *, auth: httpx.Auth | None = None,
+                headers: dict[str, str] | None = None) -> httpx.Client:
+    """An httpx client with the site's TLS, proxy and timeout; redirects are never followed (the credential)."""
+    try:
+        verify_tls: ssl.SSLContext | bool = (ssl.create_default_context(cafile=settings.ca_bundle)
+                                             if settings.ca_bundle else True)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInput(f"cannot read the CA bundle {settings.ca_bundle}: {exc}", reason="tls") from None
+    return httpx.Client(
+        auth=auth, verify=verify_tls, proxy=settings.proxy or None, trust_env=settings.proxy is None,
+        timeout=settings.timeout, follow_redirects=False,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+    )
+
+
 class JiraClient:
     """One site, one credential; use as a context manager or call ``close``."""
 
@@ -113,16 +131,7 @@ class JiraClient:
             headers = {}
         else:
             auth, headers = None, {"Authorization": f"Bearer {settings.token}"}
-        try:
-            verify_tls: ssl.SSLContext | bool = (ssl.create_default_context(cafile=settings.ca_bundle)
-                                                 if settings.ca_bundle else True)
-        except (OSError, ssl.SSLError) as exc:
-            raise InvalidInput(f"cannot read the CA bundle {settings.ca_bundle}: {exc}", reason="tls") from None
-        self._http = httpx.Client(
-            auth=auth, verify=verify_tls, proxy=settings.proxy or None, trust_env=settings.proxy is None,
-            timeout=settings.timeout, follow_redirects=False,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **headers},
-        )
+        self._http = http_client(settings, auth=auth, headers=headers)
 
     def __enter__(self) -> JiraClient:
         return self
@@ -537,3 +546,36 @@ def open_tracker(settings: TrackerSettings, *, cloud: bool,
     """The tracker of a connection devlink keeps (``sync.trackers.open_outside`` calls this by kind)."""
     client = JiraClient(settings, cloud=cloud, retry_budget=RETRY_BUDGET if patient else 0.0)
     return JiraTracker(client, aliases=aliases, cached_keys=cached_keys)
+
+
+def open_sink(settings: TrackerSettings, *, cloud: bool, devinfo: dict[str, Any] | None) -> Any:
+    """Where development data goes: devinfo on Cloud (when its credentials are set), remote links on Data Center."""
+    from devlink.trackers import jira_development
+
+    if cloud:
+        if not devinfo:
+            return None
+        return jira_development.DevInfoSink(devinfo["gateway_url"] or jira_development.DEFAULT_GATEWAY,
+                                            devinfo["cloud_id"], devinfo["client_id"], devinfo["client_secret"],
+                                            settings)
+    return jira_development.RemoteLinkSink(JiraClient(settings, cloud=False))
+
+
+def verify_devinfo(settings: TrackerSettings, site: SiteInfo, *, client_id: str, client_secret: str,
+                   gateway_url: str | None) -> dict[str, Any]:
+    """Check the devinfo OAuth credentials (a token from the gateway) and find the site's cloud id."""
+    from devlink.trackers import jira_development
+
+    if not site.cloud:
+        raise TrackerError("the development information API is Jira Cloud's; Data Center gets remote links "
+                           "without it", reason="mismatch", hint="leave out the --devinfo-* options")
+    gateway = (gateway_url or jira_development.DEFAULT_GATEWAY).rstrip("/")
+    if urlsplit(gateway).scheme not in ("http", "https"):
+        raise InvalidInput(f"{gateway_url!r} is not an http(s) URL", reason="bad_url")
+    with JiraClient(settings, cloud=True) as client:
+        tenant = client.call("GET", f"{client.site}/_edge/tenant_info")
+    cloud_id = tenant.get("cloudId") if isinstance(tenant, dict) else None
+    if not isinstance(cloud_id, str) or not re.fullmatch(r"[A-Za-z0-9-]{1,100}", cloud_id):
+        raise TrackerError(f"{site.url}/_edge/tenant_info names no cloud id", reason="not_jira")
+    jira_development.fetch_token(gateway, client_id, client_secret, settings)
+    return {"client_id": client_id, "client_secret": client_secret, "gateway_url": gateway, "cloud_id": cloud_id}

@@ -29,6 +29,11 @@ class TrackerIn(BaseModel):
     ca_bundle: str | None = Field(default=None, max_length=1000)
     proxy: str | None = Field(default=None, max_length=500)
     timeout: float | None = Field(default=None, gt=0, le=600)
+    devinfo_client_id: str | None = Field(default=None, max_length=200, description="jira Cloud: OAuth client "
+                                          "id for the development information API")
+    devinfo_client_secret: str | None = Field(default=None, max_length=1000, description="its secret; stored "
+                                              "encrypted, never returned")
+    gateway_url: str | None = Field(default=None, max_length=500, description="default https://api.atlassian.com")
 
 
 @router.get("/tracker")
@@ -46,7 +51,9 @@ def put_tracker(body: TrackerIn, rt: RuntimeDep) -> dict[str, Any]:
         if not body.url or not body.token:
             raise InvalidInput(f"tracker {body.kind} needs url and token", reason="invalid")
         change = use_outside(rt, body.kind, url=body.url, token=body.token, email=body.email,
-                             ca_bundle=body.ca_bundle, proxy=body.proxy, timeout=body.timeout)
+                             ca_bundle=body.ca_bundle, proxy=body.proxy, timeout=body.timeout,
+                             devinfo_client_id=body.devinfo_client_id,
+                             devinfo_client_secret=body.devinfo_client_secret, gateway_url=body.gateway_url)
     return {**change.tracker, "notes": change.notes}
 
 

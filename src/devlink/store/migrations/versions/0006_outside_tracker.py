@@ -1,4 +1,5 @@
-"""an outside tracker (Jira): its connection, a cache of its answers, and e-mail aliases to its users
+"""an outside tracker (Jira): its connection, a cache of its answers, e-mail aliases to its users, and what of
+the development data was pushed to it
 
 Revision ID: 0006
 Revises: 0005
@@ -53,9 +54,34 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tracker_aliases')),
     sa.UniqueConstraint('email', name=op.f('uq_tracker_aliases_email'))
     )
+    op.create_table('dev_push_items',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('repository_id', sa.Integer(), nullable=False),
+    sa.Column('entity_type', sa.String(length=16), nullable=False),
+    sa.Column('entity_id', sa.String(length=500), nullable=False),
+    sa.Column('keys', sa.Text(), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_dev_push_items')),
+    sa.UniqueConstraint('repository_id', 'entity_type', 'entity_id',
+                        name=op.f('uq_dev_push_items_repository_id_entity_type_entity_id'))
+    )
+    op.create_table('dev_push_states',
+    sa.Column('repository_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('repository_name', sa.String(length=200), nullable=False),
+    sa.Column('state', sa.String(length=8), nullable=False),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('sent', sa.Integer(), nullable=False),
+    sa.Column('unknown_keys', sa.Text(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('repository_id', name=op.f('pk_dev_push_states'))
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('dev_push_states')
+    op.drop_table('dev_push_items')
     op.drop_table('tracker_aliases')
     op.drop_table('tracker_cache')
     op.drop_table('tracker_connections')

@@ -1,0 +1,274 @@
+"""Send each repository's development data to the outside tracker, as queued work that never blocks a sync.
+
+``push_repository`` compares what the repository has linked now (commits,
+branches and pull requests with their issue keys) with what was last sent
+(``DevPushItem``: a digest per entity), sends what is new or changed in
+chunks the tracker's sink takes (branches and pull requests first, then
+commits newest first), deletes what is gone, and tells the tracker each
+touched key's totals.  Each chunk is recorded as soon as it is accepted, so a
+push that dies resumes where it stopped.  A removed or unlinked repository
+is forgotten in the tracker.  Its state (``DevPushState``: pending, sent,
+failed with the reason) is shown per repository.
+
+``updateSequenceId`` is the push's start time in milliseconds: a later push
+always carries a larger one, so a replay or an out-of-order request of an
+older push never overwrites newer data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from devlink.errors import TrackerError
+from devlink.runtime import Runtime
+from devlink.store.development import commit_url
+from devlink.store.models import Branch, Commit, IssueLink, PullRequest, Repository, utcnow
+from devlink.store.tracker import DevPushItem, DevPushState
+from devlink.sync.trackers import open_sink
+from devlink.trackers.base import DevelopmentSink, DevEntity, DevRepository, TrackerUnavailable
+
+__all__ = ["PushResult", "push_due", "push_repository", "push_state", "request_push"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PushResult:
+    repository_id: int
+    state: str  # sent | pending | failed | forgotten | off (no outside tracker takes development data)
+    sent: int = 0
+    deleted: int = 0
+    message: str = ""
+    unknown_keys: set[str] = field(default_factory=set)
+    retry_after: float | None = None
+
+
+def request_push(rt: Runtime, repository_id: int) -> None:
+    """Mark a repository's development data as due; the queue's push task (or the minute tick) sends it."""
+    with rt.sessions.begin() as session:
+        state = session.get(DevPushState, repository_id)
+        name = session.scalar(select(Repository.name).where(Repository.id == repository_id)) or ""
+        if state is None:
+            session.add(DevPushState(repository_id=repository_id, repository_name=name[:200], state="pending",
+                                     message="", sent=0, unknown_keys="[]", updated_at=utcnow()))
+        elif state.state != "pending":
+            state.state, state.next_attempt_at, state.updated_at = "pending", None, utcnow()
+
+
+def push_due(rt: Runtime) -> list[PushResult]:
+    """Push every repository whose data is due (the minute tick): pending ones whose retry time has come."""
+    with rt.sessions() as session:
+        due = set(session.scalars(select(DevPushState.repository_id).where(
+            DevPushState.state == "pending",
+            (DevPushState.next_attempt_at.is_(None)) | (DevPushState.next_attempt_at <= utcnow()))))
+        linked = select(Repository.id).where(Repository.linked.is_(True))
+        # removed or unlinked by whatever path: what was sent of them is forgotten in the tracker
+        due |= set(session.scalars(select(DevPushItem.repository_id).distinct().where(
+            DevPushItem.repository_id.not_in(linked))))
+    return [push_repository(rt, repository_id) for repository_id in sorted(due)]
+
+
+def push_state(rt: Runtime, repository_id: int) -> dict[str, Any] | None:
+    """What the repository page and API show: state, message, entities sent, keys the tracker lacks."""
+    with rt.sessions() as session:
+        state = session.get(DevPushState, repository_id)
+        if state is None:
+            return None
+        return {"state": state.state, "message": state.message, "sent": state.sent,
+                "unknown_keys": json.loads(state.unknown_keys or "[]"), "updated_at": state.updated_at.isoformat()}
+
+
+def push_repository(rt: Runtime, repository_id: int) -> PushResult:
+    """Bring the tracker in line with the repository's development data; never raises for the tracker."""
+    with open_sink(rt) as sink:
+        if sink is None:
+            return PushResult(repository_id, "off")
+        try:
+            result = _push(rt, sink, repository_id)
+        except TrackerUnavailable as exc:
+            result = PushResult(repository_id, "pending", message=f"{exc.message}; devlink tries again",
+                                retry_after=exc.retry_after)
+        except TrackerError as exc:
+            result = PushResult(repository_id, "failed", message=exc.message)
+    _save_state(rt, result)
+    log.info("development_push.done repository=%s state=%s sent=%d deleted=%d", repository_id, result.state,
+             result.sent, result.deleted)
+    return result
+
+
+def _push(rt: Runtime, sink: DevelopmentSink, repository_id: int) -> PushResult:
+    sequence = int(time.time() * 1000)
+    with rt.sessions() as session:
+        repository = session.get(Repository, repository_id)
+        stored = {(i.entity_type, i.entity_id): (i.digest, tuple(json.loads(i.keys)))
+                  for i in session.scalars(select(DevPushItem).where(DevPushItem.repository_id == repository_id))}
+        if repository is None or not repository.linked:
+            name = session.scalar(select(DevPushState.repository_name).where(
+                DevPushState.repository_id == repository_id)) or str(repository_id)
+            target = DevRepository(str(repository_id), name, "")
+            forgotten = [DevEntity(kind, ident, keys, {}) for (kind, ident), (_, keys) in stored.items()]  # type: ignore[arg-type]
+            sink.forget(target, forgotten, sequence)
+            touched = {key for entity in forgotten for key in entity.keys}
+            _clear(rt, repository_id)
+            sink.summarise(_totals(session, touched), _page_url(rt))
+            return PushResult(repository_id, "forgotten", deleted=len(forgotten))
+        target = DevRepository(str(repository.id), repository.name, repository.web_url or repository.url)
+        desired = _desired(session, repository)
+    changed = [e for e in desired.values() if stored.get((e.type, e.id), ("", ()))[0] != _digest(e)]
+    changed.sort(key=_newest_first)
+    gone = [DevEntity(kind, ident, keys, {}) for (kind, ident), (_, keys) in stored.items()  # type: ignore[arg-type]
+            if (kind, ident) not in desired]
+    result = PushResult(repository_id, "sent")
+    for start in range(0, len(changed), sink.chunk):
+        chunk = changed[start:start + sink.chunk]
+        result.unknown_keys |= sink.send(target, chunk, sequence)
+        _remember(rt, repository_id, chunk)
+        result.sent += len(chunk)
+    if gone:
+        sink.delete(target, gone, sequence)
+        _forget_items(rt, repository_id, gone)
+        result.deleted = len(gone)
+    touched = {key for entity in [*changed, *gone] for key in entity.keys}
+    if touched:
+        with rt.sessions() as session:
+            sink.summarise(_totals(session, touched), _page_url(rt))
+    return result
+
+
+def _newest_first(entity: DevEntity) -> tuple[int, float]:
+    rank = 0 if entity.type != "commit" else 1  # branches and pull requests are few and show state: first
+    return rank, -(entity.updated.timestamp() if entity.updated else 0.0)
+
+
+def _digest(entity: DevEntity) -> str:
+    text = json.dumps([entity.keys, entity.doc], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _keys_by_entity(session: Session, repository_id: int, entity_type: str) -> dict[int, tuple[str, ...]]:
+    found: dict[int, list[str]] = {}
+    for entity_id, key in session.execute(
+        select(IssueLink.entity_id, IssueLink.key).where(IssueLink.repository_id == repository_id,
+                                                         IssueLink.entity_type == entity_type)
+        .order_by(IssueLink.entity_id, IssueLink.key)
+    ):
+        found.setdefault(entity_id, []).append(key)
+    return {entity_id: tuple(keys) for entity_id, keys in found.items()}
+
+
+def _desired(session: Session, repository: Repository) -> dict[tuple[str, str], DevEntity]:
+    """Every linked entity of the repository, as the sink takes it."""
+    web = repository.web_url
+    entities: dict[tuple[str, str], DevEntity] = {}
+    commit_keys = _keys_by_entity(session, repository.id, "commit")
+    heads: dict[str, dict[str, Any]] = {}
+    for ids in _chunks(list(commit_keys), 500):
+        for commit in session.scalars(select(Commit).where(Commit.id.in_(ids))):
+            doc = {"message": commit.message, "author_name": commit.author_name, "author_email": commit.author_email,
+                   "authored_at": commit.authored_at, "url": commit_url(web, commit.sha) or repository.url,
+                   "merge": commit.parent_count > 1}
+            entities[("commit", commit.sha)] = DevEntity("commit", commit.sha, commit_keys[commit.id], doc,
+                                                         commit.authored_at)
+            heads[commit.sha] = {"sha": commit.sha, **doc}
+    branch_keys = _keys_by_entity(session, repository.id, "branch")
+    for ids in _chunks(list(branch_keys), 500):
+        for branch in session.scalars(select(Branch).where(Branch.id.in_(ids))):
+            head = heads.get(branch.head_sha) or {"sha": branch.head_sha}
+            url = f"{web}/tree/{quote(branch.name, safe='/')}" if web else repository.url
+            entities[("branch", branch.name)] = DevEntity("branch", branch.name, branch_keys[branch.id],
+                                                          {"url": url, "head": head}, branch.updated_at)
+    pull_keys = _keys_by_entity(session, repository.id, "pull_request")
+    for ids in _chunks(list(pull_keys), 500):
+        for pull in session.scalars(select(PullRequest).where(PullRequest.id.in_(ids))):
+            doc = {"title": pull.title, "state": pull.state, "author": pull.author, "url": pull.url or repository.url,
+                   "source_branch": pull.source_branch, "target_branch": pull.target_branch,
+                   "comment_count": pull.comment_count, "updated_at": pull.updated_at,
+                   "reviewers": json.loads(pull.reviewers or "[]")}
+            entities[("pull_request", str(pull.number))] = DevEntity(
+                "pull_request", str(pull.number), pull_keys[pull.id], doc, pull.updated_at)
+    return entities
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _totals(session: Session, keys: set[str]) -> dict[str, dict[str, int]]:
+    """Per key, how many commits, branches and pull requests link to it across linked repositories."""
+    totals = {key: {"commits": 0, "branches": 0, "pull_requests": 0} for key in keys}
+    names = {"commit": "commits", "branch": "branches", "pull_request": "pull_requests"}
+    for batch in _chunks(sorted(keys), 500):  # type: ignore[arg-type]
+        rows = session.execute(
+            select(IssueLink.key, IssueLink.entity_type, func.count())
+            .join(Repository, Repository.id == IssueLink.repository_id)
+            .where(IssueLink.key.in_(batch), Repository.linked.is_(True))
+            .group_by(IssueLink.key, IssueLink.entity_type))
+        for key, entity_type, count in rows:
+            if entity_type in names:
+                totals[key][names[entity_type]] = count
+    return totals
+
+
+def _page_url(rt: Runtime) -> str:
+    return rt.settings.public_url + "/issues/{key}"
+
+
+def _remember(rt: Runtime, repository_id: int, entities: list[DevEntity]) -> None:
+    with rt.sessions.begin() as session:
+        _delete_items(session, repository_id, entities)
+        session.add_all(DevPushItem(repository_id=repository_id, entity_type=e.type, entity_id=e.id[:500],
+                                    keys=json.dumps(list(e.keys)), digest=_digest(e), sent_at=utcnow())
+                        for e in entities)
+
+
+def _forget_items(rt: Runtime, repository_id: int, entities: list[DevEntity]) -> None:
+    with rt.sessions.begin() as session:
+        _delete_items(session, repository_id, entities)
+
+
+def _delete_items(session: Session, repository_id: int, entities: list[DevEntity]) -> None:
+    for kind in ("commit", "branch", "pull_request"):
+        ids = [e.id[:500] for e in entities if e.type == kind]
+        for start in range(0, len(ids), 500):
+            session.execute(delete(DevPushItem).where(
+                DevPushItem.repository_id == repository_id, DevPushItem.entity_type == kind,
+                DevPushItem.entity_id.in_(ids[start:start + 500])))
+
+
+def _clear(rt: Runtime, repository_id: int) -> None:
+    with rt.sessions.begin() as session:
+        session.execute(delete(DevPushItem).where(DevPushItem.repository_id == repository_id))
+        session.execute(delete(DevPushState).where(DevPushState.repository_id == repository_id))
+
+
+def _save_state(rt: Runtime, result: PushResult) -> None:
+    if result.state in ("off", "forgotten"):
+        return
+    with rt.sessions.begin() as session:
+        state = session.get(DevPushState, result.repository_id)
+        name = session.scalar(select(Repository.name).where(Repository.id == result.repository_id)) or ""
+        if state is None:
+            state = DevPushState(repository_id=result.repository_id, repository_name=name[:200], sent=0,
+                                 unknown_keys="[]")
+            session.add(state)
+        state.state, state.message = result.state, result.message[:2000]
+        state.sent = result.sent if result.state == "sent" else state.sent or 0
+        if result.unknown_keys:
+            state.unknown_keys = json.dumps(sorted(result.unknown_keys)[:100])
+        state.next_attempt_at = (utcnow() + timedelta(seconds=result.retry_after or 60)
+                                 if result.state == "pending" else None)
+        state.updated_at = utcnow()
+        if name:
+            state.repository_name = name[:200]
