@@ -444,7 +444,7 @@ class JiraTracker:
             return
         self.client.call("POST", f"issue/{issue_key}/comment", body={
             "body": self._text(body, username, origin),
-            "properties": [{"key": "devlink", "value": {"ref": origin.marker}}],
+            "properties": [self._property("devlink", {"ref": origin.marker})],
         })
 
     def log_work(self, issue_key: str, username: str, seconds: int, started: datetime, comment: str,
@@ -472,7 +472,7 @@ class JiraTracker:
         target = str((chosen.get("to") or {}).get("name") or name)
         self.client.call("POST", f"issue/{issue_key}/transitions", body={
             "transition": {"id": str(chosen.get("id"))},
-            "properties": [{"key": _property_key(origin), "value": {"ref": origin.marker, "to": target}}],
+            "properties": [self._property(_property_key(origin), {"ref": origin.marker, "to": target})],
         })
         self._issues.pop(issue_key, None)
         self._transitions.pop(issue_key, None)
@@ -482,24 +482,32 @@ class JiraTracker:
         if not origin.retry:
             return None
         found = self.client.call("GET", f"issue/{issue_key}/properties/{_property_key(origin)}", missing_ok=True)
-        value = found.get("value") if isinstance(found, dict) else None
-        return str(value.get("to") or "") if isinstance(value, dict) else None
+        value = _property_value(found.get("value") if isinstance(found, dict) else None)
+        return str(value.get("to") or "") or None if value else None
+
+    def _property(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        """An entity property as each API takes it: a JSON document on Cloud, its text on Data Center."""
+        return {"key": key, "value": value if self.cloud else json.dumps(value)}
 
     # -- markers -------------------------------------------------------------
 
     def _has_comment(self, issue_key: str, origin: Origin) -> bool:
         for comment in self.client.pages(f"issue/{issue_key}/comment", "comments", {"expand": "properties"}):
             properties = comment.get("properties") or []
-            if any(isinstance(p, dict) and p.get("key") == "devlink" and isinstance(p.get("value"), dict)
-                   and p["value"].get("ref") == origin.marker for p in properties):
+            if any(isinstance(p, dict) and p.get("key") == "devlink"
+                   and _property_value(p.get("value")).get("ref") == origin.marker for p in properties):
                 return True
             if origin.marker in json.dumps(comment.get("body")):
                 return True
         return False
 
     def _has_worklog(self, issue_key: str, origin: Origin) -> bool:
-        return any(origin.marker in json.dumps(w.get("comment"))
-                   for w in self.client.pages(f"issue/{issue_key}/worklog", "worklogs"))
+        if self.cloud:
+            worklogs: Iterator[dict[str, Any]] = self.client.pages(f"issue/{issue_key}/worklog", "worklogs")
+        else:  # Data Center answers every work log of the issue at once, and takes no paging parameters
+            answer = self.client.call("GET", f"issue/{issue_key}/worklog")
+            worklogs = iter(w for w in _dict(answer).get("worklogs") or [] if isinstance(w, dict))
+        return any(origin.marker in json.dumps(w.get("comment")) for w in worklogs)
 
     def _text(self, text: str, username: str, origin: Origin) -> Any:
         """The body Jira accepts: wiki text on Data Center, Atlassian Document Format on Cloud."""
@@ -529,6 +537,16 @@ class JiraTracker:
             {"type": "text", "text": f" by {author} ({origin.author}) · {origin.marker}", "marks": [{"type": "em"}]},
         ]})
         return {"type": "doc", "version": 1, "content": content}
+
+
+def _property_value(value: Any) -> dict[str, Any]:
+    """An entity property's value, given as a document (Cloud) or as its JSON text (Data Center)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return _dict(value)
 
 
 def _dict(value: Any) -> dict[str, Any]:
