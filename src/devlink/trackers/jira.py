@@ -299,7 +299,7 @@ def verify(settings: TrackerSettings, *, cloud: bool) -> SiteInfo:
     """
     with JiraClient(settings, cloud=cloud) as client:
         try:
-            info = client.server_info()
+            info = _anonymous_server_info(settings, client.site) or client.server_info()
         except TrackerError as exc:
             if exc.reason in ("not_found", "not_jira"):
                 raise TrackerError(f"{client.site} does not look like a Jira site ({exc.message})",
@@ -327,6 +327,31 @@ def verify(settings: TrackerSettings, *, cloud: bool) -> SiteInfo:
         return SiteInfo(url=client.site, cloud=cloud, title=str(info.get("serverTitle") or "")[:200],
                         version=str(info.get("version") or "")[:50], user=user,
                         user_display=str(me.get("displayName") or user)[:200])
+
+
+def _anonymous_server_info(settings: TrackerSettings, site: str) -> dict[str, Any] | None:
+    """``serverInfo`` asked without the credential (Jira answers it to anyone), v2 then v3.
+
+    It says what kind of site this is before the token goes anywhere, and
+    tells a Data Center site given ``--email`` (it has no v3) from a URL that
+    is not Jira.  None when neither answers: the authenticated call decides.
+    """
+    anonymous = TrackerSettings(url=site, token="", ca_bundle=settings.ca_bundle, proxy=settings.proxy,
+                                timeout=settings.timeout)
+    with JiraClient(anonymous, cloud=False, retry_budget=0.0) as probe:
+        probe._http.headers.pop("Authorization", None)
+        for version in ("2", "3"):
+            try:
+                info = probe.call("GET", f"{site}/rest/api/{version}/serverInfo")
+            except TrackerUnavailable:
+                raise
+            except TrackerError as exc:
+                if exc.reason in ("tls", "redirect"):
+                    raise
+                continue
+            if isinstance(info, dict) and isinstance(info.get("versionNumbers"), list):
+                return info
+    return None
 
 
 # ---------------------------------------------------------------- the tracker
