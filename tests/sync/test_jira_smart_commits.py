@@ -98,7 +98,9 @@ def test_only_jira_keys_link_and_smart_commits_act_once(runtime: Runtime, jira: 
     repo, repository_id = linked
     with runtime.sessions() as session:
         assert queries.development(session, "KAFKA-1")["summary"]["commits"] == 1
-        assert queries.development(session, "OTHER-7")["summary"]["commits"] == 0  # no such Jira project
+        other = queries.development(session, "OTHER-7")
+        assert other["summary"]["commits"] == 0 and other["project_known"] is False  # no such Jira project
+        assert "not a project of the tracker in use" in other["notice"]
     assert jira.comments("KAFKA-1") == []  # the backfilled commit's command never runs
 
     [sha] = push(repo, "KAFKA-1 #comment Fixed the leak #time 1h 30m chased it down\nKAFKA-2 #start-progress")

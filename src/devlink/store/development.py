@@ -128,8 +128,11 @@ def smart_commit_view(run: Any) -> dict[str, Any]:
     }
 
 
-def unknown_project_notice(project: str) -> str:
+def unknown_project_notice(project: str, *, outside: bool = False) -> str:
     """What to tell someone who looks up a key of a project the tracker does not have."""
+    if outside:
+        return (f"{project} is not a project of the tracker in use, so {project} keys are not linked; once it "
+                "is, devlink picks it up within minutes; re-link history then: devlink sync --full --wait")
     return (f"{project} is not a project of the tracker, so {project} keys are not linked; "
             f"create it: devlink tracker project {project} NAME, then re-link history: devlink sync --full --wait")
 
@@ -173,9 +176,16 @@ def project_links(fetch: Fetch, project: str) -> bool:
     The rule of docs/issue-keys.md, as ``BuiltinTracker.project_keys`` and
     ``sync.linking.known_keys`` apply it while syncing.
     """
+    if _outside(fetch):  # the outside tracker's keys, as last cached (docs/jira.md); unknown yet: say nothing
+        cached = fetch("SELECT value FROM tracker_cache WHERE key = 'projects'", {})
+        return not cached or project in json.loads(cached[0][0])
     if fetch("SELECT 1 FROM projects WHERE key = :project", {"project": project}):
         return True
     return not fetch("SELECT 1 FROM projects LIMIT 1", {})
+
+
+def _outside(fetch: Fetch) -> bool:
+    return bool(fetch("SELECT 1 FROM tracker_connections LIMIT 1", {}))
 
 
 def _smart_commit_runs(fetch: Fetch, shas: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -218,7 +228,7 @@ def development(fetch: Fetch, key: str) -> dict[str, Any]:
     return {
         "key": key,
         "project_known": known,
-        "notice": None if known else unknown_project_notice(project_key(key)),
+        "notice": None if known else unknown_project_notice(project_key(key), outside=_outside(fetch)),
         "summary": {
             "commits": len(commits),
             "branches": len(branches),

@@ -51,7 +51,9 @@ class _Gateway(JiraClient):
     def __init__(self, gateway: str, cloud_id: str, settings: TrackerSettings) -> None:
         self.site = gateway.rstrip("/")
         self.cloud = True
-        self.api = f"{self.site}/jira/{cloud_id}/rest/devinfo/0.10"
+        # the base on-premises integrations use, per the Jira Software Cloud document: devinfo 0.10 at
+        # /rest/devinfo/0.10 on the site becomes /jira/devinfo/0.1/cloud/{cloudId} on the gateway
+        self.api = f"{self.site}/jira/devinfo/0.1/cloud/{cloud_id}"
         self._timeout = settings.timeout
         self._sleep, self._budget = time.sleep, 30.0
         self._http = http_client(settings)
