@@ -128,11 +128,9 @@ class DevInfoSink:
         }
         answer = self._call("POST", "bulk", body=body)
         answer = answer if isinstance(answer, dict) else {}
-        failed = answer.get("failedEntities") or {}
+        failed = answer.get("failedDevinfoEntities") or {}
         if isinstance(failed, dict) and failed:
-            first = next(iter(failed.values()))
-            said = first[0].get("errorMessages") if isinstance(first, list) and first else None
-            raise TrackerError(f"Jira refused development data of {repository.name}: {str(said)[:300]}",
+            raise TrackerError(f"Jira refused development data of {repository.name}: {_refusal(failed)}",
                                reason="invalid")
         unknown = answer.get("unknownIssueKeys") or []
         return {str(k) for k in unknown if isinstance(k, str)}
@@ -148,6 +146,25 @@ class DevInfoSink:
 
     def summarise(self, counts: dict[str, dict[str, int]], page_url: str | None) -> None:
         return  # Jira Cloud counts what it was sent
+
+
+def _refusal(failed: dict[str, Any]) -> str:
+    """The first of Jira's reasons in ``failedDevinfoEntities`` (repository id -> its errors and its entities')."""
+    for errors in failed.values():
+        if not isinstance(errors, dict):
+            continue
+        found = [*errors.get("errorMessages", [])]
+        for kind in ("commits", "branches", "pullRequests"):
+            for entity in errors.get(kind) or []:
+                if isinstance(entity, dict):
+                    found += [{**m, "entity": entity.get("id")} if isinstance(m, dict) else m
+                              for m in entity.get("errorMessages") or []]
+        for message in found:
+            text = message.get("message") if isinstance(message, dict) else message
+            where = f" ({message['entity']})" if isinstance(message, dict) and message.get("entity") else ""
+            if text:
+                return f"{str(text)[:300]}{where}"
+    return "no reason given"
 
 
 def _quote(text: str) -> str:
