@@ -4,8 +4,9 @@ Checks: no 5xx, every status is documented, and every response (errors included)
 schema and media type.  A few minutes at most: examples per operation are limited and the test has a timeout.
 
 Nothing may leave the machine, so the fields that make devlink connect somewhere (a repository's location, an
-account's host, API URL and proxy) are replaced, before each call, with loopback or local values (the GitHub
-stub for accounts); everything else, including values devlink refuses before connecting, is sent as generated.
+account's host, API URL and proxy, the tracker's site, gateway and proxy) are replaced, before each call, with
+loopback or local values (the GitHub stub for accounts, a closed port for the tracker); everything else,
+including values devlink refuses before connecting, is sent as generated.
 """
 
 import hashlib
@@ -111,6 +112,12 @@ def _stay_local(case: Any, real_repository: Path, stub: GitHubStub) -> None:
         if isinstance(body.get("api_url"), str) and _HTTP_URL.match(body["api_url"]):
             body["api_url"] = stub.api_url
         if isinstance(body.get("proxy"), str) and _HTTP_URL.match(body["proxy"]):
+            body["proxy"] = None
+    if path == "/api/v1/tracker":  # an outside tracker is asked before it is kept: only ever a closed port here
+        for name in ("url", "gateway_url"):
+            if isinstance(body.get(name), str) and "://" in body[name]:  # any scheme's case: HTTPS:// too
+                body[name] = _CLOSED_PORT
+        if isinstance(body.get("proxy"), str):
             body["proxy"] = None
 
 

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from devlink.store import development as development_document
 from devlink.store.development import iso as _iso
 from devlink.store.development import repository_summary, smart_commit_view, unknown_project_notice
 from devlink.store.models import Account, Host, Repository
-from devlink.store.tracker import SmartCommitRun
+from devlink.store.tracker import DevPushState, SmartCommitRun
 
 __all__ = [
     "account_view",
@@ -50,6 +50,7 @@ def repository_view(repository: Repository) -> dict[str, Any]:
         "archived": repository.archived,
         "smart_commits": repository.smart_commits,
         "webhook": _webhook_view(repository),
+        "tracker_push": _push_view(repository),
         "created_at": _iso(repository.created_at),
         "sync": {
             "state": repository.sync_state,
@@ -64,6 +65,16 @@ def repository_view(repository: Repository) -> dict[str, Any]:
             "skipped": _entity_errors(repository),
         },
     }
+
+
+def _push_view(repository: Repository) -> dict[str, Any] | None:
+    """Whether the repository's development data is in the outside tracker (None: nothing to send it to yet)."""
+    session = object_session(repository)
+    state = session.get(DevPushState, repository.id) if session is not None else None
+    if state is None:
+        return None
+    return {"state": state.state, "message": state.message or None, "sent": state.sent,
+            "unknown_keys": json.loads(state.unknown_keys or "[]"), "at": _iso(state.updated_at)}
 
 
 def _entity_errors(repository: Repository) -> dict[str, Any]:
