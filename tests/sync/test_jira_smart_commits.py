@@ -241,3 +241,18 @@ def test_a_worker_killed_after_jira_acted_leaves_exactly_one_effect(
     effects = {"#c": lambda: len(jira.comments("KAFKA-2")), "#t": lambda: len(jira.worklogs("KAFKA-2")),
                "#s": lambda: jira.status("KAFKA-2")}[command[:2]]()
     assert effects == (1 if command[:2] != "#s" else "In Progress")
+
+
+def test_an_integration_user_that_may_not_check_permissions_is_told_what_it_needs(
+    runtime: Runtime, jira: JiraStub, linked: tuple[GitRepo, int]
+) -> None:
+    repo, repository_id = linked
+    jira.deny("bot", None, "ADMINISTER")
+    if not jira.cloud:
+        jira.deny("bot", "KAFKA", "ADMINISTER_PROJECTS")
+    push(repo, "KAFKA-1 #comment checked first")
+    run_sync(runtime, repository_id, full=False)
+    [(_, _, outcome, message)] = ledger(runtime)
+    assert outcome == "error" and "devlink's Jira user may not check what Ada Lovelace may do" in message
+    assert ("Administer Jira" if jira.cloud else "Administer Projects") in message
+    assert jira.comments("KAFKA-1") == []

@@ -449,6 +449,17 @@ class JiraTracker:
         key = _PERMISSION_KEYS.get(permission)
         if key is None:
             raise TrackerError(f"unknown permission {permission!r}")
+        try:
+            return self._holds(username, issue_key, key)
+        except TrackerError as exc:
+            if exc.reason != "permission":
+                raise
+            needs = "Administer Jira" if self.cloud else "Administer Projects (or Administer Jira)"
+            raise TrackerError(f"devlink's Jira user may not check what {self.display_name(username)} may do on "
+                               f"{issue_key}: it needs the {needs} permission (docs/jira.md)",
+                               reason="permission") from None
+
+    def _holds(self, username: str, issue_key: str, key: str) -> bool:
         if self.cloud:
             issue = self._raw_issue(issue_key)
             assert issue is not None
