@@ -21,7 +21,9 @@ credential; the dozen calls devlink makes are simpler to keep bounded here.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 import ssl
 import time
@@ -33,6 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from devlink.domain.json_limits import JsonLimitError, loads_bounded
 from devlink.errors import InvalidInput, TrackerError
 from devlink.trackers.base import IssueDetails, Origin, TrackerSettings, TrackerUnavailable
 
@@ -53,6 +56,7 @@ __all__ = [
 MIN_DATA_CENTER_VERSION = (8, 14)
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 MAX_PROJECT_PAGES = 200  # of 100 projects each, on Cloud
+MAX_ATTEMPTS = 5  # of one call, however short the waits Jira asks for
 RETRY_BUDGET = 30.0  # seconds one client may spend waiting on 429 / 5xx before giving up for this pass
 USER_AGENT = "devlink (+https://github.com/devlink)"
 _PERMISSION_KEYS = {"comment": "ADD_COMMENTS", "log_work": "WORK_ON_ISSUES", "transition": "TRANSITION_ISSUES"}
@@ -152,11 +156,11 @@ class JiraClient:
         """
         url = path if path.startswith(self.site + "/") else f"{self.api}/{path.lstrip('/')}"
         spent = 0.0
-        while True:
+        for attempt in itertools.count(1):
             status, headers, raw = self._send(method, url, params, body)
             if status in _RETRIED:
-                wait = _retry_after(headers, default=min(2.0 ** (1 + spent // 2), 30.0))
-                if spent + wait <= self._budget:
+                wait = _retry_after(headers, default=min(2.0 ** attempt, 30.0))
+                if attempt < MAX_ATTEMPTS and spent + wait <= self._budget:
                     self._sleep(wait)
                     spent += wait
                     continue
@@ -171,10 +175,11 @@ class JiraClient:
             if not raw.strip():
                 return None
             try:
-                return json.loads(raw)
-            except ValueError:
-                raise TrackerError(f"{_host(self.site)} {path} did not answer JSON: is {self.site} a Jira site?",
-                                   reason="not_jira") from None
+                return loads_bounded(raw)
+            except JsonLimitError as exc:
+                raise TrackerError(f"{_host(self.site)} {path} did not answer JSON ({exc.reason}): is {self.site} "
+                                   "a Jira site?", reason="not_jira") from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(self, method: str, url: str, params: dict[str, Any] | None, body: Any
               ) -> tuple[int, httpx.Headers, bytes]:
@@ -280,11 +285,13 @@ def _messages(raw: bytes) -> str:
 
 
 def _retry_after(headers: httpx.Headers, default: float) -> float:
+    """Seconds Jira asks to wait: at least half a second (a zero would spin), at most an hour, else ``default``."""
     value = headers.get("retry-after", "")
     try:
-        return min(max(float(value), 0.0), 3600.0)
+        seconds = float(value)
     except ValueError:
         return default
+    return min(max(seconds, 0.5), 3600.0) if math.isfinite(seconds) else default
 
 
 def _version(info: dict[str, Any]) -> tuple[int, ...]:
@@ -487,10 +494,11 @@ class JiraTracker:
                  origin: Origin) -> None:
         if origin.retry and self._has_worklog(issue_key, origin):
             return
-        self.client.call("POST", f"issue/{issue_key}/worklog", params={"adjustEstimate": "auto"}, body={
-            "timeSpentSeconds": seconds, "started": jira_time(started),
-            "comment": self._text(comment, username, origin),
-        })
+        body: dict[str, Any] = {"timeSpentSeconds": seconds, "started": jira_time(started),
+                                "comment": self._text(comment, username, origin)}
+        if self.cloud:  # Data Center's work logs take no properties: there the footer's marker is the mark
+            body["properties"] = [self._property("devlink", {"ref": origin.marker})]
+        self.client.call("POST", f"issue/{issue_key}/worklog", params={"adjustEstimate": "auto"}, body=body)
 
     def transitions(self, issue_key: str) -> list[tuple[str, str]]:
         self._raw_issue(issue_key)  # "no issue KEY" before anything else
@@ -529,21 +537,23 @@ class JiraTracker:
 
     def _has_comment(self, issue_key: str, origin: Origin) -> bool:
         for comment in self.client.pages(f"issue/{issue_key}/comment", "comments", {"expand": "properties"}):
-            properties = comment.get("properties") or []
-            if any(isinstance(p, dict) and p.get("key") == "devlink"
-                   and _property_value(p.get("value")).get("ref") == origin.marker for p in properties):
-                return True
-            if origin.marker in json.dumps(comment.get("body")):
+            if _marked(comment, origin):
                 return True
         return False
 
     def _has_worklog(self, issue_key: str, origin: Origin) -> bool:
+        """Cloud: the work log property devlink set.  Data Center takes none, so: its comment ends with the marker.
+
+        The end, not anywhere: a commit's own text comes before devlink's footer, so an author who quotes
+        another commit's marker cannot make that commit's pending command look done.
+        """
         if self.cloud:
-            worklogs: Iterator[dict[str, Any]] = self.client.pages(f"issue/{issue_key}/worklog", "worklogs")
-        else:  # Data Center answers every work log of the issue at once, and takes no paging parameters
-            answer = self.client.call("GET", f"issue/{issue_key}/worklog")
-            worklogs = iter(w for w in _dict(answer).get("worklogs") or [] if isinstance(w, dict))
-        return any(origin.marker in json.dumps(w.get("comment")) for w in worklogs)
+            return any(_marked(w, origin) for w in self.client.pages(
+                f"issue/{issue_key}/worklog", "worklogs", {"expand": "properties"}))
+        answer = self.client.call("GET", f"issue/{issue_key}/worklog")  # DC: every work log at once, no paging
+        return any(isinstance(w, dict) and isinstance(w.get("comment"), str)
+                   and w["comment"].rstrip().endswith(f"{origin.marker}_")
+                   for w in _dict(answer).get("worklogs") or [])
 
     def _text(self, text: str, username: str, origin: Origin) -> Any:
         """The body Jira accepts: wiki text on Data Center, Atlassian Document Format on Cloud."""
@@ -573,6 +583,13 @@ class JiraTracker:
             {"type": "text", "text": f" by {author} ({origin.author}) · {origin.marker}", "marks": [{"type": "em"}]},
         ]})
         return {"type": "doc", "version": 1, "content": content}
+
+
+def _marked(entity: dict[str, Any], origin: Origin) -> bool:
+    """Whether a comment or work log carries devlink's property for ``origin``: text cannot set a property."""
+    return any(isinstance(p, dict) and p.get("key") == "devlink"
+               and _property_value(p.get("value")).get("ref") == origin.marker
+               for p in entity.get("properties") or [])
 
 
 def _property_value(value: Any) -> dict[str, Any]:
