@@ -79,6 +79,19 @@ def test_connect_push_and_see_jira_on_the_issue_page(server: Server, jira: JiraS
         assert "open in Jira" in page and 'data-count="commits">2<' in page
         assert client.get("/api/v1/issues/NOPE-1/development").json()["project_known"] is False
 
+        # Jira down while a command runs: pending on the page and in the API, with the reason
+        jira.fail_next("POST", r"/comment$", 503, headers={"Retry-After": "600"}, times=1)
+        repo.commit("WEB-1 #comment while Jira is down", author="Ada Lovelace <ada@example.com>")
+        repo.git("push", "-q", "origin", "main")
+        deadline = time.monotonic() + 30
+        while "answered 503" not in str(client.get("/api/v1/smart-commits", params={"status": "pending"}).json()):
+            assert time.monotonic() < deadline, "the command never became pending with Jira's answer"
+            time.sleep(0.05)
+        [pending] = client.get("/api/v1/smart-commits", params={"status": "pending"}).json()
+        assert pending["key"] == "WEB-1" and "tries again" in pending["message"]
+        page = client.get("/smart-commits", params={"status": "pending"}).text
+        assert "answered 503; devlink tries again" in page and 'class="badge smart-pending"' in page
+
         jira.fail_next("GET", r"/issue/WEB-2$", 503, headers={"Retry-After": "60"}, times=5)
         down = client.get("/issues/WEB-2")
         assert down.status_code == 200 and "cannot be reached right now" in down.text

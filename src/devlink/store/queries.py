@@ -125,7 +125,7 @@ def account_view(account: Account, host: Host, counts: dict[str, int] | None = N
 
 
 def smart_commits(session: Session, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Recent ledger rows, newest first, optionally only one outcome (``done``, ``error``, ``skipped``)."""
+    """Recent ledger rows, newest first, optionally only one outcome (``done``, ``error``, ``skipped``, ``pending``)."""
     query = select(SmartCommitRun).order_by(SmartCommitRun.created_at.desc(), SmartCommitRun.id.desc())
     if status:
         query = query.where(SmartCommitRun.outcome == status)

@@ -221,7 +221,7 @@ def _list_pages(request: Request, totals: dict[str, int], wanted: dict[str, int]
 @router.get("/smart-commits", response_class=HTMLResponse)
 def smart_commit_runs(request: Request, session: SessionDep, status: str = "error") -> Response:
     """Recent smart-commit results, errors by default, with the commit, the key and the reason."""
-    wanted = status if status in ("done", "error", "skipped") else None
+    wanted = status if status in ("done", "error", "skipped", "pending") else None
     runs = queries.smart_commits(session, status=wanted, limit=200)
     return templates.TemplateResponse(request, "smart_commits.html", {"runs": runs, "status": wanted or "all"})
 

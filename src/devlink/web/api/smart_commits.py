@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/smart-commits", tags=["smart commits"])
 @router.get("")
 def list_runs(
     session: SessionDep,
-    status: Literal["done", "error", "skipped"] | None = None,
+    status: Literal["done", "error", "skipped", "pending"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Each row: commit, key, command position, command and arguments, outcome and its message."""
