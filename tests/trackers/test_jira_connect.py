@@ -182,3 +182,24 @@ def test_the_cli_takes_the_token_on_stdin_and_never_prints_it(cli: InProcessCli,
     assert json.loads(cli("tracker", "show", "--json").stdout) == {"kind": "builtin"}
     for name in (p for p in (cli.home).rglob("*") if p.is_file()):
         assert TOKEN.encode() not in name.read_bytes(), name
+
+
+def test_a_webhook_being_answered_never_waits_for_jira(runtime: Runtime, dc: JiraStub) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import delete, update
+
+    from devlink.store.models import utcnow
+    from devlink.store.tracker import TrackerCacheEntry
+
+    use_outside(runtime, "jira", url=dc.url, token=TOKEN)
+    with runtime.sessions.begin() as session:
+        session.execute(delete(TrackerCacheEntry))
+    asked = len(dc.requests)
+    assert known_project_keys(runtime, ask=False) == frozenset()  # nothing known yet: nothing links yet
+    assert known_project_keys(runtime) == frozenset({"KAFKA"})
+    with runtime.sessions.begin() as session:
+        session.execute(update(TrackerCacheEntry).values(fetched_at=utcnow() - timedelta(days=1)))
+    dc.add_project("NEW", "New")
+    assert known_project_keys(runtime, ask=False) == frozenset({"KAFKA"})  # old keys, and Jira is not asked
+    assert len(dc.requests) == asked + 1

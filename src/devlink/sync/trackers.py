@@ -219,14 +219,20 @@ def open_sink(rt: Runtime) -> Iterator[DevelopmentSink | None]:
             sink.close()
 
 
-def known_project_keys(rt: Runtime) -> frozenset[str] | None:
-    """The project keys that link (docs/issue-keys.md): the built-in tracker's, or the outside one's, cached."""
+def known_project_keys(rt: Runtime, *, ask: bool = True) -> frozenset[str] | None:
+    """The project keys that link (docs/issue-keys.md): the built-in tracker's, or the outside one's, cached.
+
+    ``ask=False`` (a webhook being answered): never ask the outside tracker; the cached keys however old,
+    or none at all, so nothing links until a worker, which may ask, writes the links again.
+    """
     with rt.sessions() as session:
         if session.get(TrackerConnection, _ROW) is None:
             return BuiltinTracker(session).project_keys()
-        cached = _cache_get(rt, "projects", PROJECT_KEYS_TTL)
+        cached = _cache_get(rt, "projects", PROJECT_KEYS_TTL if ask else None)
         if cached is not None:
             return frozenset(cached)
+        if not ask:
+            return frozenset()
     with open_outside(rt) as tracker:
         if tracker is None:  # switched back meanwhile
             return known_project_keys(rt)

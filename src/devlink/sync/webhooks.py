@@ -262,7 +262,7 @@ def _linked(rt: Runtime, repository_id: int) -> bool:
 def _write_pull(rt: Runtime, repository_id: int, event: PullRequestEvent) -> None:
     pull = event.pull
     assert pull is not None
-    known = known_project_keys(rt)
+    known = known_project_keys(rt, ask=False)  # the answer waits for nobody; refresh_pull re-links in the worker
     with rt.sessions.begin() as session:
         if event.review is not None:  # one review: fold it into the reviewers already known
             stored = session.scalars(select(PullRequest.reviewers).where(
