@@ -256,3 +256,36 @@ def test_an_integration_user_that_may_not_check_permissions_is_told_what_it_need
     assert outcome == "error" and "devlink's Jira user may not check what Ada Lovelace may do" in message
     assert ("Administer Jira" if jira.cloud else "Administer Projects") in message
     assert jira.comments("KAFKA-1") == []
+
+
+def test_a_pending_parent_runs_before_a_child_that_came_later(runtime: Runtime, jira: JiraStub,
+                                                              linked: tuple[GitRepo, int]) -> None:
+    repo, repository_id = linked
+    push(repo, "KAFKA-2 #start-progress")
+    jira.fail_next("POST", r"/transitions$", 503, headers={"Retry-After": "120"})
+    run_sync(runtime, repository_id, full=False)
+    assert [o for _, _, o, _ in ledger(runtime)] == ["pending"]
+    push(repo, "KAFKA-2 #send-to-review")  # stored by a later pass, so with a higher id than its parent
+    run_sync(runtime, repository_id, full=False)
+    assert [o for _, _, o, _ in ledger(runtime)] == ["done", "done"], ledger(runtime)
+    assert jira.status("KAFKA-2") == "In Review"
+
+
+def test_a_revoked_token_keeps_commands_pending_until_it_is_given_again(
+    runtime: Runtime, jira: JiraStub, linked: tuple[GitRepo, int]
+) -> None:
+    repo, repository_id = linked
+    push(repo, "KAFKA-1 #comment after the token was revoked")
+    jira._tokens.clear()  # revoked
+    [result] = run_sync(runtime, repository_id, full=False)
+    [(_, _, outcome, message)] = ledger(runtime)
+    assert outcome == "pending" and "refused the token (401)" in message and "tracker use jira" in message
+    assert result.retry_after == 3600
+    if jira.cloud:
+        jira.add_api_token(BOT, "new-token", "bot")
+    else:
+        jira.add_pat("new-token", "bot")
+    use_outside(runtime, "jira", url=jira.url, token="new-token", email=BOT if jira.cloud else None)
+    run_sync(runtime, repository_id, full=False)
+    assert [o for _, _, o, _ in ledger(runtime)] == ["done"]
+    assert len(jira.comments("KAFKA-1")) == 1

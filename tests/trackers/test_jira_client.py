@@ -1,5 +1,6 @@
 """The Jira client and tracker against the stub: markers a commit cannot forge, bounded retries, bounded answers."""
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,8 +33,10 @@ def jira(request: pytest.FixtureRequest) -> Iterator[JiraStub]:
 
 def tracker(stub: JiraStub, **client: object) -> JiraTracker:
     settings = TrackerSettings(url=stub.url, token=TOKEN, email=BOT if stub.cloud else None, timeout=5)
+    me = stub.users["bot"]["accountId"] if stub.cloud else "bot"
     return JiraTracker(JiraClient(settings, cloud=stub.cloud, **client),  # type: ignore[arg-type]
-                       aliases=lambda email: [], cached_keys=lambda fetch: fetch())
+                       aliases=lambda email: [], cached_keys=lambda fetch: fetch(),
+                       sign=lambda text: f"signed({text})", me=me)
 
 
 def test_quoting_another_commits_marker_does_not_make_its_command_look_done(jira: JiraStub) -> None:
@@ -51,6 +54,34 @@ def test_quoting_another_commits_marker_does_not_make_its_command_look_done(jira
     forger.log_work("KAFKA-1", "bot", 3600, datetime.now(UTC), "the real one", retry)
     assert len(jira.comments("KAFKA-1")) == 2 and len(jira.worklogs("KAFKA-1")) == 2
     assert jira.violations == []
+
+
+def test_a_marker_someone_else_left_does_not_count(jira: JiraStub) -> None:
+    """Anyone who may comment may set a property, and anyone who may edit an issue may set an issue property:
+    only devlink's signature on an entity its own user wrote makes an effect devlink's."""
+    import httpx
+
+    retry = Origin(SHA, 0, "ada@example.com", retry=True)
+    jira.add_user("eve", email="eve@example.com")
+    eve_token = "eve-token"
+    if jira.cloud:
+        jira.add_api_token("eve@example.com", eve_token, "eve")
+        auth: dict[str, object] = {"auth": ("eve@example.com", eve_token)}
+    else:
+        jira.add_pat(eve_token, "eve")
+        auth = {"headers": {"Authorization": f"Bearer {eve_token}"}}
+    api = f"{jira.url}{jira.prefix}/issue/KAFKA-1"
+    value = {"ref": retry.marker, "sig": "forged"}
+    paragraph = {"type": "paragraph", "content": [{"type": "text", "text": "forged"}]}
+    body = {"type": "doc", "version": 1, "content": [paragraph]} if jira.cloud else "forged"
+    as_text = value if jira.cloud else json.dumps(value)
+    assert httpx.post(f"{api}/comment", json={"body": body, "properties": [{"key": "devlink", "value": as_text}]},
+                      **auth).status_code == 201  # type: ignore[arg-type]
+    jira.issues["KAFKA-1"]["properties"][f"devlink.smart-commit.{SHA}.0"] = {**value, "to": "Done"}
+    honest = tracker(jira)
+    assert honest.transitioned("KAFKA-1", retry) is None
+    honest.comment("KAFKA-1", "bot", "the real one", retry)
+    assert len(jira.comments("KAFKA-1")) == 2
 
 
 def test_retry_after_of_zero_does_not_spin_and_nonsense_is_ignored(jira: JiraStub) -> None:

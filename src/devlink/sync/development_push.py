@@ -97,10 +97,17 @@ def push_repository(rt: Runtime, repository_id: int) -> PushResult:
         try:
             result = _push(rt, sink, repository_id)
         except TrackerUnavailable as exc:
-            result = PushResult(repository_id, "pending", message=f"{exc.message}; devlink tries again",
-                                retry_after=exc.retry_after)
+            result = PushResult(repository_id, "pending", message=exc.message, retry_after=exc.retry_after)
         except TrackerError as exc:
-            result = PushResult(repository_id, "failed", message=exc.message)
+            if exc.reason == "auth":  # devlink's credential: retried once it is fixed, nothing dropped
+                result = PushResult(repository_id, "pending", message=f"{exc.message}; {exc.hint or ''}".rstrip("; "),
+                                    retry_after=3600)
+            else:
+                result = PushResult(repository_id, "failed", message=exc.message)
+        except Exception as exc:  # an answer of a shape no one expected: recorded, and retried with the next sync
+            log.exception("development_push.unexpected repository=%s", repository_id)
+            result = PushResult(repository_id, "failed",
+                                message=f"the tracker's answer could not be used ({type(exc).__name__})")
     _save_state(rt, result)
     log.info("development_push.done repository=%s state=%s sent=%d deleted=%d", repository_id, result.state,
              result.sent, result.deleted)

@@ -34,6 +34,7 @@ before the tracker is changed, so a refused command leaves no trace but its
 ledger row.
 """
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -89,25 +90,30 @@ def run_smart_commits(rt: Runtime, repository_id: int) -> SmartCommitTally:
             return tally
         enabled = repository.smart_commits
         cursor = session.get(SyncCursor, (repository_id, SMART_COMMIT_CURSOR))
-        last_id = int(cursor.value) if cursor else None
+        bounds = [int(part) for part in cursor.value.split(",")] if cursor else []
         newest = session.scalar(select(func.max(Commit.id)).where(Commit.repository_id == repository_id)) or 0
         web_url = repository.web_url
-    if last_id is not None and enabled:
+    if bounds and enabled:
         units = TimeUnits(hours_per_day=rt.settings.hours_per_day, days_per_week=rt.settings.days_per_week)
         oldest_allowed = utcnow() - timedelta(days=rt.settings.smart_commit_max_age)
+        if bounds[-1] < newest:
+            bounds.append(newest)
         try:
             with open_outside(rt) as outside:
                 projects = known_project_keys(rt) or frozenset()  # no project: no key is a command
-                for commit in _new_commits(rt, repository_id, last_id, newest):
-                    _run_commit(rt, _Pass(repository_id, units, oldest_allowed, projects, outside, web_url),
-                                commit, tally)
+                run = _Pass(repository_id, units, oldest_allowed, projects, outside, web_url)
+                # one segment per pass that stored commits: an earlier pass's commits (parents) go first
+                for after, up_to in itertools.pairwise(bounds):
+                    for commit in _new_commits(rt, repository_id, after, up_to):
+                        _run_commit(rt, run, commit, tally)
         except TrackerUnavailable as exc:  # the cursor stays: the next pass runs again what is not recorded
             tally.pending += 1
             tally.retry_after = exc.retry_after
             log.warning("smart_commits.deferred repository=%s reason=%s retry_after=%s", repository_id,
                         exc.reason, exc.retry_after)
+            _save_cursor(rt, repository_id, ",".join(map(str, bounds)), exists=True)
             return tally
-    _save_cursor(rt, repository_id, newest, exists=last_id is not None)
+    _save_cursor(rt, repository_id, str(newest), exists=bool(bounds))
     if tally.done or tally.error or tally.skipped:
         log.info("smart_commits.done repository=%s done=%d error=%d skipped=%d",
                  repository_id, tally.done, tally.error, tally.skipped)
@@ -278,10 +284,16 @@ def _run_outside(
             message = _apply(run.outside, key, command, commit, origin)
             outcome = "done"
         except TrackerUnavailable as exc:
-            _record(rt, commit, key, command, "pending", f"{exc.message}; devlink tries again")
+            _record(rt, commit, key, command, "pending", exc.message)
             raise
         except TrackerError as exc:
+            if exc.reason == "auth":  # devlink's credential, not the commit: wait for it to be fixed, lose nothing
+                _record(rt, commit, key, command, "pending", f"{exc.message}; {exc.hint or ''}".rstrip("; "))
+                raise TrackerUnavailable(exc.message, reason="auth", retry_after=3600) from None
             outcome, message = "error", exc.message
+        except Exception as exc:  # an answer of a shape no one expected: this command's error, never a stuck pass
+            log.exception("smart_commits.unexpected sha=%s key=%s position=%d", commit.sha, key, command.position)
+            outcome, message = "error", f"the tracker's answer could not be used ({type(exc).__name__})"
     _record(rt, commit, key, command, outcome, message)
     return outcome, message
 
@@ -342,13 +354,14 @@ def _apply(tracker: Tracker, key: str, command: Command, commit: _CommitRef, ori
     return f"{name} → {status} as {name_of}"
 
 
-def _save_cursor(rt: Runtime, repository_id: int, newest: int, *, exists: bool) -> None:
+def _save_cursor(rt: Runtime, repository_id: int, value: str, *, exists: bool) -> None:
+    """The last commit id every command of which is recorded, then the ends of the passes left to finish."""
     with rt.sessions.begin() as session:
         if exists:
             session.execute(
                 update(SyncCursor)
                 .where(SyncCursor.repository_id == repository_id, SyncCursor.entity_type == SMART_COMMIT_CURSOR)
-                .values(value=str(newest), updated_at=utcnow())
+                .values(value=value, updated_at=utcnow())
             )
         elif session.get(Repository, repository_id) is not None:
-            session.add(SyncCursor(repository_id=repository_id, entity_type=SMART_COMMIT_CURSOR, value=str(newest)))
+            session.add(SyncCursor(repository_id=repository_id, entity_type=SMART_COMMIT_CURSOR, value=value))

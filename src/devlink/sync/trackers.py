@@ -188,10 +188,10 @@ def open_outside(rt: Runtime, *, patient: bool = True) -> Iterator[OutsideTracke
         if row is None:
             yield None
             return
-        kind, settings, cloud = row.kind, _settings(rt, row), row.deployment == "cloud"
+        kind, settings, cloud, me = row.kind, _settings(rt, row), row.deployment == "cloud", row.user
     tracker: OutsideTracker = module_for(kind).open_tracker(
         settings, cloud=cloud, aliases=lambda email: _aliases(rt, email),
-        cached_keys=lambda fetch: _cached_keys(rt, fetch), patient=patient)
+        cached_keys=lambda fetch: _cached_keys(rt, fetch), patient=patient, sign=rt.vault.sign, me=me)
     try:
         yield tracker
     finally:
@@ -274,9 +274,11 @@ def issue_details(rt: Runtime, key: str) -> dict[str, Any] | None:
             if tracker is None:
                 return None
             details = tracker.issue(key)
-    except TrackerError as exc:  # remembered as briefly as an answer: a page must not wait on a dead site each time
-        log.warning("tracker.issue_failed reason=%s", exc.reason)
-        failed = {"key": key, "tracker": kind, "error": exc.message}
+    except Exception as exc:  # remembered as briefly as an answer: a page must not wait on a dead site each time
+        reason = exc.reason if isinstance(exc, TrackerError) else type(exc).__name__
+        log.warning("tracker.issue_failed reason=%s", reason)
+        message = exc.message if isinstance(exc, TrackerError) else f"its answer could not be used ({reason})"
+        failed = {"key": key, "tracker": kind, "error": message}
         _cache_put(rt, f"issue:{key}", failed)
         return failed
     found: dict[str, Any] = ({"key": key, "tracker": kind, "missing": True} if details is None else

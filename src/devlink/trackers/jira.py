@@ -21,6 +21,7 @@ credential; the dozen calls devlink makes are simpler to keep bounded here.
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import json
 import math
@@ -165,7 +166,7 @@ class JiraClient:
                     spent += wait
                     continue
                 what = "rate limit reached" if status == 429 else f"answered {status}"
-                raise TrackerUnavailable(f"Jira at {_host(self.site)} {what}; devlink tries again later",
+                raise TrackerUnavailable(f"Jira at {_host(self.site)} {what}; devlink tries again",
                                          reason="rate_limited" if status == 429 else "server",
                                          retry_after=max(wait, 1.0))
             if status == 404 and missing_ok:
@@ -183,6 +184,9 @@ class JiraClient:
 
     def _send(self, method: str, url: str, params: dict[str, Any] | None, body: Any
               ) -> tuple[int, httpx.Headers, bytes]:
+        # httpx's timeout bounds each read, not the answer: a site dripping a byte at a time must not hold a
+        # sync (and its repository's lock) or a page for ever
+        deadline = time.monotonic() + 3 * self._timeout
         try:
             with self._http.stream(method, url, params=params, json=body) as response:
                 declared = response.headers.get("content-length", "")
@@ -191,6 +195,9 @@ class JiraClient:
                                        f"{MAX_ANSWER_BYTES >> 20} MB", reason="invalid")
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
+                    if time.monotonic() > deadline:
+                        raise TrackerUnavailable(f"Jira at {_host(self.site)} did not finish answering within "
+                                                 f"{3 * self._timeout:g} s", reason="network")
                     size += len(chunk)
                     if size > MAX_ANSWER_BYTES:
                         raise TrackerError(f"Jira's answer to {method} {url} is larger than "
@@ -227,7 +234,8 @@ class JiraClient:
             hint = ("check --email and that the API token belongs to it and has not been revoked" if self.cloud
                     else "check the personal access token (Profile → Personal Access Tokens) and its expiry")
             return TrackerError(f"{host} refused the token (401){': ' + said if said else ''}", reason="auth",
-                                hint=hint)
+                                hint=f"{hint}; then give it again: devlink tracker use jira --url {self.site} "
+                                "--token -")
         if status == 403:
             return TrackerError(f"{host} {path}: permission denied (403){': ' + said if said else ''}",
                                 reason="permission", hint="the integration user lacks a Jira permission for this")
@@ -272,8 +280,8 @@ class JiraClient:
 def _messages(raw: bytes) -> str:
     """Jira's own words from ``{"errorMessages": [...], "errors": {...}}``, shortened."""
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = loads_bounded(raw)
+    except JsonLimitError:
         return ""
     if not isinstance(body, dict):
         return ""
@@ -364,7 +372,8 @@ def _anonymous_server_info(settings: TrackerSettings, site: str) -> dict[str, An
 # ---------------------------------------------------------------- the tracker
 
 
-_WIKI_UNSAFE = re.compile(r"[\[\]|{}]")
+#: what wiki markup could turn into a link, an image, a macro or emphasis in the footer's names
+_WIKI_UNSAFE = re.compile(r"[^\w@.+\- ']")
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -380,9 +389,11 @@ class JiraTracker:
     """
 
     def __init__(self, client: JiraClient, *, aliases: Callable[[str], list[tuple[str, str | None]]],
-                 cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]]) -> None:
+                 cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]],
+                 sign: Callable[[str], str] = lambda text: "", me: str | None = None) -> None:
         self.client = client
         self._aliases, self._cached_keys = aliases, cached_keys
+        self._sign, self._me = sign, me  # devlink's signature on its markers; the integration user's id
         self._issues: dict[str, dict[str, Any]] = {}
         self._transitions: dict[str, list[dict[str, Any]]] = {}
         self._names: dict[str, str] = {}
@@ -487,7 +498,7 @@ class JiraTracker:
             return
         self.client.call("POST", f"issue/{issue_key}/comment", body={
             "body": self._text(body, username, origin),
-            "properties": [self._property("devlink", {"ref": origin.marker})],
+            "properties": [self._property("devlink", self._mark(issue_key, "comment", origin))],
         })
 
     def log_work(self, issue_key: str, username: str, seconds: int, started: datetime, comment: str,
@@ -497,7 +508,7 @@ class JiraTracker:
         body: dict[str, Any] = {"timeSpentSeconds": seconds, "started": jira_time(started),
                                 "comment": self._text(comment, username, origin)}
         if self.cloud:  # Data Center's work logs take no properties: there the footer's marker is the mark
-            body["properties"] = [self._property("devlink", {"ref": origin.marker})]
+            body["properties"] = [self._property("devlink", self._mark(issue_key, "worklog", origin))]
         self.client.call("POST", f"issue/{issue_key}/worklog", params={"adjustEstimate": "auto"}, body=body)
 
     def transitions(self, issue_key: str) -> list[tuple[str, str]]:
@@ -516,7 +527,8 @@ class JiraTracker:
         target = str((chosen.get("to") or {}).get("name") or name)
         self.client.call("POST", f"issue/{issue_key}/transitions", body={
             "transition": {"id": str(chosen.get("id"))},
-            "properties": [self._property(_property_key(origin), {"ref": origin.marker, "to": target})],
+            "properties": [self._property(_property_key(origin),
+                                          {**self._mark(issue_key, f"transition:{target}", origin), "to": target})],
         })
         self._issues.pop(issue_key, None)
         self._transitions.pop(issue_key, None)
@@ -527,7 +539,31 @@ class JiraTracker:
             return None
         found = self.client.call("GET", f"issue/{issue_key}/properties/{_property_key(origin)}", missing_ok=True)
         value = _property_value(found.get("value") if isinstance(found, dict) else None)
-        return str(value.get("to") or "") or None if value else None
+        target = value.get("to")
+        if not isinstance(target, str) or not target:
+            return None
+        # anyone who may edit the issue may set a property: only devlink's signature makes it devlink's
+        return target if self._signed(value, issue_key, f"transition:{target}", origin) else None
+
+    def _mark(self, issue_key: str, what: str, origin: Origin) -> dict[str, str]:
+        return {"ref": origin.marker, "sig": self._sign(f"{issue_key}|{what}|{origin.marker}")}
+
+    def _signed(self, value: dict[str, Any], issue_key: str, what: str, origin: Origin) -> bool:
+        expected = self._sign(f"{issue_key}|{what}|{origin.marker}")
+        return (value.get("ref") == origin.marker and isinstance(value.get("sig"), str)
+                and hmac.compare_digest(value["sig"], expected))
+
+    def _by_me(self, entity: dict[str, Any]) -> bool:
+        """Whether the integration user wrote it (Cloud: account id; Data Center: name or key)."""
+        author = _dict(entity.get("author"))
+        return self._me is not None and self._me in (author.get("accountId"), author.get("name"), author.get("key"))
+
+    def _marked(self, entity: dict[str, Any], issue_key: str, what: str, origin: Origin) -> bool:
+        """devlink's own property, signed, on an entity the integration user wrote: no one else can make one."""
+        return self._by_me(entity) and any(
+            isinstance(p, dict) and p.get("key") == "devlink"
+            and self._signed(_property_value(p.get("value")), issue_key, what, origin)
+            for p in entity.get("properties") or [])
 
     def _property(self, key: str, value: dict[str, Any]) -> dict[str, Any]:
         """An entity property as each API takes it: a JSON document on Cloud, its text on Data Center."""
@@ -536,8 +572,10 @@ class JiraTracker:
     # -- markers -------------------------------------------------------------
 
     def _has_comment(self, issue_key: str, origin: Origin) -> bool:
-        for comment in self.client.pages(f"issue/{issue_key}/comment", "comments", {"expand": "properties"}):
-            if _marked(comment, origin):
+        # newest first: the effect being looked for is younger than the claim
+        for comment in self.client.pages(f"issue/{issue_key}/comment", "comments",
+                                         {"expand": "properties", "orderBy": "-created"}):
+            if self._marked(comment, issue_key, "comment", origin):
                 return True
         return False
 
@@ -548,10 +586,10 @@ class JiraTracker:
         another commit's marker cannot make that commit's pending command look done.
         """
         if self.cloud:
-            return any(_marked(w, origin) for w in self.client.pages(
+            return any(self._marked(w, issue_key, "worklog", origin) for w in self.client.pages(
                 f"issue/{issue_key}/worklog", "worklogs", {"expand": "properties"}))
         answer = self.client.call("GET", f"issue/{issue_key}/worklog")  # DC: every work log at once, no paging
-        return any(isinstance(w, dict) and isinstance(w.get("comment"), str)
+        return any(isinstance(w, dict) and self._by_me(w) and isinstance(w.get("comment"), str)
                    and w["comment"].rstrip().endswith(f"{origin.marker}_")
                    for w in _dict(answer).get("worklogs") or [])
 
@@ -562,8 +600,8 @@ class JiraTracker:
         short = origin.sha[:12]
         if not self.cloud:
             commit = f"[{short}|{url}]" if url else short
-            footer = (f"_From commit {commit} by {_WIKI_UNSAFE.sub('', author)} "
-                      f"({_WIKI_UNSAFE.sub('', origin.author)}) · {origin.marker}_")
+            footer = (f"_From commit {commit} by {_WIKI_UNSAFE.sub('', author)[:200]} "
+                      f"({_WIKI_UNSAFE.sub('', origin.author)[:200]}) · {origin.marker}_")
             return f"{text}\n\n{footer}" if text else footer
         commit_node: dict[str, Any] = {"type": "text", "text": short}
         if url:
@@ -585,19 +623,12 @@ class JiraTracker:
         return {"type": "doc", "version": 1, "content": content}
 
 
-def _marked(entity: dict[str, Any], origin: Origin) -> bool:
-    """Whether a comment or work log carries devlink's property for ``origin``: text cannot set a property."""
-    return any(isinstance(p, dict) and p.get("key") == "devlink"
-               and _property_value(p.get("value")).get("ref") == origin.marker
-               for p in entity.get("properties") or [])
-
-
 def _property_value(value: Any) -> dict[str, Any]:
     """An entity property's value, given as a document (Cloud) or as its JSON text (Data Center)."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
+            value = loads_bounded(value.encode(), max_depth=8)
+        except JsonLimitError:
             return {}
     return _dict(value)
 
@@ -613,10 +644,11 @@ def _property_key(origin: Origin) -> str:
 def open_tracker(settings: TrackerSettings, *, cloud: bool,
                  aliases: Callable[[str], list[tuple[str, str | None]]],
                  cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]],
-                 patient: bool = True) -> JiraTracker:
+                 patient: bool = True, sign: Callable[[str], str] = lambda text: "",
+                 me: str | None = None) -> JiraTracker:
     """The tracker of a connection devlink keeps (``sync.trackers.open_outside`` calls this by kind)."""
     client = JiraClient(settings, cloud=cloud, retry_budget=RETRY_BUDGET if patient else 0.0)
-    return JiraTracker(client, aliases=aliases, cached_keys=cached_keys)
+    return JiraTracker(client, aliases=aliases, cached_keys=cached_keys, sign=sign, me=me)
 
 
 def open_sink(settings: TrackerSettings, *, cloud: bool, devinfo: dict[str, Any] | None) -> Any:
