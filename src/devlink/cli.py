@@ -250,13 +250,29 @@ def _report_sync(rt: "Runtime", repository_id: int, results: "list[SyncResult]")
             for entity, note in result.entity_errors.items():
                 say(f"  {_entity_note(entity, note)}")
             if result.unlinked:
-                _report_unlinked(repository.name, result.unlinked)
+                _report_unlinked(repository.name, result.unlinked, outside=_outside_tracker(rt))
             smart = result.smart_commits
             if smart.done or smart.error or smart.skipped:
                 say(f"  smart commits: {smart.done} done, {smart.error} error, {smart.skipped} skipped")
                 for sha, key, _, outcome, message in smart.outcomes:
                     if outcome != "done":
                         say(f"    {sha[:12]} {key}: {outcome}: {message}")
+            if smart.pending:
+                say("  smart commits: some wait for the tracker, which did not answer; they run once, when it "
+                    "does (see /smart-commits?status=pending)")
+    _report_push(rt, repository_id)
+
+
+def _report_push(rt: "Runtime", repository_id: int) -> None:
+    """Send the development data to an outside tracker now (the command waited for the sync anyway); say how it went."""
+    from devlink.sync.development_push import push_repository
+
+    pushed = push_repository(rt, repository_id)
+    if pushed.state == "sent":
+        say(f"  development data sent to the tracker: {pushed.sent} new or changed, {pushed.deleted} removed"
+            + (f"; it has no issue for {', '.join(sorted(pushed.unknown_keys)[:5])}" if pushed.unknown_keys else ""))
+    elif pushed.state in ("pending", "failed"):
+        say(f"  development data not sent to the tracker ({pushed.state}): {pushed.message}")
 
 
 def _entity_note(entity: str, note: dict[str, Any]) -> str:
@@ -276,7 +292,22 @@ def _skipped(view: dict[str, Any]) -> str:
 UNLINKED_SHOWN = 5
 
 
-def _report_unlinked(name: str, unlinked: dict[str, int]) -> None:
+def _outside_tracker(rt: "Runtime") -> str | None:
+    from devlink.sync.trackers import outside_kind
+
+    return outside_kind(rt)
+
+
+def _refuse_with_outside_tracker(rt: "Runtime", what: str) -> None:
+    """The built-in tracker's own commands do nothing useful while another tracker is in use: say so."""
+    kind = _outside_tracker(rt)
+    if kind is not None:
+        raise InvalidInput(f"{what} is the built-in tracker's, and {kind} is the tracker in use",
+                           reason="outside_tracker",
+                           hint=f"create it in {kind}; devlink picks it up within minutes (devlink tracker show)")
+
+
+def _report_unlinked(name: str, unlinked: dict[str, int], *, outside: str | None = None) -> None:
     """Say which projects' keys this sync left unlinked (docs/issue-keys.md), and the two commands that link them.
 
     Without it, an issue of such a project shows nothing and nothing says why.
@@ -289,6 +320,10 @@ def _report_unlinked(name: str, unlinked: dict[str, int]) -> None:
     say(f"  {total:,} key {'mention' if total == 1 else 'mentions'} not linked because their project is not "
         f"in the tracker: {shown}")
     project = top[0][0]
+    if outside:  # the tracker in use decides which projects exist; devlink learns of a new one within minutes
+        say(f"  for each that should be a project: create it in {outside}, then after a few minutes: "
+            f"devlink sync {shlex.quote(name)} --full --wait")
+        return
     # text such as CVE-2021-1234 or PR-12 looks like a key too: the user knows which of these are projects
     say(f"  for each that is a project of yours: devlink tracker project KEY NAME (e.g. {project}), "
         f"then: devlink sync {shlex.quote(name)} --full --wait")
@@ -608,9 +643,13 @@ def tracker_use(
         client_secret = None
         if devinfo_client_secret_file is not None:
             try:
-                client_secret = devinfo_client_secret_file.read_text().strip()
+                with devinfo_client_secret_file.open("rb") as handle:
+                    raw = handle.read(4097)  # a secret is short; a device or a huge file is a mistake
             except OSError as exc:
                 raise InvalidInput(f"cannot read {devinfo_client_secret_file}: {exc.strerror}") from None
+            if len(raw) > 4096:
+                raise InvalidInput(f"{devinfo_client_secret_file} is larger than a client secret (4 KB)")
+            client_secret = raw.decode("utf-8", "replace").strip()
         change = use_outside(rt, kind, url=url, token=secret, email=email, ca_bundle=ca_bundle, proxy=proxy,
                              timeout=timeout, devinfo_client_id=devinfo_client_id,
                              devinfo_client_secret=client_secret, gateway_url=gateway_url)
@@ -865,7 +904,9 @@ def tracker_alias(
 
     rt = _runtime()
     if outside_kind(rt) is not None:
-        add_outside_alias(rt, email, username)
+        found = add_outside_alias(rt, email, username)
+        say(f"{found['email']} → {found['user']} ({found['name']})")
+        return
     else:
         with rt.sessions.begin() as session:
             add_alias(session, email, username)
@@ -882,6 +923,7 @@ def tracker_project(
     from devlink.trackers.builtin import create_project
 
     rt = _runtime()
+    _refuse_with_outside_tracker(rt, "devlink tracker project")
     with rt.sessions.begin() as session:
         create_project(session, key, name, workflow=workflow)
     say(f"project {key}: {name}")
@@ -913,6 +955,7 @@ def tracker_issue(
     from devlink.trackers.builtin import create_issue
 
     rt = _runtime()
+    _refuse_with_outside_tracker(rt, "devlink tracker issue")
     with rt.sessions.begin() as session:
         create_issue(session, key, summary, description=description, assignee=assignee, must_be_new=True)
     say(f"issue {key}: {summary}")

@@ -1,6 +1,19 @@
-"""Text from hosts made safe to store: no database refuses it, nothing is dropped silently."""
+"""Text from hosts made safe to store: no database refuses it, nothing is dropped silently; URLs safe to link."""
 
-__all__ = ["storable"]
+import re
+
+__all__ = ["http_url", "storable"]
+
+# what a browser strips from a URL before it reads the scheme: edges up to space, tabs and newlines inside
+_URL_EDGES = "".join(chr(c) for c in range(0x21))
+_URL_INNER = re.compile(r"[\t\n\r]")
+
+
+def http_url(url: str | None) -> str | None:
+    """``url`` if it is an http(s) URL as a browser would read it, else None: a host's ``html_url`` may be
+    ``javascript:…``, and a repository's location a path on this server, which is nobody else's business."""
+    cleaned = _URL_INNER.sub("", (url or "").strip(_URL_EDGES))
+    return cleaned if cleaned.lower().startswith(("http://", "https://")) else None
 
 
 def storable(text: str) -> str:

@@ -30,12 +30,13 @@ from urllib.parse import quote
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from devlink.domain.text import http_url
 from devlink.errors import TrackerError
 from devlink.runtime import Runtime
 from devlink.store.development import commit_url
 from devlink.store.models import Branch, Commit, IssueLink, PullRequest, Repository, utcnow
 from devlink.store.tracker import DevPushItem, DevPushState
-from devlink.sync.trackers import open_sink
+from devlink.sync.trackers import open_sink, outside_kind
 from devlink.trackers.base import DevelopmentSink, DevEntity, DevRepository, TrackerUnavailable
 
 __all__ = ["PushResult", "push_due", "push_repository", "push_state", "request_push"]
@@ -54,9 +55,17 @@ class PushResult:
     retry_after: float | None = None
 
 
-def request_push(rt: Runtime, repository_id: int) -> None:
-    """Mark a repository's development data as due; the queue's push task (or the minute tick) sends it."""
+def request_push(rt: Runtime, repository_id: int, *, resend: bool = False) -> None:
+    """Mark a repository's development data as due; the queue's push task (or the minute tick) sends it.
+
+    Nothing to do with the built-in tracker.  ``resend`` (a full sync): forget what was sent, so all of it
+    goes again, for a tracker that lost it or a site restored from a backup.
+    """
+    if outside_kind(rt) is None:
+        return
     with rt.sessions.begin() as session:
+        if resend:
+            session.execute(delete(DevPushItem).where(DevPushItem.repository_id == repository_id))
         state = session.get(DevPushState, repository_id)
         name = session.scalar(select(Repository.name).where(Repository.id == repository_id)) or ""
         if state is None:
@@ -130,8 +139,9 @@ def _push(rt: Runtime, sink: DevelopmentSink, repository_id: int) -> PushResult:
             _clear(rt, repository_id)
             sink.summarise(_totals(session, touched), _page_url(rt))
             return PushResult(repository_id, "forgotten", deleted=len(forgotten))
-        target = DevRepository(str(repository.id), repository.name, repository.web_url or repository.url)
-        desired = _desired(session, repository)
+        target = DevRepository(str(repository.id), repository.name,
+                               http_url(repository.web_url) or f"{rt.settings.public_url}/repositories")
+        desired = _desired(session, repository, _page_url(rt))
     changed = [e for e in desired.values() if stored.get((e.type, e.id), ("", ()))[0] != _digest(e)]
     changed.sort(key=_newest_first)
     gone = [DevEntity(kind, ident, keys, {}) for (kind, ident), (_, keys) in stored.items()  # type: ignore[arg-type]
@@ -174,16 +184,21 @@ def _keys_by_entity(session: Session, repository_id: int, entity_type: str) -> d
     return {entity_id: tuple(keys) for entity_id, keys in found.items()}
 
 
-def _desired(session: Session, repository: Repository) -> dict[tuple[str, str], DevEntity]:
-    """Every linked entity of the repository, as the sink takes it."""
-    web = repository.web_url
+def _desired(session: Session, repository: Repository, page: str) -> dict[tuple[str, str], DevEntity]:
+    """Every linked entity of the repository, as the sink takes it.
+
+    Only http(s) URLs go to the tracker; where the host gave none (or a ``javascript:`` one, or the repository
+    is a path on this server), devlink's own page of the entity's first key stands in.
+    """
+    web = http_url(repository.web_url)
     entities: dict[tuple[str, str], DevEntity] = {}
     commit_keys = _keys_by_entity(session, repository.id, "commit")
     heads: dict[str, dict[str, Any]] = {}
     for ids in _chunks(list(commit_keys), 500):
         for commit in session.scalars(select(Commit).where(Commit.id.in_(ids))):
+            keys = commit_keys[commit.id]
             doc = {"message": commit.message, "author_name": commit.author_name, "author_email": commit.author_email,
-                   "authored_at": commit.authored_at, "url": commit_url(web, commit.sha) or repository.url,
+                   "authored_at": commit.authored_at, "url": commit_url(web, commit.sha) or page.format(key=keys[0]),
                    "merge": commit.parent_count > 1}
             entities[("commit", commit.sha)] = DevEntity("commit", commit.sha, commit_keys[commit.id], doc,
                                                          commit.authored_at)
@@ -192,19 +207,26 @@ def _desired(session: Session, repository: Repository) -> dict[tuple[str, str], 
     for ids in _chunks(list(branch_keys), 500):
         for branch in session.scalars(select(Branch).where(Branch.id.in_(ids))):
             head = heads.get(branch.head_sha) or {"sha": branch.head_sha}
-            url = f"{web}/tree/{quote(branch.name, safe='/')}" if web else repository.url
-            entities[("branch", branch.name)] = DevEntity("branch", branch.name, branch_keys[branch.id],
-                                                          {"url": url, "head": head}, branch.updated_at)
+            url = f"{web}/tree/{quote(branch.name, safe='/')}" if web else page.format(key=branch_keys[branch.id][0])
+            name = _stored_id(branch.name)
+            entities[("branch", name)] = DevEntity("branch", name, branch_keys[branch.id],
+                                                   {"url": url, "head": head}, branch.updated_at)
     pull_keys = _keys_by_entity(session, repository.id, "pull_request")
     for ids in _chunks(list(pull_keys), 500):
         for pull in session.scalars(select(PullRequest).where(PullRequest.id.in_(ids))):
-            doc = {"title": pull.title, "state": pull.state, "author": pull.author, "url": pull.url or repository.url,
+            doc = {"title": pull.title, "state": pull.state, "author": pull.author,
+                   "url": http_url(pull.url) or page.format(key=pull_keys[pull.id][0]),
                    "source_branch": pull.source_branch, "target_branch": pull.target_branch,
                    "comment_count": pull.comment_count, "updated_at": pull.updated_at,
                    "reviewers": json.loads(pull.reviewers or "[]")}
             entities[("pull_request", str(pull.number))] = DevEntity(
                 "pull_request", str(pull.number), pull_keys[pull.id], doc, pull.updated_at)
     return entities
+
+
+def _stored_id(name: str) -> str:
+    """A branch name as ``DevPushItem.entity_id`` holds it whole: past 400 characters, a prefix and its hash."""
+    return name if len(name) <= 400 else f"{name[:300]}~{hashlib.sha256(name.encode()).hexdigest()}"
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
@@ -235,7 +257,7 @@ def _page_url(rt: Runtime) -> str:
 def _remember(rt: Runtime, repository_id: int, entities: list[DevEntity]) -> None:
     with rt.sessions.begin() as session:
         _delete_items(session, repository_id, entities)
-        session.add_all(DevPushItem(repository_id=repository_id, entity_type=e.type, entity_id=e.id[:500],
+        session.add_all(DevPushItem(repository_id=repository_id, entity_type=e.type, entity_id=e.id,
                                     keys=json.dumps(list(e.keys)), digest=_digest(e), sent_at=utcnow())
                         for e in entities)
 
@@ -247,7 +269,7 @@ def _forget_items(rt: Runtime, repository_id: int, entities: list[DevEntity]) ->
 
 def _delete_items(session: Session, repository_id: int, entities: list[DevEntity]) -> None:
     for kind in ("commit", "branch", "pull_request"):
-        ids = [e.id[:500] for e in entities if e.type == kind]
+        ids = [e.id for e in entities if e.type == kind]
         for start in range(0, len(ids), 500):
             session.execute(delete(DevPushItem).where(
                 DevPushItem.repository_id == repository_id, DevPushItem.entity_type == kind,

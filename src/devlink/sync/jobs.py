@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from devlink.errors import DevlinkError
 from devlink.runtime import Runtime
 from devlink.store.models import Repository, utcnow
+from devlink.sync.development_push import request_push
 from devlink.sync.engine import Progress, SyncResult, sync_repository
 from devlink.sync.holders import dead_here, this_process
 
@@ -273,6 +274,8 @@ def run_sync(
             wait = getattr(error, "retry_after", None) if error else (results[-1].retry_after if results else None)
             while not _take_pending(rt, repository_id):
                 if _release(rt, repository_id, error is not None, wait):
+                    # whatever ran the sync, the development data is due; a full sync sends all of it again
+                    request_push(rt, repository_id, resend=any(r.kind == "full" for r in results))
                     return results
             full, trigger, progress = False, "soft", None
 

@@ -18,14 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from devlink.errors import InvalidInput, NotFound, TrackerError
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
-from devlink.store.models import table, utcnow
-from devlink.store.tracker import TrackerAlias, TrackerCacheEntry, TrackerConnection
+from devlink.store.models import Repository, table, utcnow
+from devlink.store.tracker import DevPushItem, DevPushState, TrackerAlias, TrackerCacheEntry, TrackerConnection
 from devlink.trackers import OUTSIDE, module_for
 from devlink.trackers.base import DevelopmentSink, OutsideTracker, TrackerSettings, TrackerUnavailable
 from devlink.trackers.builtin import BuiltinTracker
@@ -62,16 +64,39 @@ class Change:
 
 def _settings(rt: Runtime, row: TrackerConnection) -> TrackerSettings:
     return TrackerSettings(url=row.url, token=rt.vault.decrypt(row.credential), email=row.email,
-                           ca_bundle=row.ca_bundle, proxy=row.proxy, timeout=row.timeout or 30.0)
+                           ca_bundle=row.ca_bundle, proxy=_proxy(rt, row.proxy), timeout=row.timeout or 30.0)
 
 
-def _view(row: TrackerConnection | None) -> dict[str, Any]:
+def _proxy(rt: Runtime, stored: str | None) -> str | None:
+    """A proxy with a password is kept encrypted (a Fernet token never starts with a scheme)."""
+    if not stored or stored.startswith(("http://", "https://")):
+        return stored
+    return rt.vault.decrypt(stored)
+
+
+def _checked_proxy(proxy: str | None) -> str | None:
+    if not proxy:
+        return None
+    parts = urlsplit(proxy.strip())
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or len(proxy) > 300:
+        shown = "" if "@" in proxy else f" {proxy[:100]!r}"  # a password may sit there, with or without a scheme
+        raise InvalidInput(f"the proxy{shown} is not an http(s) proxy URL", reason="bad_url",
+                           hint="for example http://proxy.example.com:3128 (user:password@ may come before the host)")
+    return proxy.strip()
+
+
+def _view(row: TrackerConnection | None, rt: Runtime | None = None) -> dict[str, Any]:
     if row is None:
         return {"kind": "builtin"}
+    proxy = _proxy(rt, row.proxy) if rt is not None else row.proxy
     return {
         "kind": row.kind, "url": row.url, "deployment": row.deployment, "email": row.email,
         "user": row.user, "server_title": row.server_title, "version": row.version,
-        "ca_bundle": row.ca_bundle, "proxy": _redacted_proxy(row.proxy), "timeout": row.timeout,
+        "ca_bundle": row.ca_bundle, "proxy": _redacted_proxy(proxy), "timeout": row.timeout or 30.0,
         "development_data": ("devinfo" if row.devinfo_client_id else
                              "remote links" if row.deployment == "datacenter" else "off"),
         "devinfo": ({"client_id": row.devinfo_client_id, "gateway_url": row.gateway_url, "cloud_id": row.cloud_id}
@@ -87,10 +112,20 @@ def _redacted_proxy(proxy: str | None) -> str | None:
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
+def _forget_pushes(session: Session, *, due: bool) -> None:
+    """Nothing was sent to a new tracker: forget what the old one got; ``due``: every linked repository is due."""
+    session.execute(delete(DevPushItem))
+    session.execute(delete(DevPushState))
+    if due:
+        session.add_all(DevPushState(repository_id=r.id, repository_name=r.name[:200], state="pending", message="",
+                                     sent=0, unknown_keys="[]", updated_at=utcnow())
+                        for r in session.scalars(select(Repository).where(Repository.linked.is_(True))))
+
+
 def describe(rt: Runtime) -> dict[str, Any]:
     """The tracker in use, as ``tracker show`` and ``GET /api/v1/tracker`` give it (never a credential)."""
     with rt.sessions() as session:
-        return _view(session.get(TrackerConnection, _ROW))
+        return _view(session.get(TrackerConnection, _ROW), rt)
 
 
 def outside_kind(rt: Runtime) -> str | None:
@@ -114,7 +149,8 @@ def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | No
     if not token:
         raise InvalidInput("no token given; pass it on standard input: --token -", reason="invalid")
     if timeout is not None and not 0 < timeout <= 600:
-        raise InvalidInput("--timeout must be between 0 and 600 seconds", reason="invalid")
+        raise InvalidInput("--timeout must be more than 0 and at most 600 seconds", reason="invalid")
+    proxy = _checked_proxy(proxy)
     email = email.strip() if email else None
     if email is not None and "@" not in email:
         raise InvalidInput(f"{email!r} is not an e-mail address", reason="invalid")
@@ -134,24 +170,35 @@ def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | No
         row = before or TrackerConnection(id=_ROW)
         row.kind, row.url, row.deployment = kind, site.url, "cloud" if site.cloud else "datacenter"
         row.email, row.credential = email, rt.vault.encrypt(token)
-        row.ca_bundle, row.proxy, row.timeout = ca_bundle, proxy, timeout
+        row.ca_bundle, row.timeout = ca_bundle, timeout
+        row.proxy = rt.vault.encrypt(proxy) if proxy and "@" in proxy else proxy
         row.server_title, row.version, row.user = site.title or None, site.version or None, site.user
         row.devinfo_client_id = devinfo["client_id"] if devinfo else None
         row.devinfo_client_secret = rt.vault.encrypt(devinfo["client_secret"]) if devinfo else None
         row.gateway_url = devinfo["gateway_url"] if devinfo else None
         row.cloud_id = devinfo["cloud_id"] if devinfo else None
         row.updated_at = utcnow()
+        same_site = before is not None and before.url == site.url
         if before is None:
             session.add(row)
         session.execute(delete(TrackerCacheEntry))
+        if not same_site:  # another site: its users and what it was sent are not the old one's
+            session.execute(delete(TrackerAlias))
+            _forget_pushes(session, due=True)
         session.flush()
-        view = _view(row)
+        view = _view(row, rt)
     where = "Jira Cloud" if site.cloud else "Jira Data Center / Server"
     notes = [
         f"connected to {where} {site.version} at {site.url} as {site.user_display}",
         "from now on only keys of the site's projects are linked, and smart commits act on its issues",
         "links already made for keys of other projects stay until a full resync: devlink sync --full",
     ]
+    if urlsplit(site.url).scheme == "http" and urlsplit(site.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        notes.append(f"{site.url} is plain http: the token crosses the network unencrypted; use https if the site "
+                     "has it")
+    if not rt.settings.base_url and not site.cloud:
+        notes.append(f"Jira's links to devlink's issue pages use {rt.settings.public_url}; set DEVLINK_BASE_URL "
+                     "to the address people reach devlink at")
     if site.cloud and devinfo is None:
         notes.append("development data is not sent to Jira Cloud without the devinfo OAuth credentials "
                      "(--devinfo-client-id, --devinfo-client-secret-file); docs/jira.md says how to create them")
@@ -168,6 +215,8 @@ def use_builtin(rt: Runtime) -> Change:
         if was is not None:
             session.delete(was)
         session.execute(delete(TrackerCacheEntry))
+        session.execute(delete(TrackerAlias))
+        _forget_pushes(session, due=False)
     notes = ["the built-in tracker is in use: smart commits act on its issues, and keys link when their project "
              "is one of its projects (every key, while it has none)"]
     if was is not None:
@@ -296,15 +345,20 @@ def add_outside_alias(rt: Runtime, email: str, user: str) -> dict[str, str]:
     user = user.strip()
     if not user or len(user) > 200 or any(c.isspace() for c in user):
         raise InvalidInput(f"{user!r} is not a user name or account id")
-    with rt.sessions.begin() as session:
-        if session.get(TrackerConnection, _ROW) is None:
+    with open_outside(rt, patient=False) as tracker:
+        if tracker is None:
             raise NotFound("no outside tracker is in use", hint="devlink tracker use jira --url URL --token -")
+        name = tracker.user(user)
+    if name is None:
+        raise NotFound(f"the tracker has no user {user!r}",
+                       hint="give a Data Center user name, or a Jira Cloud account id (from the user's profile URL)")
+    with rt.sessions.begin() as session:
         alias = session.scalars(select(TrackerAlias).where(TrackerAlias.email == address)).first()
         if alias is None:
-            session.add(TrackerAlias(email=address, user=user))
+            session.add(TrackerAlias(email=address, user=user, display_name=name))
         else:
-            alias.user = user
-    return {"email": address, "user": user}
+            alias.user, alias.display_name = user, name
+    return {"email": address, "user": user, "name": name}
 
 
 def _aliases(rt: Runtime, email: str) -> list[tuple[str, str | None]]:

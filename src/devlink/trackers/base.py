@@ -122,6 +122,9 @@ class OutsideTracker(Tracker, Protocol):
     def issue(self, issue_key: str) -> IssueDetails | None:
         """The issue's summary, status and assignee, or None when it does not exist."""
 
+    def user(self, ident: str) -> str | None:
+        """The display name of the user ``ident`` names in the tracker, or None when there is none."""
+
     def close(self) -> None:
         """Release the connection."""
 

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from devlink.domain.json_limits import JsonLimitError, loads_bounded
+from devlink.domain.text import http_url
 from devlink.errors import InvalidInput, TrackerError
 from devlink.trackers.base import IssueDetails, Origin, TrackerSettings, TrackerUnavailable
 
@@ -377,7 +378,8 @@ _WIKI_UNSAFE = re.compile(r"[^\w@.+\- ']")
 
 
 def _safe_url(url: str | None) -> str | None:
-    return url if url and urlsplit(url).scheme in ("http", "https") and " " not in url else None
+    safe = http_url(url)
+    return safe if safe and " " not in safe and "|" not in safe and "]" not in safe else None  # wiki: [text|url]
 
 
 class JiraTracker:
@@ -462,6 +464,19 @@ class JiraTracker:
 
     def display_name(self, username: str) -> str:
         return self._names.get(username, username)
+
+    def user(self, ident: str) -> str | None:
+        """The display name of a Jira user by user name (Data Center) or account id (Cloud); None if none."""
+        if self.cloud:
+            found = self.client.call("GET", "user/search", params={"accountId": ident, "maxResults": 1})
+            field = "accountId"
+        else:
+            found = self.client.call("GET", "user/search", params={"username": ident, "maxResults": 50})
+            field = "name"
+        for user in found if isinstance(found, list) else []:
+            if isinstance(user, dict) and user.get(field) == ident:
+                return str(user.get("displayName") or ident)[:200]
+        return None
 
     def can(self, username: str, issue_key: str, permission: str) -> bool:
         key = _PERMISSION_KEYS.get(permission)

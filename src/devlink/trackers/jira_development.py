@@ -16,6 +16,8 @@ re-send updates the link instead of adding one.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ __all__ = ["DEFAULT_GATEWAY", "DevInfoSink", "RemoteLinkSink", "fetch_token"]
 DEFAULT_GATEWAY = "https://api.atlassian.com"
 MAX_KEYS = 100
 MAX_PER_TYPE = 400
+_DEVINFO_ID = re.compile(r"[A-Za-z0-9~._-]{1,255}")
 _PR_STATUS = {"open": "OPEN", "draft": "OPEN", "merged": "MERGED", "closed": "DECLINED"}
 _APPROVAL = {"approved": "APPROVED", "changes_requested": "NEEDSWORK"}
 
@@ -137,7 +140,7 @@ class DevInfoSink:
 
     def delete(self, repository: DevRepository, entities: Sequence[DevEntity], sequence: int) -> None:
         for entity in entities:
-            self._call("DELETE", f"repository/{repository.id}/{entity.type}/{_quote(entity.id)}",
+            self._call("DELETE", f"repository/{repository.id}/{entity.type}/{_quote(_devinfo_id(entity))}",
                        params={"_updateSequenceId": sequence}, missing_ok=True)
 
     def forget(self, repository: DevRepository, entities: Sequence[DevEntity], sequence: int) -> None:
@@ -188,7 +191,7 @@ def _branch(entity: DevEntity, sequence: int) -> dict[str, Any]:
     doc = entity.doc
     head = doc.get("head") or {}
     return {
-        "id": _cut(entity.id, 1024), "issueKeys": list(entity.keys[:MAX_KEYS]), "updateSequenceId": sequence,
+        "id": _devinfo_id(entity), "issueKeys": list(entity.keys[:MAX_KEYS]), "updateSequenceId": sequence,
         "name": _cut(entity.id, 512), "url": _cut(doc.get("url"), 2000),
         "lastCommit": {
             "id": head.get("sha", ""), "issueKeys": list(entity.keys[:MAX_KEYS]), "updateSequenceId": sequence,
@@ -277,7 +280,20 @@ class RemoteLinkSink:
 
 
 def _global_id(repository: DevRepository, entity: DevEntity) -> str:
-    return f"devlink:{repository.id}:{entity.type}:{entity.id}"[:255]
+    """Unique per entity within Jira's 255 characters: a long branch name is hashed, never cut."""
+    plain = f"devlink:{repository.id}:{entity.type}:{entity.id}"
+    return plain if len(plain) <= 255 else f"devlink:{repository.id}:{entity.type}:~{_hash(entity.id)}"
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _devinfo_id(entity: DevEntity) -> str:
+    """devinfo ids take ``[A-Za-z0-9~._-]`` only: a branch name (``feature/KAFKA-1``) goes as its hash."""
+    if entity.type == "branch" and not _DEVINFO_ID.fullmatch(entity.id):
+        return f"~{_hash(entity.id)[:60]}"
+    return entity.id
 
 
 def _link_object(repository: DevRepository, entity: DevEntity) -> dict[str, Any]:

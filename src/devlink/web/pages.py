@@ -8,7 +8,6 @@ Swagger UI served from devlink itself (the ``swagger-ui-bundle-v2`` package),
 so it works offline and under the Content-Security-Policy.
 """
 
-import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from pathlib import Path
@@ -23,6 +22,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from devlink.domain.issue_keys import extract_keys, is_key
 from devlink.domain.remotes import redact
+from devlink.domain.text import http_url
 from devlink.errors import DevlinkError, NotFound
 from devlink.store import queries
 from devlink.store.models import Repository
@@ -60,9 +60,6 @@ def error_page(request: Request, status_code: int, message: str, hint: str | Non
     )
 
 
-#: What browsers drop from a URL before reading it: C0 controls and spaces at the ends, tab and newline anywhere.
-_URL_EDGES = "".join(chr(c) for c in range(0x21))
-_URL_INNER = re.compile(r"[\t\n\r]")
 #: The Swagger UI files /docs loads; nothing else of the package is served.
 SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 
@@ -78,8 +75,7 @@ def safe_href(url: str | None) -> str:
     Templates link stored URLs only through this filter and show plain text
     when it yields nothing.
     """
-    cleaned = _URL_INNER.sub("", (url or "").strip(_URL_EDGES))
-    return cleaned if cleaned.lower().startswith(("http://", "https://")) else ""
+    return http_url(url) or ""
 
 
 templates.env.filters["when"] = _when
