@@ -178,3 +178,50 @@ def test_wrong_devinfo_credentials_are_refused_when_connecting(runtime: Runtime)
                         devinfo_client_secret="wrong", gateway_url=gateway.url)
         assert refused.value.reason == "auth" and "devinfo" in refused.value.message
         assert "wrong" not in refused.value.message
+
+
+def test_a_branch_name_devinfo_would_refuse_and_urls_that_are_not_http(
+    runtime: Runtime, cloud: tuple[JiraStub, DevInfoStub], bare_remote: tuple[GitRepo, Path]
+) -> None:
+    _, gateway = cloud
+    repo, server = bare_remote
+    repo._clock = int(time.time()) - 3600
+    repo.commit("KAFKA-1 first")
+    repo.git("push", "-q", "origin", "main", "main:feature/KAFKA-2-x")
+    repository_id = add_repository(runtime, str(server)).id
+    from sqlalchemy import update
+
+    from devlink.store.models import Repository
+    with runtime.sessions.begin() as session:  # as a hostile host's html_url would have it
+        session.execute(update(Repository).values(web_url="javascript:alert(1)"))
+    run_sync(runtime, repository_id, full=False)
+    assert push_repository(runtime, repository_id).state == "sent"
+    stored = gateway.repositories[str(repository_id)]
+    [branch] = stored["branches"]
+    assert branch["name"] == "feature/KAFKA-2-x" and "/" not in branch["id"]
+    sent = str([r.body for r in gateway.requests])
+    assert "javascript:" not in sent and str(server) not in sent  # no script URL, no path on this server
+    assert stored["url"].startswith(runtime.settings.public_url)
+    repo.git("push", "-q", "origin", "--delete", "feature/KAFKA-2-x")
+    run_sync(runtime, repository_id, full=False)
+    assert push_repository(runtime, repository_id).deleted == 1
+    assert gateway.repositories[str(repository_id)]["branches"] == []
+
+
+def test_a_new_site_gets_everything_and_a_full_sync_sends_it_again(
+    runtime: Runtime, dc: JiraStub, bare_remote: tuple[GitRepo, Path]
+) -> None:
+    _, repository_id = history(runtime, bare_remote)
+    push_repository(runtime, repository_id)
+    assert links(dc, "KAFKA-1")
+    with jira_site(cloud=False) as second:
+        use_outside(runtime, "jira", url=second.url, token=TOKEN)
+        assert push_state(runtime, repository_id)["state"] == "pending"  # type: ignore[index]
+        [pushed] = push_due(runtime)
+        assert pushed.sent > 0 and links(second, "KAFKA-1")
+        second.issues["KAFKA-1"]["remote_links"].clear()  # the site lost it (restored from a backup)
+        assert push_repository(runtime, repository_id).sent == 0
+        run_sync(runtime, repository_id, full=True)
+        push_repository(runtime, repository_id)
+        assert links(second, "KAFKA-1")
+        assert second.violations == []

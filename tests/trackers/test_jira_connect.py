@@ -203,3 +203,40 @@ def test_a_webhook_being_answered_never_waits_for_jira(runtime: Runtime, dc: Jir
     dc.add_project("NEW", "New")
     assert known_project_keys(runtime, ask=False) == frozenset({"KAFKA"})  # old keys, and Jira is not asked
     assert len(dc.requests) == asked + 1
+
+
+def test_a_proxy_is_checked_without_echoing_its_password_and_kept_encrypted(runtime: Runtime, dc: JiraStub) -> None:
+    for bad in ("proxyuser:S3cretPw@127.0.0.1:3128", "socks5://u:S3cretPw@127.0.0.1:1080", "notaurl"):
+        with pytest.raises(Exception) as refused:
+            use_outside(runtime, "jira", url=dc.url, token=TOKEN, proxy=bad)
+        assert getattr(refused.value, "reason", None) == "bad_url", refused.value
+        assert "S3cretPw" not in str(refused.value) + str(getattr(refused.value, "hint", ""))
+    with pytest.raises(TrackerError):  # a well-formed proxy that is not there: the site cannot be reached
+        use_outside(runtime, "jira", url=dc.url, token=TOKEN, proxy="http://u:S3cretPw@127.0.0.1:9")
+
+
+def test_an_alias_must_name_a_jira_user(runtime: Runtime, dc: JiraStub) -> None:
+    from devlink.errors import NotFound
+    from devlink.sync.trackers import add_outside_alias
+
+    use_outside(runtime, "jira", url=dc.url, token=TOKEN)
+    with pytest.raises(NotFound) as ghost:
+        add_outside_alias(runtime, "x@example.com", "ghost")
+    assert "no user 'ghost'" in ghost.value.message
+    assert add_outside_alias(runtime, "Bot@Example.com", "bot") == {"email": "bot@example.com", "user": "bot",
+                                                                    "name": "devlink bot"}
+
+
+def test_the_cli_names_jira_when_keys_of_unknown_projects_were_not_linked(
+    cli: InProcessCli, dc: JiraStub, bare_remote: tuple
+) -> None:
+    repo, server = bare_remote
+    repo.commit("KAFKA-1 and FOO-7")
+    repo.git("push", "-q", "origin", "main")
+    assert cli("tracker", "use", "jira", "--url", dc.url, "--token", "-", input=TOKEN + "\n").code == 0
+    added = cli("repo", "add", str(server))
+    assert added.code == 0, added.stderr
+    assert "create it in jira" in added.stdout and "devlink tracker project" not in added.stdout
+    assert "development data sent to the tracker" in added.stdout
+    refused = cli("tracker", "project", "FOO", "Foo")
+    assert refused.code == 1 and "jira is the tracker in use" in refused.stderr

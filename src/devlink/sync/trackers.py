@@ -167,6 +167,7 @@ def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | No
                                         client_secret=devinfo_client_secret.strip(), gateway_url=gateway_url)
     with rt.sessions.begin() as session:
         before = session.get(TrackerConnection, _ROW)
+        same_site = before is not None and before.url == site.url  # before the row takes the new values
         row = before or TrackerConnection(id=_ROW)
         row.kind, row.url, row.deployment = kind, site.url, "cloud" if site.cloud else "datacenter"
         row.email, row.credential = email, rt.vault.encrypt(token)
@@ -178,7 +179,6 @@ def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | No
         row.gateway_url = devinfo["gateway_url"] if devinfo else None
         row.cloud_id = devinfo["cloud_id"] if devinfo else None
         row.updated_at = utcnow()
-        same_site = before is not None and before.url == site.url
         if before is None:
             session.add(row)
         session.execute(delete(TrackerCacheEntry))
