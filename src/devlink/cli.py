@@ -372,13 +372,17 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
     if not views:
         say("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
         return
-    table = Table("id", "name", "location", "sync", "commits", "finished", "error")
+    pushed = any(view.get("tracker_push") for view in views)  # the column only while a tracker takes the data
+    table = Table("id", "name", "location", "sync", "commits", "finished", *(["tracker"] if pushed else []), "error")
     for view in views:
         sync = view["sync"]
         error = sync["error"]["message"] if sync["error"] else _skipped(view)
+        push = view.get("tracker_push") or {}
+        if push.get("state") in ("pending", "failed") and push.get("message"):
+            error = "; ".join(part for part in (error, f"tracker: {push['message']}") if part)
         finished = (sync["finished_at"] or "")[:19].replace("T", " ")
         table.add_row(str(view["id"]), view["name"], view["url"], sync["state"], str(sync["commits_indexed"]),
-                      finished, error)
+                      finished, *([push.get("state", "")] if pushed else []), error)
     out.print(table)
 
 
@@ -626,7 +630,18 @@ def tracker_use(
     Center / Server personal access token.  The site is checked before it is kept.
     """
     from devlink.sync.trackers import use_builtin, use_outside
+    from devlink.trackers import OUTSIDE
 
+    if kind != "builtin" and kind not in OUTSIDE:
+        raise InvalidInput(f"unknown tracker kind {kind!r}; one of: builtin, {', '.join(sorted(OUTSIDE))}",
+                           reason="bad_kind")
+    given = [f"--{name.replace('_', '-')}" for name, value in (
+        ("url", url), ("token", token), ("email", email), ("ca_bundle", ca_bundle), ("proxy", proxy),
+        ("timeout", timeout), ("devinfo_client_id", devinfo_client_id),
+        ("devinfo_client_secret_file", devinfo_client_secret_file), ("gateway_url", gateway_url)) if value]
+    if kind == "builtin" and given:
+        raise InvalidInput(f"the built-in tracker takes no options ({', '.join(given)})", reason="invalid",
+                           hint="devlink tracker use builtin")
     rt = _runtime()
     if kind == "builtin":
         change = use_builtin(rt)
@@ -672,7 +687,8 @@ def tracker_show(as_json: Annotated[bool, typer.Option("--json", help="print JSO
     say(f"tracker: {view['kind']} ({view['deployment']}) at {view['url']}")
     for label, field in (("server", "server_title"), ("version", "version"), ("acts as", "user"),
                          ("e-mail", "email"), ("CA bundle", "ca_bundle"), ("proxy", "proxy"),
-                         ("timeout", "timeout"), ("connected", "connected_at")):
+                         ("timeout (s)", "timeout"), ("development data", "development_data"),
+                         ("connected", "connected_at")):
         if view.get(field) is not None:
             say(f"  {label}: {view[field]}")
 

@@ -122,6 +122,8 @@ def http_client(settings: TrackerSettings, *, auth: httpx.Auth | None = None,
 class JiraClient:
     """One site, one credential; use as a context manager or call ``close``."""
 
+    label = "Jira"  # who is talking, in messages
+
     def __init__(self, settings: TrackerSettings, *, cloud: bool,
                  sleep: Callable[[float], None] = time.sleep, retry_budget: float = RETRY_BUDGET) -> None:
         self.site = site_url(settings.url)
@@ -167,7 +169,7 @@ class JiraClient:
                     spent += wait
                     continue
                 what = "rate limit reached" if status == 429 else f"answered {status}"
-                raise TrackerUnavailable(f"Jira at {_host(self.site)} {what}; devlink tries again",
+                raise TrackerUnavailable(f"{self.label} at {_host(self.site)} {what}; devlink tries again",
                                          reason="rate_limited" if status == 429 else "server",
                                          retry_after=max(wait, 1.0))
             if status == 404 and missing_ok:
@@ -197,7 +199,7 @@ class JiraClient:
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     if time.monotonic() > deadline:
-                        raise TrackerUnavailable(f"Jira at {_host(self.site)} did not finish answering within "
+                        raise TrackerUnavailable(f"{self.label} at {_host(self.site)} did not finish answering within "
                                                  f"{3 * self._timeout:g} s", reason="network")
                     size += len(chunk)
                     if size > MAX_ANSWER_BYTES:
@@ -206,7 +208,7 @@ class JiraClient:
                     chunks.append(chunk)
                 return response.status_code, response.headers, b"".join(chunks)
         except httpx.TimeoutException:
-            raise TrackerUnavailable(f"Jira at {_host(self.site)} did not answer within {self._timeout:g} s",
+            raise TrackerUnavailable(f"{self.label} at {_host(self.site)} did not answer within {self._timeout:g} s",
                                      reason="network") from None
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
@@ -220,7 +222,7 @@ class JiraClient:
         if "SSL" in text or "TLS" in text:
             return TrackerError(f"TLS failure talking to {host}: {text[:200]}", reason="tls",
                                 hint="check http vs https in the URL, or give a CA bundle: --ca-bundle FILE")
-        return TrackerUnavailable(f"cannot reach Jira at {host}: {text[:200]}", reason="network",
+        return TrackerUnavailable(f"cannot reach {self.label} at {host}: {text[:200]}", reason="network",
                                   hint="check the URL, the network and any proxy (--proxy)")
 
     def _failure(self, status: int, headers: httpx.Headers, raw: bytes, path: str) -> TrackerError:

@@ -51,6 +51,8 @@ def _cut(text: Any, limit: int) -> str:
 class _Gateway(JiraClient):
     """``JiraClient``'s bounded, retrying calls against Atlassian's API gateway with a bearer token."""
 
+    label = "the devinfo gateway"
+
     def __init__(self, gateway: str, cloud_id: str, settings: TrackerSettings) -> None:
         self.site = gateway.rstrip("/")
         self.cloud = True
@@ -74,8 +76,9 @@ def fetch_token(gateway: str, client_id: str, client_secret: str, settings: Trac
             "audience": "api.atlassian.com"})
     except TrackerError as exc:
         if exc.reason in ("auth", "permission", "invalid", "not_found"):
-            raise TrackerError(f"the gateway refused the devinfo OAuth credentials ({exc.message})",
-                               reason="auth", hint="check --devinfo-client-id and the secret's file") from None
+            raise TrackerError(f"the devinfo gateway at {client.site} refused the OAuth client id and secret",
+                               reason="auth", hint="check --devinfo-client-id and the secret's file (Jira Cloud: "
+                               "Settings → Apps → OAuth credentials)") from None
         raise
     finally:
         client.close()
