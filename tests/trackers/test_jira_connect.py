@@ -238,5 +238,13 @@ def test_the_cli_names_jira_when_keys_of_unknown_projects_were_not_linked(
     assert added.code == 0, added.stderr
     assert "create it in jira" in added.stdout and "devlink tracker project" not in added.stdout
     assert "development data sent to the tracker" in added.stdout
+    listed = cli("repo", "list")
+    assert "tracker" in listed.stdout and "sent" in listed.stdout
+    dc.fail_next("POST", r"/remotelink$", 403, times=10)
+    repo.commit("KAFKA-1 again")
+    repo.git("push", "-q", "origin", "main")
+    synced = cli("sync", server.name.removesuffix(".git"), "--full", "--wait")
+    assert "development data not sent to the tracker (failed)" in synced.stdout, synced.stdout + synced.stderr
+    assert "tracker: " in cli("repo", "list").stdout
     refused = cli("tracker", "project", "FOO", "Foo")
     assert refused.code == 1 and "jira is the tracker in use" in refused.stderr
