@@ -320,8 +320,8 @@ def verify(settings: TrackerSettings, *, cloud: bool) -> SiteInfo:
             info = _anonymous_server_info(settings, client.site) or client.server_info()
         except TrackerError as exc:
             if exc.reason in ("not_found", "not_jira"):
-                raise TrackerError(f"{client.site} does not look like a Jira site ({exc.message})",
-                                   reason="not_jira",
+                raise TrackerError(f"{client.site} does not look like a Jira site: it has no Jira server "
+                                   "information at /rest/api/2/serverInfo or /rest/api/3/serverInfo", reason="not_jira",
                                    hint="give the base URL of the Jira site, the one its pages are under") from None
             raise
         is_cloud = str(info.get("deploymentType", "")).lower() == "cloud"
