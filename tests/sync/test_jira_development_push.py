@@ -139,6 +139,13 @@ def test_cloud_gets_devinfo_newest_first_and_a_replay_changes_nothing(
     assert push_repository(runtime, repository_id).sent == 0
     assert len(gateway.requests) == sent
 
+    newer = repo.commit("KAFKA-2 one more")  # only what is new goes: commits follow a cursor
+    repo.git("push", "-q", "origin", "main")
+    run_sync(runtime, repository_id, full=False)
+    assert push_repository(runtime, repository_id).sent == 1
+    [bulk_body] = [r.body for r in gateway.requests[sent:] if r.path.endswith("/bulk")]
+    assert [c["id"] for c in bulk_body["repositories"][0]["commits"]] == [newer]
+
     repo.git("push", "-q", "origin", "--delete", "KAFKA-3-feature")
     run_sync(runtime, repository_id, full=False)
     push_repository(runtime, repository_id)

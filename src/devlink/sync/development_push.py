@@ -1,12 +1,17 @@
 """Send each repository's development data to the outside tracker, as queued work that never blocks a sync.
 
-``push_repository`` compares what the repository has linked now (commits,
-branches and pull requests with their issue keys) with what was last sent
+``push_repository`` compares what the repository has linked now (branches
+and pull requests with their issue keys) with what was last sent
 (``DevPushItem``: a digest per entity), sends what is new or changed in
 chunks the tracker's sink takes (branches and pull requests first, then
 commits newest first), deletes what is gone, and tells the tracker each
-touched key's totals.  Each chunk is recorded as soon as it is accepted, so a
-push that dies resumes where it stopped.  A removed or unlinked repository
+touched key's totals.  Commits never change once stored, so they are
+followed by a cursor instead (``SyncCursor`` ``tracker_push``: the highest
+commit id sent), and a push of a repository with a million commits reads
+only the new ones.  Each chunk of branches and pull requests is recorded as
+soon as it is accepted, and the cursor moves once every commit is, so a push
+that dies resumes where it stopped (at worst sending some commits again,
+which the tracker takes as the same).  A removed or unlinked repository
 is forgotten in the tracker.  Its state (``DevPushState``: pending, sent,
 failed with the reason) is shown per repository.
 
@@ -24,17 +29,18 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.text import http_url
 from devlink.errors import TrackerError
 from devlink.runtime import Runtime
 from devlink.store.development import commit_url
-from devlink.store.models import Branch, Commit, IssueLink, PullRequest, Repository, utcnow
+from devlink.store.engine import insert_ignore
+from devlink.store.models import Branch, Commit, IssueLink, PullRequest, Repository, SyncCursor, table, utcnow
 from devlink.store.tracker import DevPushItem, DevPushState
 from devlink.sync.trackers import open_sink, outside_kind
 from devlink.trackers.base import DevelopmentSink, DevEntity, DevRepository, TrackerUnavailable
@@ -42,6 +48,9 @@ from devlink.trackers.base import DevelopmentSink, DevEntity, DevRepository, Tra
 __all__ = ["PushResult", "push_due", "push_repository", "push_state", "request_push"]
 
 log = logging.getLogger(__name__)
+
+#: the ``SyncCursor`` of the highest commit id whose development data the tracker has
+PUSH_CURSOR = "tracker_push"
 
 
 @dataclass
@@ -66,6 +75,8 @@ def request_push(rt: Runtime, repository_id: int, *, resend: bool = False) -> No
     with rt.sessions.begin() as session:
         if resend:
             session.execute(delete(DevPushItem).where(DevPushItem.repository_id == repository_id))
+            session.execute(delete(SyncCursor).where(SyncCursor.repository_id == repository_id,
+                                                     SyncCursor.entity_type == PUSH_CURSOR))
         state = session.get(DevPushState, repository_id)
         name = session.scalar(select(Repository.name).where(Repository.id == repository_id)) or ""
         if state is None:
@@ -133,19 +144,24 @@ def _push(rt: Runtime, sink: DevelopmentSink, repository_id: int) -> PushResult:
             name = session.scalar(select(DevPushState.repository_name).where(
                 DevPushState.repository_id == repository_id)) or str(repository_id)
             target = DevRepository(str(repository_id), name, "")
-            forgotten = [DevEntity(kind, ident, keys, {}) for (kind, ident), (_, keys) in stored.items()]  # type: ignore[arg-type]
+            forgotten = [DevEntity(kind, ident, keys, {}) for (kind, ident), (_, keys) in stored.items()  # type: ignore[arg-type]
+                         if kind in ("branch", "pull_request")]
             sink.forget(target, forgotten, sequence)
-            touched = {key for entity in forgotten for key in entity.keys}
+            touched = {key for _, keys in stored.values() for key in keys}  # of commits too: their ``issue`` rows
             _clear(rt, repository_id)
             sink.summarise(_totals(session, touched), _page_url(rt))
             return PushResult(repository_id, "forgotten", deleted=len(forgotten))
         target = DevRepository(str(repository.id), repository.name,
                                http_url(repository.web_url) or f"{rt.settings.public_url}/repositories")
-        desired = _desired(session, repository, _page_url(rt))
-    changed = [e for e in desired.values() if stored.get((e.type, e.id), ("", ()))[0] != _digest(e)]
+        cursor = session.get(SyncCursor, (repository_id, PUSH_CURSOR))
+        sent_up_to = int(cursor.value) if cursor else 0
+        newest = session.scalar(select(func.max(Commit.id)).where(Commit.repository_id == repository_id)) or 0
+        desired = _desired(session, repository, _page_url(rt), commits_after=sent_up_to)
+    changed = [e for e in desired.values()
+               if e.type == "commit" or stored.get((e.type, e.id), ("", ()))[0] != _digest(e)]
     changed.sort(key=_newest_first)
     gone = [DevEntity(kind, ident, keys, {}) for (kind, ident), (_, keys) in stored.items()  # type: ignore[arg-type]
-            if (kind, ident) not in desired]
+            if (kind, ident) not in desired and kind in ("branch", "pull_request")]
     result = PushResult(repository_id, "sent")
     for start in range(0, len(changed), sink.chunk):
         chunk = changed[start:start + sink.chunk]
@@ -156,6 +172,8 @@ def _push(rt: Runtime, sink: DevelopmentSink, repository_id: int) -> PushResult:
         sink.delete(target, gone, sequence)
         _forget_items(rt, repository_id, gone)
         result.deleted = len(gone)
+    if newest != sent_up_to:
+        _save_cursor(rt, repository_id, newest, exists=cursor is not None)
     touched = {key for entity in [*changed, *gone] for key in entity.keys}
     if touched:
         with rt.sessions() as session:
@@ -173,18 +191,21 @@ def _digest(entity: DevEntity) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _keys_by_entity(session: Session, repository_id: int, entity_type: str) -> dict[int, tuple[str, ...]]:
+def _keys_by_entity(session: Session, repository_id: int, entity_type: str, *,
+                    after: int = 0) -> dict[int, tuple[str, ...]]:
     found: dict[int, list[str]] = {}
     for entity_id, key in session.execute(
         select(IssueLink.entity_id, IssueLink.key).where(IssueLink.repository_id == repository_id,
-                                                         IssueLink.entity_type == entity_type)
+                                                         IssueLink.entity_type == entity_type,
+                                                         IssueLink.entity_id > after)
         .order_by(IssueLink.entity_id, IssueLink.key)
     ):
         found.setdefault(entity_id, []).append(key)
     return {entity_id: tuple(keys) for entity_id, keys in found.items()}
 
 
-def _desired(session: Session, repository: Repository, page: str) -> dict[tuple[str, str], DevEntity]:
+def _desired(session: Session, repository: Repository, page: str, *,
+             commits_after: int = 0) -> dict[tuple[str, str], DevEntity]:
     """Every linked entity of the repository, as the sink takes it.
 
     Only http(s) URLs go to the tracker; where the host gave none (or a ``javascript:`` one, or the repository
@@ -192,25 +213,33 @@ def _desired(session: Session, repository: Repository, page: str) -> dict[tuple[
     """
     web = http_url(repository.web_url)
     entities: dict[tuple[str, str], DevEntity] = {}
-    commit_keys = _keys_by_entity(session, repository.id, "commit")
-    heads: dict[str, dict[str, Any]] = {}
+    commit_keys = _keys_by_entity(session, repository.id, "commit", after=commits_after)
+
+    def commit_doc(commit: Commit, key: str) -> dict[str, Any]:
+        return {"message": commit.message, "author_name": commit.author_name, "author_email": commit.author_email,
+                "authored_at": commit.authored_at, "url": commit_url(web, commit.sha) or page.format(key=key),
+                "merge": commit.parent_count > 1}
+
     for ids in _chunks(list(commit_keys), 500):
         for commit in session.scalars(select(Commit).where(Commit.id.in_(ids))):
             keys = commit_keys[commit.id]
-            doc = {"message": commit.message, "author_name": commit.author_name, "author_email": commit.author_email,
-                   "authored_at": commit.authored_at, "url": commit_url(web, commit.sha) or page.format(key=keys[0]),
-                   "merge": commit.parent_count > 1}
-            entities[("commit", commit.sha)] = DevEntity("commit", commit.sha, commit_keys[commit.id], doc,
+            entities[("commit", commit.sha)] = DevEntity("commit", commit.sha, keys, commit_doc(commit, keys[0]),
                                                          commit.authored_at)
-            heads[commit.sha] = {"sha": commit.sha, **doc}
     branch_keys = _keys_by_entity(session, repository.id, "branch")
-    for ids in _chunks(list(branch_keys), 500):
-        for branch in session.scalars(select(Branch).where(Branch.id.in_(ids))):
-            head = heads.get(branch.head_sha) or {"sha": branch.head_sha}
-            url = f"{web}/tree/{quote(branch.name, safe='/')}" if web else page.format(key=branch_keys[branch.id][0])
-            name = _stored_id(branch.name)
-            entities[("branch", name)] = DevEntity("branch", name, branch_keys[branch.id],
-                                                   {"url": url, "head": head}, branch.updated_at)
+    branches = [b for ids in _chunks(list(branch_keys), 500)
+                for b in session.scalars(select(Branch).where(Branch.id.in_(ids)))]
+    heads: dict[str, Commit] = {}  # each branch's last commit, whether or not this push sends it
+    for shas in _chunks(sorted({b.head_sha for b in branches}), 500):
+        heads.update((c.sha, c) for c in session.scalars(
+            select(Commit).where(Commit.repository_id == repository.id, Commit.sha.in_(shas))))
+    for branch in branches:
+        keys = branch_keys[branch.id]
+        found = heads.get(branch.head_sha)
+        head = {"sha": branch.head_sha, **(commit_doc(found, keys[0]) if found else {})}
+        url = f"{web}/tree/{quote(branch.name, safe='/')}" if web else page.format(key=branch_keys[branch.id][0])
+        name = _stored_id(branch.name)
+        entities[("branch", name)] = DevEntity("branch", name, branch_keys[branch.id],
+                                               {"url": url, "head": head}, branch.updated_at)
     pull_keys = _keys_by_entity(session, repository.id, "pull_request")
     for ids in _chunks(list(pull_keys), 500):
         for pull in session.scalars(select(PullRequest).where(PullRequest.id.in_(ids))):
@@ -229,7 +258,10 @@ def _stored_id(name: str) -> str:
     return name if len(name) <= 400 else f"{name[:300]}~{hashlib.sha256(name.encode()).hexdigest()}"
 
 
-def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+_T = TypeVar("_T")
+
+
+def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -238,7 +270,7 @@ def _totals(session: Session, keys: set[str]) -> dict[str, dict[str, int]]:
     """Per key, how many commits, branches and pull requests link to it across linked repositories."""
     totals = {key: {"commits": 0, "branches": 0, "pull_requests": 0} for key in keys}
     names = {"commit": "commits", "branch": "branches", "pull_request": "pull_requests"}
-    for batch in _chunks(sorted(keys), 500):  # type: ignore[arg-type]
+    for batch in _chunks(sorted(keys), 500):
         rows = session.execute(
             select(IssueLink.key, IssueLink.entity_type, func.count())
             .join(Repository, Repository.id == IssueLink.repository_id)
@@ -254,8 +286,26 @@ def _page_url(rt: Runtime) -> str:
     return rt.settings.public_url + "/issues/{key}"
 
 
-def _remember(rt: Runtime, repository_id: int, entities: list[DevEntity]) -> None:
+def _save_cursor(rt: Runtime, repository_id: int, newest: int, *, exists: bool) -> None:
     with rt.sessions.begin() as session:
+        if exists:
+            session.execute(update(SyncCursor).where(SyncCursor.repository_id == repository_id,
+                                                     SyncCursor.entity_type == PUSH_CURSOR)
+                            .values(value=str(newest), updated_at=utcnow()))
+        elif session.get(Repository, repository_id) is not None:
+            session.add(SyncCursor(repository_id=repository_id, entity_type=PUSH_CURSOR, value=str(newest)))
+
+
+def _remember(rt: Runtime, repository_id: int, entities: list[DevEntity]) -> None:
+    """Record what the tracker now has: branches and pull requests by digest; of commits (followed by the
+    cursor) only their keys, one ``issue`` row each, so that forgetting the repository can recount them."""
+    keys = sorted({key for e in entities if e.type == "commit" for key in e.keys})
+    entities = [e for e in entities if e.type != "commit"]
+    with rt.sessions.begin() as session:
+        if keys:
+            insert_ignore(session, table(DevPushItem), [
+                {"repository_id": repository_id, "entity_type": "issue", "entity_id": key, "keys": json.dumps([key]),
+                 "digest": "", "sent_at": utcnow()} for key in keys], ["repository_id", "entity_type", "entity_id"])
         _delete_items(session, repository_id, entities)
         session.add_all(DevPushItem(repository_id=repository_id, entity_type=e.type, entity_id=e.id,
                                     keys=json.dumps(list(e.keys)), digest=_digest(e), sent_at=utcnow())

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from devlink.errors import InvalidInput, NotFound, TrackerError
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
-from devlink.store.models import Repository, table, utcnow
+from devlink.store.models import Repository, SyncCursor, table, utcnow
 from devlink.store.tracker import DevPushItem, DevPushState, TrackerAlias, TrackerCacheEntry, TrackerConnection
 from devlink.trackers import OUTSIDE, module_for
 from devlink.trackers.base import DevelopmentSink, OutsideTracker, TrackerSettings, TrackerUnavailable
@@ -116,6 +116,7 @@ def _forget_pushes(session: Session, *, due: bool) -> None:
     """Nothing was sent to a new tracker: forget what the old one got; ``due``: every linked repository is due."""
     session.execute(delete(DevPushItem))
     session.execute(delete(DevPushState))
+    session.execute(delete(SyncCursor).where(SyncCursor.entity_type == "tracker_push"))  # development_push's
     if due:
         session.add_all(DevPushState(repository_id=r.id, repository_name=r.name[:200], state="pending", message="",
                                      sent=0, unknown_keys="[]", updated_at=utcnow())

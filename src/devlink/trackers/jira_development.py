@@ -252,8 +252,8 @@ class RemoteLinkSink:
 
     def delete(self, repository: DevRepository, entities: Sequence[DevEntity], sequence: int) -> None:
         for entity in entities:
-            if entity.type == "commit":
-                continue
+            if entity.type not in ("branch", "pull_request"):
+                continue  # commits have no link of their own; the issue's page link follows ``summarise``
             for key in entity.keys:
                 self._client.call("DELETE", f"issue/{key}/remotelink",
                                   params={"globalId": _global_id(repository, entity)}, missing_ok=True)
