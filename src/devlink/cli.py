@@ -302,9 +302,10 @@ def _refuse_with_outside_tracker(rt: "Runtime", what: str) -> None:
     """The built-in tracker's own commands do nothing useful while another tracker is in use: say so."""
     kind = _outside_tracker(rt)
     if kind is not None:
-        raise InvalidInput(f"{what} is the built-in tracker's, and {kind} is the tracker in use",
+        raise InvalidInput(f"{what} is the built-in tracker's, and {kind.capitalize()} is the tracker in use",
                            reason="outside_tracker",
-                           hint=f"create it in {kind}; devlink picks it up within minutes (devlink tracker show)")
+                           hint=f"create it in {kind.capitalize()}; devlink picks it up within minutes "
+                           "(devlink tracker show)")
 
 
 def _report_unlinked(name: str, unlinked: dict[str, int], *, outside: str | None = None) -> None:
@@ -321,7 +322,7 @@ def _report_unlinked(name: str, unlinked: dict[str, int], *, outside: str | None
         f"in the tracker: {shown}")
     project = top[0][0]
     if outside:  # the tracker in use decides which projects exist; devlink learns of a new one within minutes
-        say(f"  for each that should be a project: create it in {outside}, then after a few minutes: "
+        say(f"  for each that should be a project: create it in {outside.capitalize()}, then after a few minutes: "
             f"devlink sync {shlex.quote(name)} --full --wait")
         return
     # text such as CVE-2021-1234 or PR-12 looks like a key too: the user knows which of these are projects

@@ -236,7 +236,7 @@ def test_the_cli_names_jira_when_keys_of_unknown_projects_were_not_linked(
     assert cli("tracker", "use", "jira", "--url", dc.url, "--token", "-", input=TOKEN + "\n").code == 0
     added = cli("repo", "add", str(server))
     assert added.code == 0, added.stderr
-    assert "create it in jira" in added.stdout and "devlink tracker project" not in added.stdout
+    assert "create it in Jira" in added.stdout and "devlink tracker project" not in added.stdout
     assert "development data sent to the tracker" in added.stdout
     listed = cli("repo", "list")
     assert "tracker" in listed.stdout and "sent" in listed.stdout
@@ -247,4 +247,4 @@ def test_the_cli_names_jira_when_keys_of_unknown_projects_were_not_linked(
     assert "development data not sent to the tracker (failed)" in synced.stdout, synced.stdout + synced.stderr
     assert "tracker: " in cli("repo", "list").stdout
     refused = cli("tracker", "project", "FOO", "Foo")
-    assert refused.code == 1 and "jira is the tracker in use" in refused.stderr
+    assert refused.code == 1 and "Jira is the tracker in use" in refused.stderr
