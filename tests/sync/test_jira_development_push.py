@@ -232,3 +232,31 @@ def test_a_new_site_gets_everything_and_a_full_sync_sends_it_again(
         push_repository(runtime, repository_id)
         assert links(second, "KAFKA-1")
         assert second.violations == []
+
+
+def test_an_old_commit_that_gains_a_key_later_is_sent(runtime: Runtime, dc: JiraStub,
+                                                      bare_remote: tuple[GitRepo, Path]) -> None:
+    from sqlalchemy import delete
+
+    from devlink.store.tracker import TrackerCacheEntry
+
+    repo, server = bare_remote
+    repo.commit("KAFKA-1 first")
+    repo.git("push", "-q", "origin", "main")
+    repository_id = add_repository(runtime, str(server)).id
+    run_sync(runtime, repository_id, full=False)
+    repo.git("checkout", "-q", "-b", "side")
+    repo.commit("NEWP-1 work for a project Jira does not have yet")
+    repo.git("push", "-q", "origin", "side")
+    run_sync(runtime, repository_id, full=False)  # stored, not linked
+    assert push_repository(runtime, repository_id).state == "sent"
+    repo.git("push", "-q", "origin", ":side")
+    run_sync(runtime, repository_id, full=False)
+    dc.add_project("NEWP", "New")
+    dc.add_issue("NEWP-1")
+    with runtime.sessions.begin() as session:
+        session.execute(delete(TrackerCacheEntry))  # as when the cache expires
+    repo.git("push", "-q", "origin", "side")  # the old commit comes back and now links
+    run_sync(runtime, repository_id, full=False)
+    push_repository(runtime, repository_id)
+    assert "devlink: 1 commits" in links(dc, "NEWP-1")["devlink:issue:NEWP-1"]

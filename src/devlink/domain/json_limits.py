@@ -80,5 +80,7 @@ def loads_bounded(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise JsonLimitError(f"body is not JSON: {exc}") from None
+    except ValueError as exc:  # an integer past Python's digit limit (4,300): JSON, but not one this process takes
+        raise JsonLimitError(f"body is JSON this process will not parse: {exc}") from None
     except RecursionError:  # the depth check should make this unreachable; never a 500 if it is not
         raise JsonLimitError(f"body is JSON nested deeper than {max_depth} levels", "too_deep") from None

@@ -7,8 +7,9 @@ chunks the tracker's sink takes (branches and pull requests first, then
 commits newest first), deletes what is gone, and tells the tracker each
 touched key's totals.  Commits never change once stored, so they are
 followed by a cursor instead (``SyncCursor`` ``tracker_push``: the highest
-commit id sent), and a push of a repository with a million commits reads
-only the new ones.  Each chunk of branches and pull requests is recorded as
+id of a commit's issue link sent; a link, because an old commit may gain a
+key later), and a push of a repository with a million commits reads only
+the newly linked ones.  Each chunk of branches and pull requests is recorded as
 soon as it is accepted, and the cursor moves once every commit is, so a push
 that dies resumes where it stopped (at worst sending some commits again,
 which the tracker takes as the same).  A removed or unlinked repository
@@ -49,7 +50,7 @@ __all__ = ["PushResult", "push_due", "push_repository", "push_state", "request_p
 
 log = logging.getLogger(__name__)
 
-#: the ``SyncCursor`` of the highest commit id whose development data the tracker has
+#: the ``SyncCursor`` of the highest commit-link id whose commit the tracker has
 PUSH_CURSOR = "tracker_push"
 
 
@@ -155,8 +156,11 @@ def _push(rt: Runtime, sink: DevelopmentSink, repository_id: int) -> PushResult:
                                http_url(repository.web_url) or f"{rt.settings.public_url}/repositories")
         cursor = session.get(SyncCursor, (repository_id, PUSH_CURSOR))
         sent_up_to = int(cursor.value) if cursor else 0
-        newest = session.scalar(select(func.max(Commit.id)).where(Commit.repository_id == repository_id)) or 0
-        desired = _desired(session, repository, _page_url(rt), commits_after=sent_up_to)
+        # the cursor follows commit *links*, not commits: an old commit may gain a key later (a project created
+        # since, a branch pushed again), and its link is then newer than the cursor even though the commit is not
+        newest = session.scalar(select(func.max(IssueLink.id)).where(
+            IssueLink.repository_id == repository_id, IssueLink.entity_type == "commit")) or 0
+        desired = _desired(session, repository, _page_url(rt), links_after=sent_up_to)
     changed = [e for e in desired.values()
                if e.type == "commit" or stored.get((e.type, e.id), ("", ()))[0] != _digest(e)]
     changed.sort(key=_newest_first)
@@ -192,20 +196,22 @@ def _digest(entity: DevEntity) -> str:
 
 
 def _keys_by_entity(session: Session, repository_id: int, entity_type: str, *,
-                    after: int = 0) -> dict[int, tuple[str, ...]]:
+                    links_after: int = 0) -> dict[int, tuple[str, ...]]:
+    """Each entity's keys; with ``links_after``, only entities with a link newer than it (with all their keys)."""
     found: dict[int, list[str]] = {}
-    for entity_id, key in session.execute(
-        select(IssueLink.entity_id, IssueLink.key).where(IssueLink.repository_id == repository_id,
-                                                         IssueLink.entity_type == entity_type,
-                                                         IssueLink.entity_id > after)
-        .order_by(IssueLink.entity_id, IssueLink.key)
-    ):
+    query = select(IssueLink.entity_id, IssueLink.key).where(IssueLink.repository_id == repository_id,
+                                                             IssueLink.entity_type == entity_type)
+    if links_after:
+        query = query.where(IssueLink.entity_id.in_(
+            select(IssueLink.entity_id).where(IssueLink.repository_id == repository_id,
+                                              IssueLink.entity_type == entity_type, IssueLink.id > links_after)))
+    for entity_id, key in session.execute(query.order_by(IssueLink.entity_id, IssueLink.key)):
         found.setdefault(entity_id, []).append(key)
     return {entity_id: tuple(keys) for entity_id, keys in found.items()}
 
 
 def _desired(session: Session, repository: Repository, page: str, *,
-             commits_after: int = 0) -> dict[tuple[str, str], DevEntity]:
+             links_after: int = 0) -> dict[tuple[str, str], DevEntity]:
     """Every linked entity of the repository, as the sink takes it.
 
     Only http(s) URLs go to the tracker; where the host gave none (or a ``javascript:`` one, or the repository
@@ -213,7 +219,7 @@ def _desired(session: Session, repository: Repository, page: str, *,
     """
     web = http_url(repository.web_url)
     entities: dict[tuple[str, str], DevEntity] = {}
-    commit_keys = _keys_by_entity(session, repository.id, "commit", after=commits_after)
+    commit_keys = _keys_by_entity(session, repository.id, "commit", links_after=links_after)
 
     def commit_doc(commit: Commit, key: str) -> dict[str, Any]:
         return {"message": commit.message, "author_name": commit.author_name, "author_email": commit.author_email,

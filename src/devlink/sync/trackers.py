@@ -68,8 +68,8 @@ def _settings(rt: Runtime, row: TrackerConnection) -> TrackerSettings:
 
 
 def _proxy(rt: Runtime, stored: str | None) -> str | None:
-    """A proxy with a password is kept encrypted (a Fernet token never starts with a scheme)."""
-    if not stored or stored.startswith(("http://", "https://")):
+    """A proxy with a password is kept encrypted; a Fernet token never holds ``://``, a proxy URL always does."""
+    if not stored or "://" in stored:
         return stored
     return rt.vault.decrypt(stored)
 

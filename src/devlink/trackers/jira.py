@@ -567,13 +567,16 @@ class JiraTracker:
 
     def _signed(self, value: dict[str, Any], issue_key: str, what: str, origin: Origin) -> bool:
         expected = self._sign(f"{issue_key}|{what}|{origin.marker}")
-        return (value.get("ref") == origin.marker and isinstance(value.get("sig"), str)
-                and hmac.compare_digest(value["sig"], expected))
+        given = value.get("sig")
+        return (value.get("ref") == origin.marker and isinstance(given, str) and given.isascii()
+                and hmac.compare_digest(given.encode(), expected.encode()))
 
     def _by_me(self, entity: dict[str, Any]) -> bool:
-        """Whether the integration user wrote it (Cloud: account id; Data Center: name or key)."""
-        author = _dict(entity.get("author"))
-        return self._me is not None and self._me in (author.get("accountId"), author.get("name"), author.get("key"))
+        """Whether the integration user wrote it, and was the last to change it (Cloud: account id; Data
+        Center: name or key): someone allowed to edit others' work logs must not turn one into a marker."""
+        return self._me is not None and all(
+            self._me in (who.get("accountId"), who.get("name"), who.get("key"))
+            for who in (_dict(entity.get("author")), _dict(entity.get("updateAuthor") or entity.get("author"))))
 
     def _marked(self, entity: dict[str, Any], issue_key: str, what: str, origin: Origin) -> bool:
         """devlink's own property, signed, on an entity the integration user wrote: no one else can make one."""
