@@ -260,3 +260,34 @@ def test_an_old_commit_that_gains_a_key_later_is_sent(runtime: Runtime, dc: Jira
     run_sync(runtime, repository_id, full=False)
     push_repository(runtime, repository_id)
     assert "devlink: 1 commits" in links(dc, "NEWP-1")["devlink:issue:NEWP-1"]
+
+
+def test_a_push_under_way_does_not_undo_a_full_resend(runtime: Runtime, dc: JiraStub,
+                                                      bare_remote: tuple[GitRepo, Path],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from devlink.sync import development_push
+    from devlink.sync.development_push import request_push
+
+    from contextlib import contextmanager
+
+    _, repository_id = history(runtime, bare_remote)
+    original = development_push.open_sink
+
+    @contextmanager
+    def sink_that_meets_a_resend(rt):  # type: ignore[no-untyped-def]
+        with original(rt) as sink:
+            send = sink.send
+
+            def send_then_resend(*args, **kwargs):  # type: ignore[no-untyped-def]
+                unknown = send(*args, **kwargs)
+                request_push(rt, repository_id, resend=True)  # a full sync finished meanwhile
+                return unknown
+            sink.send = send_then_resend
+            yield sink
+
+    monkeypatch.setattr(development_push, "open_sink", sink_that_meets_a_resend)
+    superseded = push_repository(runtime, repository_id)
+    assert superseded.state == "pending" and "full resend" in superseded.message
+    monkeypatch.setattr(development_push, "open_sink", original)
+    again = push_repository(runtime, repository_id)
+    assert again.state == "sent" and again.sent == 4  # everything, as the resend asked: 2 commits, branch, pull

@@ -112,3 +112,15 @@ def test_answers_are_bounded_before_they_are_parsed(jira: JiraStub) -> None:
     with pytest.raises(TrackerError) as large:
         client.call("GET", "serverInfo")
     assert "larger than 16 MB" in large.value.message and time.monotonic() - started < 20
+
+
+def test_a_compressed_answer_that_was_not_asked_for_is_refused(jira: JiraStub) -> None:
+    """Compression could inflate past the size bound, or drip empty blocks past the deadline: devlink asks for
+    identity and refuses anything else before reading the body."""
+    client = tracker(jira).client
+    jira.fail_next("GET", r"/serverInfo$", 200, headers={"Content-Encoding": "deflate"}, body={"x": 1})
+    with pytest.raises(TrackerError) as compressed:
+        client.call("GET", "serverInfo")
+    assert "compressed answer" in compressed.value.message
+    assert all(r.headers.get("accept-encoding", r.headers.get("Accept-Encoding")) == "identity"
+               for r in jira.requests)

@@ -263,4 +263,5 @@ class DevPushState(Base):
     sent: Mapped[int] = mapped_column(Integer, default=0)  # entities sent by the last push
     unknown_keys: Mapped[str] = mapped_column(Text, default="[]")  # JSON: keys the tracker has no issue for
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resends: Mapped[int] = mapped_column(Integer, default=0)  # full resends asked: a push under way checks it
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -78,11 +78,14 @@ def request_push(rt: Runtime, repository_id: int, *, resend: bool = False) -> No
             session.execute(delete(DevPushItem).where(DevPushItem.repository_id == repository_id))
             session.execute(delete(SyncCursor).where(SyncCursor.repository_id == repository_id,
                                                      SyncCursor.entity_type == PUSH_CURSOR))
+            session.execute(update(DevPushState).where(DevPushState.repository_id == repository_id)
+                            .values(resends=DevPushState.resends + 1))  # a push under way must not undo it
         state = session.get(DevPushState, repository_id)
         name = session.scalar(select(Repository.name).where(Repository.id == repository_id)) or ""
         if state is None:
             session.add(DevPushState(repository_id=repository_id, repository_name=name[:200], state="pending",
-                                     message="", sent=0, unknown_keys="[]", updated_at=utcnow()))
+                                     message="", sent=0, unknown_keys="[]", resends=1 if resend else 0,
+                                     updated_at=utcnow()))
         elif state.state != "pending":
             state.state, state.next_attempt_at, state.updated_at = "pending", None, utcnow()
 
@@ -154,6 +157,7 @@ def _push(rt: Runtime, sink: DevelopmentSink, repository_id: int) -> PushResult:
             return PushResult(repository_id, "forgotten", deleted=len(forgotten))
         target = DevRepository(str(repository.id), repository.name,
                                http_url(repository.web_url) or f"{rt.settings.public_url}/repositories")
+        resends = _resends(session, repository_id)
         cursor = session.get(SyncCursor, (repository_id, PUSH_CURSOR))
         sent_up_to = int(cursor.value) if cursor else 0
         # the cursor follows commit *links*, not commits: an old commit may gain a key later (a project created
@@ -170,14 +174,15 @@ def _push(rt: Runtime, sink: DevelopmentSink, repository_id: int) -> PushResult:
     for start in range(0, len(changed), sink.chunk):
         chunk = changed[start:start + sink.chunk]
         result.unknown_keys |= sink.send(target, chunk, sequence)
-        _remember(rt, repository_id, chunk)
+        if not _remember(rt, repository_id, chunk, resends):
+            return _superseded(repository_id)
         result.sent += len(chunk)
     if gone:
         sink.delete(target, gone, sequence)
         _forget_items(rt, repository_id, gone)
         result.deleted = len(gone)
-    if newest != sent_up_to:
-        _save_cursor(rt, repository_id, newest, exists=cursor is not None)
+    if newest != sent_up_to and not _save_cursor(rt, repository_id, newest, resends, exists=cursor is not None):
+        return _superseded(repository_id)
     touched = {key for entity in [*changed, *gone] for key in entity.keys}
     if touched:
         with rt.sessions() as session:
@@ -292,22 +297,36 @@ def _page_url(rt: Runtime) -> str:
     return rt.settings.public_url + "/issues/{key}"
 
 
-def _save_cursor(rt: Runtime, repository_id: int, newest: int, *, exists: bool) -> None:
+def _resends(session: Session, repository_id: int) -> int:
+    return session.scalar(select(DevPushState.resends).where(DevPushState.repository_id == repository_id)) or 0
+
+
+def _superseded(repository_id: int) -> PushResult:
+    """A full resend was asked while this push ran: what it recorded stays undone, the next push sends all."""
+    return PushResult(repository_id, "pending", message="a full resend was asked meanwhile", retry_after=1)
+
+
+def _save_cursor(rt: Runtime, repository_id: int, newest: int, resends: int, *, exists: bool) -> bool:
     with rt.sessions.begin() as session:
+        if _resends(session, repository_id) != resends:
+            return False
         if exists:
             session.execute(update(SyncCursor).where(SyncCursor.repository_id == repository_id,
                                                      SyncCursor.entity_type == PUSH_CURSOR)
                             .values(value=str(newest), updated_at=utcnow()))
         elif session.get(Repository, repository_id) is not None:
             session.add(SyncCursor(repository_id=repository_id, entity_type=PUSH_CURSOR, value=str(newest)))
+    return True
 
 
-def _remember(rt: Runtime, repository_id: int, entities: list[DevEntity]) -> None:
+def _remember(rt: Runtime, repository_id: int, entities: list[DevEntity], resends: int) -> bool:
     """Record what the tracker now has: branches and pull requests by digest; of commits (followed by the
     cursor) only their keys, one ``issue`` row each, so that forgetting the repository can recount them."""
     keys = sorted({key for e in entities if e.type == "commit" for key in e.keys})
     entities = [e for e in entities if e.type != "commit"]
     with rt.sessions.begin() as session:
+        if _resends(session, repository_id) != resends:
+            return False
         if keys:
             insert_ignore(session, table(DevPushItem), [
                 {"repository_id": repository_id, "entity_type": "issue", "entity_id": key, "keys": json.dumps([key]),
@@ -316,6 +335,7 @@ def _remember(rt: Runtime, repository_id: int, entities: list[DevEntity]) -> Non
         session.add_all(DevPushItem(repository_id=repository_id, entity_type=e.type, entity_id=e.id,
                                     keys=json.dumps(list(e.keys)), digest=_digest(e), sent_at=utcnow())
                         for e in entities)
+    return True
 
 
 def _forget_items(rt: Runtime, repository_id: int, entities: list[DevEntity]) -> None:

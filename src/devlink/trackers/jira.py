@@ -115,7 +115,8 @@ def http_client(settings: TrackerSettings, *, auth: httpx.Auth | None = None,
     return httpx.Client(
         auth=auth, verify=verify_tls, proxy=settings.proxy or None, trust_env=settings.proxy is None,
         timeout=settings.timeout, follow_redirects=False,
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity",
+                 **(headers or {})},
     )
 
 
@@ -196,8 +197,12 @@ class JiraClient:
                 if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
                     raise TrackerError(f"Jira's answer to {method} {url} is larger than "
                                        f"{MAX_ANSWER_BYTES >> 20} MB", reason="invalid")
+                # asked for identity; a compressed answer could inflate without bound, or never yield a byte
+                if response.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
+                    raise TrackerError(f"{self.label} at {_host(self.site)} sent a compressed answer devlink did "
+                                       "not ask for", reason="invalid")
                 chunks, size = [], 0
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_raw():
                     if time.monotonic() > deadline:
                         raise TrackerUnavailable(f"{self.label} at {_host(self.site)} did not finish answering within "
                                                  f"{3 * self._timeout:g} s", reason="network")

@@ -74,6 +74,7 @@ def upgrade() -> None:
     sa.Column('sent', sa.Integer(), nullable=False),
     sa.Column('unknown_keys', sa.Text(), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('resends', sa.Integer(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('repository_id', name=op.f('pk_dev_push_states'))
     )
