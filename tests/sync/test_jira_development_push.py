@@ -265,10 +265,10 @@ def test_an_old_commit_that_gains_a_key_later_is_sent(runtime: Runtime, dc: Jira
 def test_a_push_under_way_does_not_undo_a_full_resend(runtime: Runtime, dc: JiraStub,
                                                       bare_remote: tuple[GitRepo, Path],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import contextmanager
+
     from devlink.sync import development_push
     from devlink.sync.development_push import request_push
-
-    from contextlib import contextmanager
 
     _, repository_id = history(runtime, bare_remote)
     original = development_push.open_sink
