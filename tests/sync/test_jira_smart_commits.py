@@ -289,3 +289,24 @@ def test_a_revoked_token_keeps_commands_pending_until_it_is_given_again(
     run_sync(runtime, repository_id, full=False)
     assert [o for _, _, o, _ in ledger(runtime)] == ["done"]
     assert len(jira.comments("KAFKA-1")) == 1
+
+
+def test_a_pass_that_failed_still_runs_before_a_later_one(runtime: Runtime, jira: JiraStub,
+                                                          linked: tuple[GitRepo, int],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from devlink.sync import smart_commits
+
+    repo, repository_id = linked
+    push(repo, "KAFKA-2 #start-progress")
+    real = smart_commits.known_project_keys
+
+    def died(rt: Runtime) -> None:
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(smart_commits, "known_project_keys", died)
+    run_sync(runtime, repository_id, full=False)  # commits stored; their smart commits never ran
+    monkeypatch.setattr(smart_commits, "known_project_keys", real)
+    push(repo, "KAFKA-2 #send-to-review")  # the child, stored by a later pass
+    run_sync(runtime, repository_id, full=False)
+    assert [o for _, _, o, _ in ledger(runtime)] == ["done", "done"], ledger(runtime)
+    assert jira.status("KAFKA-2") == "In Review"

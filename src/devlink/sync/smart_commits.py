@@ -98,6 +98,9 @@ def run_smart_commits(rt: Runtime, repository_id: int) -> SmartCommitTally:
         oldest_allowed = utcnow() - timedelta(days=rt.settings.smart_commit_max_age)
         if bounds[-1] < newest:
             bounds.append(newest)
+            # this pass's end is known before it runs: a pass that dies (or fails) leaves it, and the next
+            # one still runs this pass's commits before those of later passes
+            _save_cursor(rt, repository_id, ",".join(map(str, bounds)), exists=True)
         try:
             with open_outside(rt) as outside:
                 projects = known_project_keys(rt) or frozenset()  # no project: no key is a command
@@ -111,7 +114,6 @@ def run_smart_commits(rt: Runtime, repository_id: int) -> SmartCommitTally:
             tally.retry_after = exc.retry_after
             log.warning("smart_commits.deferred repository=%s reason=%s retry_after=%s", repository_id,
                         exc.reason, exc.retry_after)
-            _save_cursor(rt, repository_id, ",".join(map(str, bounds)), exists=True)
             return tally
     _save_cursor(rt, repository_id, str(newest), exists=bool(bounds))
     if tally.done or tally.error or tally.skipped:
