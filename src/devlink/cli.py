@@ -366,7 +366,7 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
     rt = _runtime()
     with rt.sessions() as session:
         linked = select(Repository).where(Repository.linked.is_(True)).order_by(Repository.name)
-        views = [queries.repository_view(r) for r in session.scalars(linked)]
+        views = queries.repository_views(session, session.scalars(linked))
     if as_json:
         _print_json(views)
         return
@@ -859,7 +859,7 @@ def account_repos(
         link_repositories(rt, account_id, unlink, linked=False)
     with rt.sessions() as session:
         rows = session.scalars(select(Repository).where(Repository.account_id == account_id).order_by(Repository.name))
-        views = [queries.repository_view(r) for r in rows]
+        views = queries.repository_views(session, rows)
     if as_json:
         _print_json(views)
         return
@@ -916,18 +916,10 @@ def tracker_alias(
     username: Annotated[str, typer.Argument(help="the tracker user it stands for")],
 ) -> None:
     """Map a commit author e-mail to a tracker user for smart commits (with Jira: a user name or account id)."""
-    from devlink.sync.trackers import add_outside_alias, outside_kind
-    from devlink.trackers.builtin import add_alias
+    from devlink.sync.trackers import add_alias
 
-    rt = _runtime()
-    if outside_kind(rt) is not None:
-        found = add_outside_alias(rt, email, username)
-        say(f"{found['email']} → {found['user']} ({found['name']})")
-        return
-    else:
-        with rt.sessions.begin() as session:
-            add_alias(session, email, username)
-    say(f"{email.strip().lower()} → {username}")
+    found = add_alias(_runtime(), email, username)
+    say(f"{found['email']} → {found['user']}" + (f" ({found['name']})" if found["name"] else ""))
 
 
 @tracker_app.command("project")

@@ -1,6 +1,5 @@
 """Jira over a real ``devlink serve`` (embedded queue): REST to connect, a push hook, Jira acting, the issue page."""
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,8 @@ def jira() -> Iterator[JiraStub]:
         assert stub.violations == []
 
 
-def test_connect_push_and_see_jira_on_the_issue_page(server: Server, jira: JiraStub, tmp_path: Path) -> None:
+def test_connect_push_and_see_jira_on_the_issue_page(server: Server, jira: JiraStub,
+                                                     bare_remote: tuple[GitRepo, Path]) -> None:
     with server.client() as client:
         assert client.get("/api/v1/tracker").json() == {"kind": "builtin"}
         bad = client.put("/api/v1/tracker", json={"kind": "jira", "url": jira.url, "token": "wrong"})
@@ -41,11 +41,8 @@ def test_connect_push_and_see_jira_on_the_issue_page(server: Server, jira: JiraS
         assert (shown["kind"], shown["url"], shown["development_data"]) == ("jira", jira.url, "remote links")
         assert TOKEN not in put.text + str(shown)
 
-        repo = GitRepo(tmp_path / "work")
+        repo, bare = bare_remote
         repo._clock = int(time.time()) - 600
-        bare = tmp_path / "server.git"
-        subprocess.run(["git", "-c", "init.defaultBranch=main", "init", "-q", "--bare", str(bare)], check=True)
-        repo.git("remote", "add", "origin", str(bare))
         repo.commit("WEB-1 start, and NOPE-1 which is no Jira project")
         repo.git("push", "-q", "origin", "main")
         assert server.cli("repo", "add", str(bare), "--name", "web").returncode == 0
@@ -55,7 +52,8 @@ def test_connect_push_and_see_jira_on_the_issue_page(server: Server, jira: JiraS
         repo.commit("WEB-1 #comment on it #time 45m", author="Ada Lovelace <ada@example.com>")
         repo.git("push", "-q", "origin", "main")  # the post-receive hook tells devlink; the worker acts on Jira
         deadline = time.monotonic() + 30
-        while not (jira.comments("WEB-1") and jira.remote_links("WEB-1")):
+        # repo add sent the first commit's link already; wait for the push that follows the hook's sync
+        while not (jira.comments("WEB-1") and "2 commits" in str(jira.remote_links("WEB-1"))):
             assert time.monotonic() < deadline, "Jira never heard of it"
             time.sleep(0.05)
         server.wait_idle(repository_id)

@@ -6,7 +6,7 @@ dict is served by ``GET /api/v1/issues/{key}/development`` and printed by
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select, text
@@ -24,6 +24,7 @@ __all__ = [
     "project_links",
     "repository_summary",
     "repository_view",
+    "repository_views",
     "smart_commit_view",
     "smart_commits",
     "unknown_project_notice",
@@ -65,6 +66,15 @@ def repository_view(repository: Repository) -> dict[str, Any]:
             "skipped": _entity_errors(repository),
         },
     }
+
+
+def repository_views(session: Session, repositories: Iterable[Repository]) -> list[dict[str, Any]]:
+    """``repository_view`` of many rows: their push states read in one query, not one per row."""
+    rows = list(repositories)
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 500):  # loaded into the session, where ``_push_view`` finds them
+        session.scalars(select(DevPushState).where(DevPushState.repository_id.in_(ids[start:start + 500]))).all()
+    return [repository_view(r) for r in rows]
 
 
 def _push_view(repository: Repository) -> dict[str, Any] | None:

@@ -31,11 +31,13 @@ from devlink.store.tracker import DevPushItem, DevPushState, TrackerAlias, Track
 from devlink.trackers import OUTSIDE, module_for
 from devlink.trackers.base import DevelopmentSink, OutsideTracker, TrackerSettings, TrackerUnavailable
 from devlink.trackers.builtin import BuiltinTracker
+from devlink.trackers.builtin import add_alias as builtin_alias
 
 __all__ = [
     "ISSUE_TTL",
     "PROJECT_KEYS_TTL",
     "Change",
+    "add_alias",
     "add_outside_alias",
     "describe",
     "issue_details",
@@ -89,10 +91,10 @@ def _checked_proxy(proxy: str | None) -> str | None:
     return proxy.strip()
 
 
-def _view(row: TrackerConnection | None, rt: Runtime | None = None) -> dict[str, Any]:
+def _view(row: TrackerConnection | None, rt: Runtime) -> dict[str, Any]:
     if row is None:
         return {"kind": "builtin"}
-    proxy = _proxy(rt, row.proxy) if rt is not None else row.proxy
+    proxy = _proxy(rt, row.proxy)
     return {
         "kind": row.kind, "url": row.url, "deployment": row.deployment, "email": row.email,
         "user": row.user, "server_title": row.server_title, "version": row.version,
@@ -188,23 +190,14 @@ def use_outside(rt: Runtime, kind: str, *, url: str, token: str, email: str | No
             _forget_pushes(session, due=True)
         session.flush()
         view = _view(row, rt)
-    where = "Jira Cloud" if site.cloud else "Jira Data Center / Server"
-    notes = [
-        f"connected to {where} {site.version} at {site.url} as {site.user_display}",
-        "from now on only keys of the site's projects are linked, and smart commits act on its issues",
-        "links already made for keys of other projects stay until a full resync: devlink sync --full",
-    ]
+    # the tracker's own words first (which site), then what follows for any tracker
+    notes = module.connected(site, development_data=devinfo is not None, devlink_url=rt.settings.public_url,
+                             devlink_url_set=bool(rt.settings.base_url))
+    notes[1:1] = ["from now on only keys of the site's projects are linked, and smart commits act on its issues",
+                  "links already made for keys of other projects stay until a full resync: devlink sync --full"]
     if urlsplit(site.url).scheme == "http" and urlsplit(site.url).hostname not in ("127.0.0.1", "localhost", "::1"):
-        notes.append(f"{site.url} is plain http: the token crosses the network unencrypted; use https if the site "
-                     "has it")
-    if not rt.settings.base_url and not site.cloud:
-        notes.append(f"Jira's links to devlink's issue pages use {rt.settings.public_url}; set DEVLINK_BASE_URL "
-                     "to the address people reach devlink at")
-    if site.cloud and devinfo is None:
-        notes.append("development data is not sent to Jira Cloud without the devinfo OAuth credentials "
-                     "(--devinfo-client-id, --devinfo-client-secret-file); docs/jira.md says how to create them")
-    else:
-        notes.append("each repository's development data is sent to the site after its next sync")
+        notes.insert(3, f"{site.url} is plain http: the token crosses the network unencrypted; use https if the "
+                        "site has it")
     log.info("tracker.connected kind=%s deployment=%s", kind, view["deployment"])
     return Change(view, notes)
 
@@ -278,7 +271,7 @@ def known_project_keys(rt: Runtime, *, ask: bool = True) -> frozenset[str] | Non
     with rt.sessions() as session:
         if session.get(TrackerConnection, _ROW) is None:
             return BuiltinTracker(session).project_keys()
-        cached = _cache_get(rt, "projects", PROJECT_KEYS_TTL if ask else None)
+        cached = _cache_get(rt, "projects", PROJECT_KEYS_TTL if ask else None, session)
         if cached is not None:
             return frozenset(cached)
         if not ask:
@@ -338,8 +331,17 @@ def issue_details(rt: Runtime, key: str) -> dict[str, Any] | None:
     return found
 
 
-def add_outside_alias(rt: Runtime, email: str, user: str) -> dict[str, str]:
-    """Map an author e-mail to an outside tracker's user (Jira user name or account id)."""
+def add_alias(rt: Runtime, email: str, user: str) -> dict[str, str | None]:
+    """Map an author e-mail to a user of the tracker in use; ``name`` is the outside tracker's name for them."""
+    if outside_kind(rt) is not None:
+        return add_outside_alias(rt, email, user)
+    with rt.sessions.begin() as session:
+        builtin_alias(session, email, user)
+    return {"email": email.strip().lower(), "user": user, "name": None}
+
+
+def add_outside_alias(rt: Runtime, email: str, user: str) -> dict[str, str | None]:
+    """Map an author e-mail to an outside tracker's user (for Jira: a user name or an account id)."""
     address = email.strip().lower()
     if "@" not in address:
         raise InvalidInput(f"{email!r} is not an e-mail address")
@@ -348,11 +350,11 @@ def add_outside_alias(rt: Runtime, email: str, user: str) -> dict[str, str]:
         raise InvalidInput(f"{user!r} is not a user name or account id")
     with open_outside(rt, patient=False) as tracker:
         if tracker is None:
-            raise NotFound("no outside tracker is in use", hint="devlink tracker use jira --url URL --token -")
+            raise NotFound("no outside tracker is in use", hint="devlink tracker use KIND --url URL --token -")
         name = tracker.user(user)
+        hint = tracker.user_hint
     if name is None:
-        raise NotFound(f"the tracker has no user {user!r}",
-                       hint="give a Data Center user name, or a Jira Cloud account id (from the user's profile URL)")
+        raise NotFound(f"the tracker has no user {user!r}", hint=hint)
     with rt.sessions.begin() as session:
         alias = session.scalars(select(TrackerAlias).where(TrackerAlias.email == address)).first()
         if alias is None:
@@ -368,12 +370,15 @@ def _aliases(rt: Runtime, email: str) -> list[tuple[str, str | None]]:
             select(TrackerAlias.user, TrackerAlias.display_name).where(TrackerAlias.email == email))]
 
 
-def _cache_get(rt: Runtime, key: str, ttl: int | None) -> Any:
-    with rt.sessions() as session:
-        entry = session.get(TrackerCacheEntry, key)
-        if entry is None or (ttl is not None and entry.fetched_at < utcnow() - timedelta(seconds=ttl)):
-            return None
-        return json.loads(entry.value)
+def _cache_get(rt: Runtime, key: str, ttl: int | None, session: Session | None = None) -> Any:
+    """The cached answer if younger than ``ttl`` seconds (any age for None); read in ``session`` when given."""
+    if session is None:
+        with rt.sessions() as own:
+            return _cache_get(rt, key, ttl, own)
+    entry = session.get(TrackerCacheEntry, key)
+    if entry is None or (ttl is not None and entry.fetched_at < utcnow() - timedelta(seconds=ttl)):
+        return None
+    return json.loads(entry.value)
 
 
 def _cache_put(rt: Runtime, key: str, value: Any) -> None:

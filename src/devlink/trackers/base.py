@@ -119,6 +119,9 @@ class Tracker(Protocol):
 class OutsideTracker(Tracker, Protocol):
     """A tracker outside devlink's database (Jira): effects are claimed, done there, then recorded."""
 
+    #: what to give ``tracker alias`` as the user, said when a name is unknown
+    user_hint: str
+
     def issue(self, issue_key: str) -> IssueDetails | None:
         """The issue's summary, status and assignee, or None when it does not exist."""
 

@@ -46,6 +46,7 @@ __all__ = [
     "JiraClient",
     "JiraTracker",
     "SiteInfo",
+    "connected",
     "http_client",
     "jira_time",
     "open_sink",
@@ -77,8 +78,20 @@ class SiteInfo:
     user_display: str
 
 
-def _deployment(cloud: bool) -> str:
-    return "Jira Cloud" if cloud else "Jira Data Center"
+def connected(site: SiteInfo, *, development_data: bool = False, devlink_url: str = "",
+              devlink_url_set: bool = True) -> list[str]:
+    """What ``tracker use`` tells: which site it is first, then where development data goes from now on."""
+    notes = [f"connected to {'Jira Cloud' if site.cloud else 'Jira Data Center / Server'} {site.version} at "
+             f"{site.url} as {site.user_display}"]
+    if not devlink_url_set and not site.cloud:
+        notes.append(f"Jira's links to devlink's issue pages use {devlink_url}; set DEVLINK_BASE_URL to the "
+                     "address people reach devlink at")
+    if site.cloud and not development_data:
+        notes.append("development data is not sent to Jira Cloud without the devinfo OAuth credentials "
+                     "(--devinfo-client-id, --devinfo-client-secret-file); docs/jira.md says how to create them")
+    else:
+        notes.append("each repository's development data is sent to the site after its next sync")
+    return notes
 
 
 def _host(url: str) -> str:
@@ -396,6 +409,8 @@ class JiraTracker:
     Jira's own search, which Cloud answers without hidden addresses);
     ``cached_keys`` returns project keys through devlink's shared cache.
     """
+
+    user_hint = "give a Data Center user name, or a Jira Cloud account id (from the user's profile URL)"
 
     def __init__(self, client: JiraClient, *, aliases: Callable[[str], list[tuple[str, str | None]]],
                  cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]],

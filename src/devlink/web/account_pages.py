@@ -80,7 +80,7 @@ def _account_page(request: Request, session: Session, ref: str, error: str | Non
     account = find_account(session, ref)
     view = next(v for v in account_views(session) if v["id"] == account.id)
     rows = session.scalars(select(Repository).where(Repository.account_id == account.id).order_by(Repository.name))
-    repositories: list[dict[str, Any]] = [queries.repository_view(r) for r in rows]
+    repositories: list[dict[str, Any]] = queries.repository_views(session, rows)
     busy = any(r["sync"]["state"] in ("queued", "running") for r in repositories)
     return templates.TemplateResponse(
         request, "account.html", {"account": view, "repositories": repositories, "busy": busy, "error": error},

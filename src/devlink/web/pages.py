@@ -100,7 +100,7 @@ def _repositories_page(
 ) -> Response:
     """``typed``: what the form held when it was refused, shown again so nothing has to be retyped."""
     linked = select(Repository).where(Repository.linked.is_(True)).order_by(Repository.name)
-    views = [queries.repository_view(r) for r in session.scalars(linked)]
+    views = queries.repository_views(session, session.scalars(linked))
     busy = any(v["sync"]["state"] in ("queued", "running") for v in views)
     return templates.TemplateResponse(
         request, "repositories.html",

@@ -122,7 +122,7 @@ def account_repositories(account: str, session: SessionDep) -> list[dict[str, An
     """Every repository discovered on the account, linked or not."""
     account_id = find_account(session, account).id
     rows = session.scalars(select(Repository).where(Repository.account_id == account_id).order_by(Repository.name))
-    return [queries.repository_view(r) for r in rows]
+    return queries.repository_views(session, rows)
 
 
 @router.post("/{account}/discover", responses=problems(404, 429, 502))

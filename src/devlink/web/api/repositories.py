@@ -33,7 +33,7 @@ class RepositoryPatch(BaseModel):
 @router.get("")
 def list_repositories(session: SessionDep) -> list[dict[str, Any]]:
     """Every linked repository with its sync state."""
-    return [queries.repository_view(r) for r in session.scalars(select(Repository).order_by(Repository.name))]
+    return queries.repository_views(session, session.scalars(select(Repository).order_by(Repository.name)))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from devlink.errors import InvalidInput
 from devlink.store.tracker import Project, TrackerUser, UserEmail
-from devlink.sync.trackers import add_outside_alias, describe, outside_kind, use_builtin, use_outside
-from devlink.trackers.builtin import add_alias, create_project, create_user
+from devlink.sync.trackers import add_alias, describe, use_builtin, use_outside
+from devlink.trackers.builtin import create_project, create_user
 from devlink.web.deps import RuntimeDep, SessionDep
 from devlink.web.responses import problems
 
@@ -109,9 +109,5 @@ def add_user(body: UserIn, rt: RuntimeDep) -> dict[str, Any]:
 @router.post("/aliases", status_code=status.HTTP_201_CREATED, responses=problems(404))
 def alias(body: AliasIn, rt: RuntimeDep) -> dict[str, Any]:
     """Map a commit author e-mail to a user for smart commits (with Jira: a user name or account id)."""
-    if outside_kind(rt) is not None:
-        add_outside_alias(rt, body.email, body.username)
-    else:
-        with rt.sessions.begin() as session:
-            add_alias(session, body.email, body.username)
-    return {"email": body.email.strip().lower(), "username": body.username}
+    found = add_alias(rt, body.email, body.username)
+    return {"email": found["email"], "username": body.username}
