@@ -67,11 +67,11 @@ def test_account_add_errors_are_clear(github: GitHubWorld, tmp_path: Path) -> No
     assert bad.returncode == 1 and "refused the credential" in bad.stderr and "ghp_nope" not in bad.stderr
     nobody = devlink(home, "account", "add", "github", "ghost", "--url", url, "--token", TOKEN)
     assert nobody.returncode == 1 and "account 'ghost' not found" in nobody.stderr
-    kind = devlink(home, "account", "add", "gitlab", "octo", "--token", TOKEN)
-    assert kind.returncode == 1 and "unknown host kind 'gitlab'" in kind.stderr
+    kind = devlink(home, "account", "add", "fossil", "octo", "--token", TOKEN)
+    assert kind.returncode == 1 and "unknown host kind 'fossil'; devlink links: github, gitlab" in kind.stderr
     host = devlink(home, "host", "set", "--url", url, "--oauth-client-id", "Iv1.abc", "--oauth-client-secret", "-",
                    input="s3cret\n")
-    assert host.returncode == 0 and "OAuth App set" in host.stdout and "s3cret" not in host.stdout
+    assert host.returncode == 0 and "OAuth application set" in host.stdout and "s3cret" not in host.stdout
     assert "re-pinned" not in host.stdout  # no account on the host yet
 
 

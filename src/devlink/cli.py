@@ -53,7 +53,8 @@ smart_app = typer.Typer(
 )
 app.add_typer(smart_app, name="smart-commit")
 account_app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Link host accounts (GitHub, GHES) and pick their repositories."
+    no_args_is_help=True, rich_markup_mode=None,
+    help="Link host accounts (GitHub, GitLab, …) and pick their repositories.",
 )
 app.add_typer(account_app, name="account")
 host_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Host settings: TLS, proxy, OAuth and Apps.")
@@ -128,8 +129,8 @@ def serve(
     rt = Runtime.open(replace(settings, host=bind_host, port=bind_port, served_url=url))
     err.print(f"devlink on {url}  (data in {rt.settings.home})", highlight=False)
     with rt.sessions() as session:
-        hosts_call_in = bool(account_views(session))  # only a linked account's host sends webhooks here
-    if hosts_call_in and (warning := hook_url_warning(rt)):
+        views = account_views(session)  # only a linked account's host sends webhooks here
+    if views and (warning := hook_url_warning(rt, views[0]["host"]["host_kind"])):
         err.print(f"warning: {escape(warning)}", highlight=False)
     if (noted := record_server(settings.home, url)) != url:
         err.print(f"warning: another devlink serve of this data directory listens on {noted}; commands in "
@@ -696,7 +697,10 @@ def tracker_show(as_json: Annotated[bool, typer.Option("--json", help="print JSO
 
 # ---------------------------------------------------------------- accounts
 
-HOST_KINDS = ("github",)
+def _host_kinds() -> tuple[str, ...]:
+    from devlink.hosts import kinds
+
+    return kinds()
 
 
 def _read_token(token: str | None) -> str | None:
@@ -708,41 +712,48 @@ def _read_token(token: str | None) -> str | None:
 
 @host_app.command("set")
 def host_set(
-    url: Annotated[str, typer.Option(help="web URL of the host")] = "https://github.com",
-    api_url: Annotated[str | None, typer.Option(help="API URL [default: api.github.com, or URL/api/v3]")] = None,
+    url: Annotated[str, typer.Option(help="web URL of the host [default: the kind's public service]")] = "",
+    kind: Annotated[str, typer.Option(help="host kind of a new host: github, gitlab [default: github]")] = "",
+    api_url: Annotated[str | None, typer.Option(help="API URL [default: the kind's, e.g. URL/api/v4]")] = None,
     ca_bundle: Annotated[str | None, typer.Option(help="PEM file of CAs to trust ('' to clear)")] = None,
     proxy: Annotated[str | None, typer.Option(help="HTTP(S) proxy URL ('' to clear)")] = None,
     timeout: Annotated[float | None, typer.Option(help="seconds per request")] = None,
-    oauth_client_id: Annotated[str | None, typer.Option(help="client id of an OAuth App")] = None,
+    oauth_client_id: Annotated[str | None, typer.Option(help="client id of an OAuth application")] = None,
     oauth_client_secret: Annotated[str | None, typer.Option(help="its client secret; - reads stdin")] = None,
     app_id: Annotated[str | None, typer.Option(help="GitHub App id")] = None,
     private_key: Annotated[Path | None, typer.Option(help="GitHub App private key (PEM file)")] = None,
     app_webhook_secret: Annotated[str | None, typer.Option(help="the App's webhook secret; - reads stdin")] = None,
 ) -> None:
-    """Create or change a host's settings; the OAuth App enables /oauth/github/start."""
+    """Create or change a host's settings; an OAuth application enables /oauth/KIND/start."""
     from devlink.sync.accounts import AccountOptions, configure_host
 
     key = private_key.read_text() if private_key else None
-    options = AccountOptions(name="", web_url=url, api_url=api_url, ca_bundle=ca_bundle, proxy=proxy,
-                             timeout=timeout, app_id=app_id, private_key=key)
+    if (app_id is None) != (key is None):
+        raise InvalidInput("--app-id and --private-key go together", reason="invalid")
+    own = {"app_id": app_id, "app_private_key": key, "app_webhook_secret": _read_token(app_webhook_secret)}
+    options = AccountOptions(name="", kind=kind, web_url=url, api_url=api_url, ca_bundle=ca_bundle, proxy=proxy,
+                             timeout=timeout)
     view = configure_host(_runtime(), options, oauth_client_id=oauth_client_id,
                           oauth_client_secret=_read_token(oauth_client_secret),
-                          app_webhook_secret=_read_token(app_webhook_secret))
+                          host_options={k: v for k, v in own.items() if v is not None} or None)
     oauth = "set" if view["oauth_client_secret_set"] else "not set"
-    github_app = "set" if view["app_private_key_set"] else "not set"
-    say(f"host {view['name']}: API {view['api_url']}, OAuth App {oauth}, GitHub App {github_app}")
+    extra = "".join(f", {k.replace('_set', '').replace('_', ' ')} {'set' if v else 'not set'}"
+                    for k, v in view.items() if k.endswith("_set") and k != "oauth_client_secret_set")
+    say(f"host {view['name']} ({view['host_kind']}): API {view['api_url']}, OAuth application {oauth}{extra}")
     if view["repinned"]:
         say(f"  re-pinned: the credentials of {', '.join(view['repinned'])} go to {view['api_url']} from now on")
 
 
 @account_app.command("add")
 def account_add(
-    kind: Annotated[str, typer.Argument(help="host kind: github (github.com or GitHub Enterprise Server)")],
-    name: Annotated[str, typer.Argument(help="the user or organisation to link")],
-    url: Annotated[str, typer.Option(help="web URL of the host; a GHES URL for Enterprise")] = "https://github.com",
-    api_url: Annotated[str | None, typer.Option(help="API URL [default: api.github.com, or URL/api/v3]")] = None,
+    kind: Annotated[str, typer.Argument(help="host kind: github (github.com or Enterprise Server), gitlab "
+                                             "(gitlab.com or self-managed)")],
+    name: Annotated[str, typer.Argument(help="the user, organisation or group (full path) to link")],
+    url: Annotated[str, typer.Option(help="web URL of a self-hosted server [default: the kind's public "
+                                          "service]")] = "",
+    api_url: Annotated[str | None, typer.Option(help="API URL [default: the kind's, e.g. URL/api/v4]")] = None,
     token: Annotated[str | None, typer.Option(
-        envvar="DEVLINK_GITHUB_TOKEN", help="personal access token (classic or fine-grained); - reads stdin")] = None,
+        help="access token; - reads stdin [default: $DEVLINK_<KIND>_TOKEN, else asked]")] = None,
     app_id: Annotated[str | None, typer.Option(help="GitHub App id (instead of a token)")] = None,
     private_key: Annotated[Path | None, typer.Option(help="GitHub App private key (PEM file)")] = None,
     installation_id: Annotated[str | None, typer.Option(help="App installation [default: found from NAME]")] = None,
@@ -757,16 +768,18 @@ def account_add(
     """Link an account: verify the credential, list its repositories, link the chosen ones and install webhooks."""
     from devlink.sync.accounts import AccountOptions, link_account
 
-    if kind not in HOST_KINDS:
-        raise InvalidInput(f"unknown host kind {kind!r}; devlink links: {', '.join(HOST_KINDS)}")
-    secret = _read_token(token)
+    if kind not in _host_kinds():
+        raise InvalidInput(f"unknown host kind {kind!r}; devlink links: {', '.join(_host_kinds())}",
+                           reason="bad_kind")
+    secret = _read_token(token) or os.environ.get(f"DEVLINK_{kind.upper()}_TOKEN") or None
     key = private_key.read_text() if private_key else None
     if not secret and not app_id:
         secret = typer.prompt("token", hide_input=True)
+    own = {"app_id": app_id, "app_private_key": key, "installation_id": installation_id}
     options = AccountOptions(
-        name=name, web_url=url, api_url=api_url, token=secret, app_id=app_id, private_key=key,
-        installation_id=installation_id, ca_bundle=ca_bundle, proxy=proxy, timeout=timeout, auto_link=auto_link,
-        smart_commits=smart_commits, link=_link_choice(link), may_set_up_host=True,
+        name=name, kind=kind, web_url=url, api_url=api_url, token=secret,
+        options={k: v for k, v in own.items() if v}, ca_bundle=ca_bundle, proxy=proxy, timeout=timeout,
+        auto_link=auto_link, smart_commits=smart_commits, link=_link_choice(link), may_set_up_host=True,
     )
     rt = _runtime()
     account_id, found = link_account(rt, options)
@@ -815,7 +828,7 @@ def account_list(as_json: Annotated[bool, typer.Option("--json", help="print JSO
         _print_json(views)
         return
     if not views:
-        say("no accounts linked yet. Try: devlink account add github NAME --token -")
+        say(f"no accounts linked yet. Try: devlink account add KIND NAME --token - (KIND: {', '.join(_host_kinds())})")
         return
     table = Table("id", "account", "host", "auth", "repositories", "auto-link", "budget", "error")
     for view in views:

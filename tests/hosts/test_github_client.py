@@ -4,6 +4,7 @@ TLS (a CA bundle, a wrong scheme), proxies, and a GitHub App's installation toke
 import datetime as dt
 import http.client
 import ipaddress
+import json
 import re
 import socket
 import ssl
@@ -23,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from devlink.hosts.base import HostError, RemoteAccount
+from devlink.hosts.base import HostError, RemoteAccount, RemoteRepository
 from devlink.hosts.github import Credential, GitHubClient, HostSettings, RateLimit
+from devlink.hosts.protocol import HookTarget
 from devlink.runtime import Runtime
 from devlink.store.models import Account, Host, PullRequest, Repository
 from devlink.sync.accounts import AccountOptions, configure_host, link_account
@@ -483,15 +485,18 @@ def test_github_app_links_discovers_its_installation_and_clones_with_its_token(
     pem = stub.add_app(7101)
     installation = stub.add_installation(7101, "octo", repositories=["api", "private"])
     account_id, found = link_account(runtime, AccountOptions(
-        name="octo", web_url=stub.web_url, app_id="7101", private_key=pem, link=["api", "private"]))
+        name="octo", web_url=stub.web_url, options={"app_id": "7101", "app_private_key": pem},
+        link=["api", "private"]))
     assert sorted(found.new) == ["octo/api", "octo/private"]  # only what the installation may see
     assert len(found.linked) == 2
     with runtime.sessions() as session:
         account = session.get(Account, account_id)
         assert account is not None and account.auth_kind == "app" and account.credential is None
-        assert account.installation_id == str(installation)
+        assert json.loads(account.options or "{}") == {"installation_id": str(installation)}
         host = session.scalars(select(Host)).one()
-        assert host.app_id == "7101" and host.app_private_key and pem not in host.app_private_key
+        stored = json.loads(host.options or "{}")
+        assert stored["app_id"] == "7101" and stored["app_private_key"] and pem not in (host.options or "")
+        assert runtime.vault.decrypt(stored["app_private_key"]) == pem
     issued = stub.tokens_issued
     assert issued == 1
     stub.add_pull("octo", "private", title="API-5 from the app", head="x")
@@ -515,7 +520,8 @@ def test_github_app_installation_tokens_are_refreshed_before_they_expire(
     pem = stub.add_app(7102)
     stub.add_installation(7102, "octo")
     _account_id, found = link_account(runtime, AccountOptions(
-        name="octo", web_url=stub.web_url, app_id="7102", private_key=pem, link="all"))
+        name="octo", web_url=stub.web_url, options={"app_id": "7102", "app_private_key": pem},
+        link="all"))
     [repository_id] = found.linked
     run_sync(runtime, repository_id, full=True)
     first, issued = _installation_token(github), stub.tokens_issued
@@ -542,7 +548,8 @@ def test_github_app_soft_sync_of_an_unchanged_repository_costs_no_quota(
     pem = stub.add_app(7103)
     stub.add_installation(7103, "octo")
     _account_id, found = link_account(runtime, AccountOptions(
-        name="octo", web_url=stub.web_url, app_id="7103", private_key=pem, link="all"))
+        name="octo", web_url=stub.web_url, options={"app_id": "7103", "app_private_key": pem},
+        link="all"))
     [repository_id] = found.linked
     stub.add_pull("octo", "api", title="API-1", head="b")
     run_sync(runtime, repository_id, full=True)
@@ -559,7 +566,7 @@ def test_github_app_with_a_wrong_key_is_refused_clearly(runtime: Runtime, github
     stub.add_installation(7104, "octo")
     wrong = stub.add_app(7105)  # another app's key
     error = failure(lambda: link_account(runtime, AccountOptions(
-        name="octo", web_url=stub.web_url, app_id="7104", private_key=wrong)))
+        name="octo", web_url=stub.web_url, options={"app_id": "7104", "app_private_key": wrong})))
     assert error.reason == "auth" and "7104" in error.message
     assert re.search(r"BEGIN|PRIVATE", error.message) is None
 
@@ -632,8 +639,8 @@ def test_a_renamed_repository_is_followed_on_the_same_origin_with_the_credential
     ("GET", "/users/octo", {"type": "User"}, lambda api: api.account("octo")),  # no login, no id
     ("GET", "/user/repos", [["not", "an", "object"]],
      lambda api: api.repositories(RemoteAccount("octo", "user", "1"), "octo")),
-    ("GET", "/repos/octo/api/pulls", [{"title": "no number"}], lambda api: list(api.pulls("octo/api"))),
-    ("POST", "/repos/octo/api/hooks", {"no": "id"}, lambda api: api.create_hook("repos/octo/api", "http://x/h", "s")),
+    ("GET", "/repos/octo/api/pulls", [{"title": "no number"}], lambda api: list(api.pulls(_remote("octo/api")))),
+    ("POST", "/repos/octo/api/hooks", {"no": "id"}, lambda api: api.create_hook(_REPO, "http://x/h", "s")),
 ])
 def test_an_answer_of_the_wrong_shape_is_a_host_error_not_a_crash(
     github: GitHubWorld, method: str, path: str, body: object, call: Callable[[GitHubClient], object]
@@ -643,3 +650,11 @@ def test_an_answer_of_the_wrong_shape_is_a_host_error_not_a_crash(
     with client(github) as api:
         error = failure(lambda: call(api))
     assert error.reason == "invalid" and "shape" in error.message
+
+
+_REPO = HookTarget("repository", "octo/api", "1")
+
+
+def _remote(full_name: str) -> RemoteRepository:
+    return RemoteRepository(external_id="1", full_name=full_name, owner=full_name.split("/")[0], clone_url="",
+                            web_url="")

@@ -7,12 +7,16 @@ import pytest
 from sqlalchemy import select, text
 
 from devlink.errors import Conflict
+from devlink.hosts import for_kind
 from devlink.hosts.base import HostError
 from devlink.runtime import Runtime
 from devlink.store.models import Account, Repository
 from devlink.sync.accounts import AccountOptions, discover, link_account, link_repositories, unlink_repository
+from devlink.sync.host_clients import load_options
 from devlink.sync.jobs import run_sync
 from github_world import TOKEN, GitHubWorld
+
+GITHUB = for_kind("github")
 
 
 def options(github: GitHubWorld, name: str = "octo", **extra: object) -> AccountOptions:
@@ -216,7 +220,7 @@ def test_a_delivery_answered_but_never_processed_is_acted_on_by_the_sweep(
     from datetime import timedelta
 
     from devlink.store.models import WebhookDelivery, utcnow
-    from devlink.sync.webhooks import incoming_github, receive_github, redeliver_pending
+    from devlink.sync.webhooks import incoming, receive, redeliver_pending
 
     github.repo("octo", "api")
     _, found = link_account(runtime, options(github, link="all"))
@@ -227,7 +231,7 @@ def test_a_delivery_answered_but_never_processed_is_acted_on_by_the_sweep(
     ).encode()
     first = Recorder()
     headers = github.stub.delivery_headers("push", body, owner="octo", repo="api", delivery="d-1")
-    answer = receive_github(runtime, first, incoming_github(runtime, headers), body)
+    answer = receive(runtime, first, incoming(runtime, GITHUB, headers, {}), body)
     assert answer["status"] == "queued" and first.calls == [("sync:hook", found.linked[0])]
     # the process died after recording d-2 and before queueing its work
     with runtime.sessions.begin() as session:
@@ -242,15 +246,16 @@ def test_a_delivery_answered_but_never_processed_is_acted_on_by_the_sweep(
 def test_a_github_app_account_uses_the_apps_own_webhook(runtime: Runtime, github: GitHubWorld) -> None:
     """With the App's webhook secret set on the host, no hook per repository; deliveries carry the installation."""
     from devlink.sync.accounts import configure_host
-    from devlink.sync.webhooks import Unauthorized, incoming_github, receive_github
+    from devlink.sync.webhooks import Unauthorized, incoming, receive
 
     github.stub.add_org("acme", members=["octo"])
     github.repo("acme", "api")
     pem = github.stub.add_app(4242, webhook_secret="app-secret")
     installation = github.stub.add_installation(4242, "acme")
-    configure_host(runtime, AccountOptions(name="", web_url=github.stub.web_url), app_webhook_secret="app-secret")
-    link_account(runtime, AccountOptions(name="acme", web_url=github.stub.web_url, app_id="4242",
-                                         private_key=pem, link="all"))
+    configure_host(runtime, AccountOptions(name="", web_url=github.stub.web_url),
+                   host_options={"app_webhook_secret": "app-secret"})
+    link_account(runtime, AccountOptions(name="acme", web_url=github.stub.web_url,
+                                         options={"app_id": "4242", "app_private_key": pem}, link="all"))
     row = repositories(runtime)["acme/api"]
     assert (row.webhook_state, github.stub.hooks("acme", "api")) == ("app", [])
     [result] = run_sync(runtime, row.id, full=True)  # git over the installation token
@@ -272,12 +277,12 @@ def test_a_github_app_account_uses_the_apps_own_webhook(runtime: Runtime, github
         def discover(self, account_id: int) -> None: ...
 
     headers = github.stub.delivery_headers("push", body, owner="acme", app_id=4242)
-    answer = receive_github(runtime, Queue(), incoming_github(runtime, headers), body)
+    answer = receive(runtime, Queue(), incoming(runtime, GITHUB, headers, {}), body)
     assert (answer["status"], calls) == ("queued", [row.id])
     github.stub.add_app(4242, webhook_secret="not-the-app-secret")
     headers = github.stub.delivery_headers("push", body, owner="acme", app_id=4242)
     with pytest.raises(Unauthorized):
-        receive_github(runtime, Queue(), incoming_github(runtime, headers), body)
+        receive(runtime, Queue(), incoming(runtime, GITHUB, headers, {}), body)
 
 
 def test_a_pull_request_title_with_nul_or_a_lone_surrogate_is_stored_not_refused(
@@ -286,7 +291,7 @@ def test_a_pull_request_title_with_nul_or_a_lone_surrogate_is_stored_not_refused
     import json
 
     from devlink.store import queries
-    from devlink.sync.webhooks import incoming_github, receive_github
+    from devlink.sync.webhooks import incoming, receive
 
     github.repo("octo", "api")
     link_account(runtime, options(github, link="all"))
@@ -297,7 +302,7 @@ def test_a_pull_request_title_with_nul_or_a_lone_surrogate_is_stored_not_refused
     body = json.dumps({"action": "opened", "pull_request": pull, "repository": {
         "id": repo["id"], "full_name": "octo/api", "owner": {"login": "octo"}}}).encode()
     headers = github.stub.delivery_headers("pull_request", body, owner="octo", repo="api")
-    answer = receive_github(runtime, Recorder(), incoming_github(runtime, headers), body)
+    answer = receive(runtime, Recorder(), incoming(runtime, GITHUB, headers, {}), body)
     assert answer["status"] == "updated"
     with runtime.sessions() as session:
         [stored] = queries.development(session, "ABC-9")["pull_requests"]
@@ -404,14 +409,16 @@ def test_an_app_account_never_replaces_the_hosts_github_app(runtime: Runtime, gi
     github.stub.add_installation(4301, "acme")
     other = github.stub.add_app(4302)
     github.stub.add_installation(4302, "evilcorp")
-    link_account(runtime, AccountOptions(name="acme", web_url=github.stub.web_url, app_id="4301", private_key=pem))
+    link_account(runtime, AccountOptions(name="acme", web_url=github.stub.web_url,
+                                         options={"app_id": "4301", "app_private_key": pem}))
     with pytest.raises(Conflict) as refused:
-        link_account(runtime, AccountOptions(name="evilcorp", web_url=github.stub.web_url, app_id="4302",
-                                             private_key=other))
-    assert "GitHub App" in refused.value.message
+        link_account(runtime, AccountOptions(name="evilcorp", web_url=github.stub.web_url,
+                                             options={"app_id": "4302", "app_private_key": other}))
+    assert "app_id, app_private_key" in refused.value.message
     with runtime.sessions() as session:
         host = session.scalars(select(Host).where(Host.api_url.is_not(None))).one()
-        assert (host.app_id, runtime.vault.decrypt(host.app_private_key or "")) == ("4301", pem)
+        kept = load_options(host.options, runtime.vault, frozenset({"app_private_key"}))
+        assert (kept["app_id"], kept["app_private_key"]) == ("4301", pem)
 
 
 # -- lookups are exact ---------------------------------------------------------------------
@@ -498,7 +505,7 @@ def test_a_replayed_repository_deleted_delivery_asks_github_and_loses_nothing(
     gone (or roll back its name): devlink asks GitHub instead, and a real deletion is still followed."""
     import json
 
-    from devlink.sync.webhooks import incoming_github, receive_github
+    from devlink.sync.webhooks import incoming, receive
 
     github.repo("octo", "api")
     account_id, found = link_account(runtime, options(github, link="all"))
@@ -509,7 +516,7 @@ def test_a_replayed_repository_deleted_delivery_asks_github_and_loses_nothing(
     for delivery in ("replay-1", "replay-2"):  # the original, then the same body under a fresh id
         queue = Recorder()
         headers = github.stub.delivery_headers("repository", body, owner="octo", repo="api", delivery=delivery)
-        answer = receive_github(runtime, queue, incoming_github(runtime, headers), body)
+        answer = receive(runtime, queue, incoming(runtime, GITHUB, headers, {}), body)
         assert (answer["status"], queue.calls) == ("discovering", [("discover", account_id)])
         discover(runtime, account_id)  # what the queued job runs
         assert repositories(runtime)["octo/api"].state == "active"
@@ -548,7 +555,7 @@ def test_an_organisation_delivery_left_unprocessed_by_a_crash_still_discovers(
     with monkeypatch.context() as patched:
         patched.setattr(webhooks, "_act", crash)
         with pytest.raises(Crash):
-            webhooks.receive_github(runtime, Recorder(), webhooks.incoming_github(runtime, headers), body)
+            webhooks.receive(runtime, Recorder(), webhooks.incoming(runtime, GITHUB, headers, {}), body)
     with runtime.sessions.begin() as session:
         session.query(WebhookDelivery).filter(WebhookDelivery.delivery_id == "crash-1").update(
             {"received_at": utcnow() - timedelta(minutes=5)})
@@ -563,7 +570,7 @@ def test_an_unlinked_repositorys_old_hook_is_refused_whatever_hook_id_it_names(
     """Unlinking deletes the hook; when GitHub refuses the delete, what the hook still sends must not verify."""
     import json
 
-    from devlink.sync.webhooks import Unauthorized, incoming_github, receive_github
+    from devlink.sync.webhooks import Unauthorized, incoming, receive
 
     github.repo("octo", "api")
     link_account(runtime, options(github, link="all"))
@@ -580,6 +587,6 @@ def test_an_unlinked_repositorys_old_hook_is_refused_whatever_hook_id_it_names(
         headers = dict(github.stub.delivery_headers("repository", body, owner="octo", repo="api"),
                        **{"X-GitHub-Hook-ID": hook_id})
         with pytest.raises(Unauthorized):
-            receive_github(runtime, Recorder(), incoming_github(runtime, headers), body)
+            receive(runtime, Recorder(), incoming(runtime, GITHUB, headers, {}), body)
     after = repositories(runtime)["octo/api"]
     assert (after.linked, after.url, after.webhook_secret) == (False, row.url, None)

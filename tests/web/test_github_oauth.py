@@ -33,7 +33,7 @@ def server(tmp_path: Path, github: GitHubWorld) -> Iterator[Server]:
         done = running.cli("host", "set", "--url", github.stub.web_url, "--oauth-client-id", CLIENT_ID,
                            "--oauth-client-secret", "-", input=CLIENT_SECRET + "\n")
         assert done.returncode == 0, done.stderr
-        assert "OAuth App set" in done.stdout and CLIENT_SECRET not in done.stdout + done.stderr
+        assert "OAuth application set" in done.stdout and CLIENT_SECRET not in done.stdout + done.stderr
         yield running
     finally:
         stop_server(running)

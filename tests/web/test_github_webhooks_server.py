@@ -40,12 +40,14 @@ import pytest
 from sqlalchemy import func, select
 
 from devlink.config import load_settings
+from devlink.hosts.github import HOST as GITHUB_HOST
 from devlink.hosts.github_webhooks import sign
 from devlink.runtime import Runtime
 from devlink.store.models import Account, Host, PullRequest, Repository, WebhookDelivery
 from devlink.sync.accounts import AccountOptions, link_account
 from devlink.sync.jobs import run_sync
-from devlink.web.hooks import MAX_GITHUB_BODY
+
+MAX_GITHUB_BODY = GITHUB_HOST.max_body
 from github_world import GitHubWorld
 from gitrepos import GitRepo
 from servers import Server, start_server, stop_server

@@ -54,10 +54,10 @@ def test_every_operation_lists_the_statuses_it_can_answer(document: dict[str, An
         assert any(code.startswith(("2", "3")) for code in codes), (method, path)
     created = document["paths"]["/api/v1/repositories"]["post"]["responses"]
     assert {"201", "409", "422"} <= set(created) and "200" not in created
-    confirm, start = (document["paths"]["/oauth/github/start"][m]["responses"] for m in ("get", "post"))
+    confirm, start = (document["paths"]["/oauth/{kind}/start"][m]["responses"] for m in ("get", "post"))
     assert {"200", "422"} <= set(confirm) and "text/html" in confirm["200"]["content"]  # a page; it never redirects
     assert {"303", "403", "422"} <= set(start) and "200" not in start
-    callback = document["paths"]["/oauth/github/callback"]["get"]["responses"]
+    callback = document["paths"]["/oauth/{kind}/callback"]["get"]["responses"]
     assert {"303", "403", "404"} <= set(callback) and "200" not in callback
     assert {"202", "401", "413"} <= set(document["paths"]["/hooks/git"]["post"]["responses"])
 

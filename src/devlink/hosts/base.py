@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
-from devlink.errors import DevlinkError
+from devlink.errors import DeliveryError, DevlinkError
 
 __all__ = [
     "REASONS",
@@ -30,6 +30,7 @@ __all__ = [
     "Review",
     "WebhookEvent",
     "WebhookPayloadError",
+    "WebhookUnauthorized",
     "origin_of",
     "same_origin",
 ]
@@ -88,6 +89,13 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
+class WebhookUnauthorized(DeliveryError):
+    """A delivery devlink cannot trust: no hook it installed, or not made with that hook's secret (401)."""
+
+    status = 401
+    default_reason = "bad_signature"
+
+
 class WebhookPayloadError(DevlinkError):
     """A webhook body that is JSON but not a payload we can act on (400, with the reason)."""
 
@@ -97,10 +105,10 @@ class WebhookPayloadError(DevlinkError):
 
 @dataclass(frozen=True)
 class RemoteAccount:
-    """A user or organisation as the host knows it."""
+    """A user, organisation, group or workspace as the host knows it (``login``: its full path on the host)."""
 
     login: str
-    kind: Literal["user", "organization"]
+    kind: Literal["user", "organization", "group", "workspace"]
     external_id: str
     web_url: str | None = None
 
@@ -110,7 +118,7 @@ class RemoteRepository:
     """One repository as listed by the host; ``external_id`` survives renames and transfers."""
 
     external_id: str
-    full_name: str  # owner/name
+    full_name: str  # the full path on the host, any depth: owner/name, group/sub/name
     owner: str
     clone_url: str  # https, without credentials
     web_url: str

@@ -23,10 +23,10 @@ import functools
 import inspect
 import json
 import ssl
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, ParamSpec, Protocol, TypeVar, cast
+from types import MappingProxyType
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,7 +42,25 @@ from githubkit.exception import (
 from githubkit.retry import RetryChainDecision, RetryServerError
 from githubkit.typing import RetryOption
 
-from devlink.hosts.base import HostError, RemoteAccount, RemotePullRequest, RemoteRepository, Review, origin_of
+from devlink.hosts.base import (
+    HostError,
+    RemoteAccount,
+    RemotePullRequest,
+    RemoteRepository,
+    Review,
+    WebhookEvent,
+    origin_of,
+)
+from devlink.hosts.protocol import (
+    ConditionalCache,
+    Credential,
+    DeliveryHead,
+    HookTarget,
+    HostSettings,
+    RateLimit,
+    RemoteHook,
+    TokenGrant,
+)
 
 __all__ = [
     "GITHUB_API",
@@ -68,49 +86,6 @@ OAUTH_SCOPES = "repo admin:repo_hook read:org"
 PER_PAGE = 100
 USER_AGENT = "devlink"
 MAX_REDIRECTS = 5
-
-
-@dataclass(frozen=True)
-class HostSettings:
-    """Where a host is and how to reach it."""
-
-    web_url: str = GITHUB_WEB
-    api_url: str = GITHUB_API
-    ca_bundle: str | None = None
-    proxy: str | None = None  # None: HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment
-    timeout: float = 30.0
-
-    @property
-    def name(self) -> str:
-        return urlsplit(self.web_url).netloc or self.web_url
-
-
-@dataclass(frozen=True)
-class Credential:
-    """One of: a token (personal, fine-grained or OAuth), or a GitHub App installation."""
-
-    token: str | None = None
-    app_id: str | None = None
-    private_key: str | None = None
-    installation_id: str | None = None
-
-    def __repr__(self) -> str:
-        return f"Credential(kind={'app' if self.app_id else 'token'}, secret=[secure])"
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    limit: int
-    remaining: int
-    reset_at: datetime
-
-
-class ConditionalCache(Protocol):
-    """ETag store: ``get`` the (etag, body) last seen for a URL, ``put`` a new one."""
-
-    def get(self, url: str) -> tuple[str, str] | None: ...
-
-    def put(self, url: str, etag: str, body: str) -> None: ...
 
 
 def canonical_web_url(web_url: str) -> str:
@@ -216,7 +191,7 @@ class GitHubClient:
         cache: ConditionalCache | None = None,
         on_rate: Callable[[RateLimit], None] | None = None,
     ) -> None:
-        self.host = host
+        self.host = self.settings = host
         self.credential = credential
         self._cache = cache
         self._on_rate = on_rate
@@ -399,7 +374,7 @@ class GitHubClient:
     @_checked_answers
     def viewer(self) -> str | None:
         """The login the token acts as; None for a GitHub App installation, which acts as itself."""
-        if self.credential.app_id:
+        if self.credential.auth_kind == "app":
             self.get_json("/installation/repositories", {"per_page": 1})
             return None
         return str(self.get_json("/user")["login"])
@@ -421,7 +396,7 @@ class GitHubClient:
     @_checked_answers
     def repositories(self, account: RemoteAccount, viewer: str | None) -> list[RemoteRepository]:
         """Every repository ``account`` owns that this credential can see, public and private."""
-        if self.credential.app_id:
+        if self.credential.auth_kind == "app":
             items = self.paginate("/installation/repositories", item_key="repositories")
         elif account.kind == "organization":
             items = self.paginate(f"/orgs/{account.login}/repos", {"type": "all"})
@@ -436,42 +411,53 @@ class GitHubClient:
     def repository(self, external_id: str) -> RemoteRepository:
         return repository_from(self.get_json(f"/repositories/{external_id}"))
 
-    # hooks: ``scope`` is ``repos/OWNER/NAME`` or ``orgs/ORG``
+    # hooks: on a repository (``repos/OWNER/NAME``) or an organisation (``orgs/ORG``)
 
     @_checked_answers
-    def hooks(self, scope: str) -> list[dict[str, Any]]:
-        return list(self.paginate(f"/{scope}/hooks"))
+    def hooks(self, target: HookTarget) -> list[RemoteHook]:
+        return [RemoteHook(str(hook["id"]), _hook_url(hook), _hook_current(hook))
+                for hook in self.paginate(f"/{_scope(target)}/hooks")]
 
     @_checked_answers
-    def create_hook(self, scope: str, url: str, secret: str) -> str:
-        response = self._send("POST", f"/{scope}/hooks", json_body=_hook_body(url, secret))
+    def create_hook(self, target: HookTarget, url: str, secret: str) -> str:
+        response = self._send("POST", f"/{_scope(target)}/hooks", json_body=_hook_body(url, secret))
         return str(response.json()["id"])
 
-    def update_hook(self, scope: str, hook_id: str, url: str, secret: str) -> None:
-        self._send("PATCH", f"/{scope}/hooks/{hook_id}", json_body=_hook_body(url, secret))
+    def update_hook(self, target: HookTarget, hook_id: str, url: str, secret: str) -> None:
+        self._send("PATCH", f"/{_scope(target)}/hooks/{hook_id}", json_body=_hook_body(url, secret))
 
-    def delete_hook(self, scope: str, hook_id: str) -> None:
-        self._send("DELETE", f"/{scope}/hooks/{hook_id}")
+    def delete_hook(self, target: HookTarget, hook_id: str) -> None:
+        self._send("DELETE", f"/{_scope(target)}/hooks/{hook_id}")
 
     # pull requests
 
     @_checked_answers
-    def pulls(self, full_name: str) -> Iterator[tuple[RemotePullRequest, bool]]:
-        """Pull requests by last update, newest first, each with whether its page changed (ETag)."""
+    def pulls(
+        self, repository: RemoteRepository, since: datetime | None = None
+    ) -> Iterator[tuple[RemotePullRequest, bool]]:
+        """Pull requests by last update, newest first, each with whether its page changed (ETag).
+
+        GitHub cannot filter pull requests by update time; the caller stops at ``since``.
+        """
         params = {"state": "all", "sort": "updated", "direction": "desc"}
-        for body, changed in self.pages(f"/repos/{full_name}/pulls", params):
+        for body, changed in self.pages(f"/repos/{repository.full_name}/pulls", params):
             for item in body:
                 yield pull_from(item), changed
 
     @_checked_answers
-    def pull_details(self, full_name: str, number: int) -> RemotePullRequest:
+    def pull_details(self, repository: RemoteRepository, number: int) -> RemotePullRequest:
         """One pull request with its comment count and each reviewer's latest review state."""
+        full_name = repository.full_name
         data = self.get_json(f"/repos/{full_name}/pulls/{number}")
         reviews = list(self.paginate(f"/repos/{full_name}/pulls/{number}/reviews"))
         pull = pull_from(data)
         return RemotePullRequest(**{**pull.__dict__, "reviewers": latest_reviews(data, reviews)})
 
     # credentials for git
+
+    def git_credentials(self) -> tuple[str, str]:
+        """GitHub takes a token as the password of ``x-access-token``."""
+        return "x-access-token", self.git_password()
 
     def git_password(self) -> str:
         """The token git sends as ``x-access-token``'s password (an App's current installation token)."""
@@ -525,11 +511,13 @@ def _app_jwt(app_id: str, private_key: str) -> str:
 
 
 def _auth(credential: Credential) -> TokenAuthStrategy | AppInstallationAuthStrategy:
-    if credential.app_id:
-        if not (credential.private_key and credential.installation_id and credential.installation_id.isdigit()):
+    if credential.auth_kind == "app":
+        app_id, key = credential.options.get("app_id"), credential.options.get("app_private_key")
+        installation = credential.options.get("installation_id") or ""
+        if not (app_id and key and installation.isdigit()):
             raise HostError("a GitHub App needs its private key and a numeric installation id", reason="invalid")
-        _app_jwt(credential.app_id, credential.private_key)  # githubkit would report a bad key as a network error
-        return AppInstallationAuthStrategy(credential.app_id, credential.private_key, int(credential.installation_id))
+        _app_jwt(app_id, key)  # githubkit would report a bad key as a network error
+        return AppInstallationAuthStrategy(app_id, key, int(installation))
     if not credential.token:
         raise HostError("no credential given: a token, or a GitHub App", reason="invalid")
     return TokenAuthStrategy(credential.token)
@@ -555,7 +543,7 @@ def oauth_authorize_url(host: HostSettings, client_id: str, redirect_uri: str, s
 
 def exchange_oauth_code(
     host: HostSettings, client_id: str, client_secret: str, code: str, redirect_uri: str, verifier: str
-) -> str:
+) -> TokenGrant:
     """Trade the callback's code (and the PKCE verifier) for a token, on the web host, not the API host."""
     try:
         with _http(host) as client:
@@ -571,7 +559,35 @@ def exchange_oauth_code(
     if response.status_code != 200 or "access_token" not in data:
         error = data.get("error_description") or data.get("error") or f"HTTP {response.status_code}"
         raise HostError(f"{host.name} refused the OAuth code: {error}", reason="auth")
-    return str(data["access_token"])
+    return _grant(data)
+
+
+def refresh_oauth_token(host: HostSettings, client_id: str, client_secret: str, refresh_token: str) -> TokenGrant:
+    """An OAuth App's tokens do not expire; a GitHub App's user tokens do (8 hours) and refresh here."""
+    try:
+        with _http(host) as client:
+            response = client.post(
+                f"{host.web_url.rstrip('/')}/login/oauth/access_token",
+                data={"client_id": client_id, "client_secret": client_secret, "grant_type": "refresh_token",
+                      "refresh_token": refresh_token},
+                headers={"Accept": "application/json"},
+            )
+    except httpx.HTTPError as exc:
+        raise HostError(f"cannot reach {host.name}: {_short(str(exc))}", reason="network") from None
+    data = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    if response.status_code != 200 or "access_token" not in data:
+        error = data.get("error_description") or data.get("error") or f"HTTP {response.status_code}"
+        raise HostError(f"{host.name} refused to refresh the OAuth token: {error}", reason="auth")
+    return _grant(data)
+
+
+def _grant(data: dict[str, Any]) -> TokenGrant:
+    expires_in = data.get("expires_in")
+    expires_at = (datetime.now(UTC) + timedelta(seconds=int(expires_in))
+                  if isinstance(expires_in, int) and expires_in > 0 else None)
+    refresh = data.get("refresh_token")
+    scopes = tuple(str(data.get("scope") or "").replace(",", " ").split())
+    return TokenGrant(str(data["access_token"]), refresh if isinstance(refresh, str) else None, expires_at, scopes)
 
 
 # -- answers → values -------------------------------------------------------
@@ -659,6 +675,22 @@ def _within(url: str, origin: str) -> bool:
     return True  # a path: githubkit appends it to the API base
 
 
+def _scope(target: HookTarget) -> str:
+    return f"repos/{target.path}" if target.level == "repository" else f"orgs/{target.path}"
+
+
+def _hook_url(hook: dict[str, Any]) -> str | None:
+    url = (hook.get("config") or {}).get("url")
+    return url if isinstance(url, str) else None
+
+
+def _hook_current(hook: dict[str, Any]) -> bool:
+    """Active, JSON, and every event devlink needs."""
+    config = hook.get("config") or {}
+    return bool(hook.get("active", True) and set(hook.get("events") or []) >= set(HOOK_EVENTS)
+                and config.get("content_type") == "json")
+
+
 def _hook_body(url: str, secret: str) -> dict[str, Any]:
     return {"name": "web", "active": True, "events": list(HOOK_EVENTS),
             "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"}}
@@ -666,3 +698,114 @@ def _hook_body(url: str, secret: str) -> dict[str, Any]:
 
 def _short(text: str) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+# -- the host kind ------------------------------------------------------------
+
+
+class GitHubKind:
+    """github.com and GitHub Enterprise Server, as ``hosts.for_kind("github")`` gives them."""
+
+    kind = "github"
+    label = "GitHub"
+    stored_kinds = ("github", "github-enterprise")
+    default_web_url = GITHUB_WEB
+    account_words: Mapping[str, str] = MappingProxyType({"organization": "organisation", "user": "user"})
+    token_help = ("a personal access token (classic: scopes repo, admin:repo_hook, read:org; fine-grained: "
+                  "contents, metadata, pull requests read and webhooks read/write)")
+    max_body = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+    secret_options = frozenset({"app_private_key", "app_webhook_secret"})
+    host_option_names = ("app_id", "app_private_key", "app_webhook_secret")
+
+    def canonical_web_url(self, web_url: str) -> str:
+        return canonical_web_url(web_url)
+
+    def api_url_for(self, web_url: str) -> str:
+        return api_url_for(web_url)
+
+    def check_api_url(self, web_url: str, api_url: str) -> str | None:
+        if api_url_for(web_url) == GITHUB_API and api_url != GITHUB_API:
+            return f"github.com's API is {GITHUB_API}; it cannot be moved (got {api_url!r})"
+        return None
+
+    def stored_kind(self, web_url: str) -> str:
+        return "github" if urlsplit(canonical_web_url(web_url)).netloc.lower() == "github.com" else "github-enterprise"
+
+    def client(
+        self, settings: HostSettings, credential: Credential, *, cache: ConditionalCache | None = None,
+        on_rate: Callable[[RateLimit], None] | None = None,
+    ) -> GitHubClient:
+        return GitHubClient(settings, credential, cache=cache, on_rate=on_rate)
+
+    def prepare_credential(
+        self, settings: HostSettings, name: str, token: str | None, options: Mapping[str, str]
+    ) -> Credential:
+        """A token, or a GitHub App (``app_id`` + ``app_private_key``) whose installation on ``name`` is found."""
+        app_id, key = options.get("app_id"), options.get("app_private_key")
+        if app_id and key:
+            installation = options.get("installation_id") or find_installation(settings, app_id, key, name)
+            return Credential(auth_kind="app", options={"app_id": app_id, "app_private_key": key,
+                                                        "installation_id": installation})
+        if not token:
+            raise HostError("give a token, or a GitHub App id and private key", reason="invalid")
+        return Credential(token=token, auth_kind=options.get("auth_kind", "token"))
+
+    def account_options(self, credential: Credential) -> dict[str, str]:
+        installation = credential.options.get("installation_id")
+        return {"installation_id": installation} if installation else {}
+
+    def host_options(self, credential: Credential) -> dict[str, str]:
+        return {k: credential.options[k] for k in ("app_id", "app_private_key") if credential.options.get(k)}
+
+    def hosts_own_hook(self, host_options: Mapping[str, str], auth_kind: str) -> bool:
+        """A GitHub App with a webhook secret delivers for every installation: no hook per repository."""
+        return auth_kind == "app" and bool(host_options.get("app_webhook_secret"))
+
+    def hook_url(self, base_url: str, target: HookTarget) -> str:
+        return f"{base_url}/hooks/github"
+
+    def read_delivery(self, headers: Mapping[str, str], query: Mapping[str, str]) -> DeliveryHead:
+        from devlink.hosts import github_webhooks
+
+        return github_webhooks.read_delivery(headers)
+
+    def verify(self, secret: str, body: bytes, head: DeliveryHead) -> bool:
+        from devlink.hosts import github_webhooks
+
+        return github_webhooks.verify_signature(secret.encode(), body, head.signature)
+
+    def host_secret(self, options: Mapping[str, str], head: DeliveryHead) -> str | None:
+        if head.level == "app" and options.get("app_id") == head.target_id:
+            return options.get("app_webhook_secret")
+        return None
+
+    def parse(self, event: str, payload: dict[str, object]) -> WebhookEvent:
+        from devlink.hosts import github_webhooks
+
+        return github_webhooks.parse_webhook(event, payload)
+
+    def payload_target(self, payload: dict[str, object]) -> tuple[str | None, tuple[str, str] | None]:
+        repo = payload.get("repository")
+        repo_id = str(repo["id"]) if isinstance(repo, dict) and isinstance(repo.get("id"), int | str) else None
+        installation = payload.get("installation")
+        installation_id = installation.get("id") if isinstance(installation, dict) else None
+        hint = ("installation_id", str(installation_id)) if isinstance(installation_id, int | str) else None
+        return repo_id, hint
+
+    def oauth_authorize_url(
+        self, settings: HostSettings, client_id: str, redirect_uri: str, state: str, challenge: str
+    ) -> str:
+        return oauth_authorize_url(settings, client_id, redirect_uri, state, challenge)
+
+    def exchange_oauth_code(
+        self, settings: HostSettings, client_id: str, client_secret: str, code: str, redirect_uri: str, verifier: str
+    ) -> TokenGrant:
+        return exchange_oauth_code(settings, client_id, client_secret, code, redirect_uri, verifier)
+
+    def refresh_oauth_token(
+        self, settings: HostSettings, client_id: str, client_secret: str, refresh_token: str
+    ) -> TokenGrant:
+        return refresh_oauth_token(settings, client_id, client_secret, refresh_token)
+
+
+HOST = GitHubKind()

@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from devlink.domain.refs import is_zero_sha
+from devlink.errors import DeliveryError
 from devlink.hosts.base import (
     Ignored,
     Ping,
@@ -33,11 +35,13 @@ from devlink.hosts.base import (
     Review,
     WebhookEvent,
     WebhookPayloadError,
+    WebhookUnauthorized,
 )
+from devlink.hosts.protocol import DeliveryHead
 
 __all__ = [
     "DELIVERY_HEADER", "EVENT_HEADER", "HOOK_ID_HEADER", "SIGNATURE_HEADER", "TARGET_ID_HEADER", "TARGET_TYPE_HEADER",
-    "DeliveryHeaders", "HookScope", "parse_webhook", "read_headers", "sign", "verify_signature",
+    "DeliveryHeaders", "HookScope", "parse_webhook", "read_delivery", "read_headers", "sign", "verify_signature",
 ]
 
 EVENT_HEADER = "X-GitHub-Event"
@@ -101,6 +105,32 @@ def read_headers(headers: Mapping[str, str]) -> DeliveryHeaders:
         event=get(EVENT_HEADER), delivery_id=get(DELIVERY_HEADER), signature=get(SIGNATURE_HEADER),
         hook_id=number(HOOK_ID_HEADER), scope=_TARGET_TYPES.get(target_type), target_id=number(TARGET_ID_HEADER),
     )
+
+
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")  # GitHub's are GUIDs, globally unique: stored as sent
+_HOOK_HEADERS = f"{HOOK_ID_HEADER}, {TARGET_TYPE_HEADER} and {TARGET_ID_HEADER}"
+_LEVELS: dict[HookScope, Literal["repository", "account", "app"]] = {
+    "repository": "repository", "organization": "account", "app": "app"}
+
+
+def read_delivery(headers: Mapping[str, str]) -> DeliveryHead:
+    """A delivery's headers checked, before its body is read.
+
+    400 for a missing event or delivery id; 401 (``unknown_hook``) without the hook headers;
+    401 (``bad_signature``) without a signature.
+    """
+    sent = read_headers(headers)
+    if not sent.event:
+        raise DeliveryError(f"missing {EVENT_HEADER} header", reason="bad_event")
+    if not sent.delivery_id or not _DELIVERY_ID.match(sent.delivery_id):
+        raise DeliveryError(f"missing or malformed {DELIVERY_HEADER} header", reason="bad_delivery_id")
+    if not (sent.hook_id and sent.scope and sent.target_id):
+        raise WebhookUnauthorized(f"missing or malformed webhook headers: GitHub sends {_HOOK_HEADERS} with every "
+                                  "delivery", reason="unknown_hook")
+    if not sent.signature:
+        raise WebhookUnauthorized(f"missing {SIGNATURE_HEADER} header: set a secret on the webhook")
+    return DeliveryHead(event=sent.event, delivery_id=sent.delivery_id, signature=sent.signature,
+                        level=_LEVELS[sent.scope], target_id=sent.target_id, hook_id=sent.hook_id)
 
 
 def sign(secret: bytes, body: bytes) -> str:

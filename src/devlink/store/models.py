@@ -98,9 +98,9 @@ class Host(Base):
     timeout: Mapped[float | None] = mapped_column(Float)  # seconds per request
     oauth_client_id: Mapped[str | None] = mapped_column(String(200))
     oauth_client_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token
-    app_id: Mapped[str | None] = mapped_column(String(50))
-    app_private_key: Mapped[str | None] = mapped_column(Text)  # Fernet token
-    app_webhook_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token: signs the App's own webhook
+    # JSON object of the host kind's own settings (a GitHub App's id, key and webhook secret); the values of
+    # the kind's ``secret_options`` are Fernet tokens
+    options: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -112,11 +112,16 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32), default="user")  # user | organization
+    kind: Mapped[str] = mapped_column(String(32), default="user")  # the namespace: user|organization|group|workspace
     external_id: Mapped[str | None] = mapped_column(String(200))
     auth_kind: Mapped[str] = mapped_column(String(16), default="token")  # token | oauth | app
     credential: Mapped[str | None] = mapped_column(Text)  # Fernet token: the access token
-    installation_id: Mapped[str | None] = mapped_column(String(50))  # auth_kind == app
+    refresh_token: Mapped[str | None] = mapped_column(Text)  # Fernet token (OAuth)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: the token does not expire
+    # who is refreshing the token right now (host/pid/start) and since when: one worker refreshes, others wait
+    refresh_holder: Mapped[str | None] = mapped_column(String(200))
+    refresh_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    options: Mapped[str | None] = mapped_column(Text)  # JSON: the host kind's own (a GitHub App installation id)
     auto_link: Mapped[bool] = mapped_column(Boolean, default=False)
     smart_commits: Mapped[bool] = mapped_column(Boolean, default=True)  # for repositories linked from now on
     hook_id: Mapped[str | None] = mapped_column(String(50))  # the organisation webhook, when devlink has one
@@ -154,6 +159,7 @@ class Repository(Base):
     url: Mapped[str] = mapped_column(String(1000))
     url_secret: Mapped[str | None] = mapped_column(Text)
     web_url: Mapped[str | None] = mapped_column(String(500))
+    host_path: Mapped[str | None] = mapped_column(String(1000))  # the full path on the host, any depth
     linked: Mapped[bool] = mapped_column(Boolean, default=True)
     smart_commits: Mapped[bool] = mapped_column(Boolean, default=True)
     state: Mapped[str] = mapped_column(String(16), default="active")  # active | gone
@@ -185,8 +191,8 @@ class Repository(Base):
 
     @property
     def host_full_name(self) -> str:
-        """The host's ``owner/name``: the name without the host prefix a same-named repository elsewhere forces."""
-        return "/".join(self.name.split("/")[-2:])
+        """The repository's full path on its host (``group/sub/app``), as the host last gave it."""
+        return self.host_path or "/".join(self.name.split("/")[-2:])
 
 
 class Commit(Base):

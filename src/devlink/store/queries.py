@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, object_session
 
+from devlink.hosts import registered_kind
 from devlink.store import development as development_document
 from devlink.store.development import iso as _iso
 from devlink.store.development import repository_summary, smart_commit_view, unknown_project_notice
@@ -42,7 +43,8 @@ def repository_view(repository: Repository) -> dict[str, Any]:
         }
     return {
         **repository_summary(repository),
-        "kind": "git" if repository.account_id is None else "github",
+        "kind": "git" if repository.account_id is None else _host_kind(repository),
+        "host_path": repository.host_path,
         "account_id": repository.account_id,
         "external_id": repository.external_id,
         "state": repository.state,
@@ -75,6 +77,13 @@ def repository_views(session: Session, repositories: Iterable[Repository]) -> li
     for start in range(0, len(ids), 500):  # loaded into the session, where ``_push_view`` finds them
         session.scalars(select(DevPushState).where(DevPushState.repository_id.in_(ids[start:start + 500]))).all()
     return [repository_view(r) for r in rows]
+
+
+def _host_kind(repository: Repository) -> str | None:
+    """The registered kind of the repository's host (read through the session, where hosts are few)."""
+    session = object_session(repository)
+    host = session.get(Host, repository.host_id) if session is not None else None
+    return registered_kind(host.kind) if host is not None else None
 
 
 def _push_view(repository: Repository) -> dict[str, Any] | None:
@@ -115,14 +124,16 @@ def account_view(account: Account, host: Host, counts: dict[str, int] | None = N
         "id": account.id,
         "name": account.name,
         "kind": account.kind,
-        "host": {"id": host.id, "kind": host.kind, "name": host.name, "web_url": host.web_url,
+        "host": {"id": host.id, "kind": host.kind, "host_kind": registered_kind(host.kind), "name": host.name,
+                 "web_url": host.web_url,
                  "api_url": host.api_url, "ca_bundle": host.ca_bundle, "proxy": host.proxy, "timeout": host.timeout,
                  "oauth": bool(host.oauth_client_id)},
         "auth": account.auth_kind,
-        "installation_id": account.installation_id,
+        **_account_options(account),
         "auto_link": account.auto_link,
         "smart_commits": account.smart_commits,
-        "webhook": {"scope": "organization" if account.hook_id else "repository", "id": account.hook_id},
+        "webhook": {"scope": account.kind if account.hook_id else "repository", "id": account.hook_id},
+        "token_expires_at": _iso(account.token_expires_at),
         "discovered_at": _iso(account.discovered_at),
         "next_discovery_at": _iso(account.next_discovery_at),
         "rate_limit": None if account.rate_limit is None else {
@@ -157,3 +168,12 @@ def _fetch(session: Session) -> development_document.Fetch:
         return session.execute(text(sql), params).all()
 
     return fetch
+
+
+def _account_options(account: Account) -> dict[str, Any]:
+    """The host kind's own account settings that are not secrets (a GitHub App installation id)."""
+    try:
+        options = json.loads(account.options) if account.options else {}
+    except ValueError:
+        options = {}
+    return {"installation_id": options.get("installation_id") if isinstance(options, dict) else None}

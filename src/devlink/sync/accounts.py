@@ -13,8 +13,8 @@ API origin its credential was verified against (``Account.api_origin``).
 import ipaddress
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,21 +25,13 @@ from sqlalchemy.orm import Session
 
 from devlink.crypto import Vault
 from devlink.errors import Conflict, InvalidInput, NotFound
+from devlink.hosts import for_kind, kinds, registered_kind
 from devlink.hosts.base import HostError, RemoteAccount, RemoteRepository, origin_of
-from devlink.hosts.github import (
-    GITHUB_API,
-    GITHUB_WEB,
-    HOOK_EVENTS,
-    Credential,
-    GitHubClient,
-    api_url_for,
-    canonical_web_url,
-    find_installation,
-)
+from devlink.hosts.protocol import HookTarget, HostClient, HostKind, TokenGrant
 from devlink.runtime import Runtime
 from devlink.store.models import Account, Host, Repository, utcnow
 from devlink.store.queries import account_view
-from devlink.sync.host_clients import client_for, settings_of
+from devlink.sync.host_clients import client_for, dump_options, host_kind, load_options, settings_of
 
 __all__ = [
     "AccountOptions",
@@ -50,11 +42,12 @@ __all__ = [
     "discover_due",
     "find_account",
     "find_host",
-    "github_host",
     "hook_url",
     "hook_url_warning",
+    "host_for_link",
     "host_view",
     "host_views",
+    "kind_named",
     "link_account",
     "link_repositories",
     "parse_row_id",
@@ -70,7 +63,8 @@ MAX_ROW_ID = 2**63 - 1
 
 UNAVAILABLE = (
     "the credential cannot manage webhooks here ({cause}); this repository syncs every {minutes} min "
-    "instead of in real time. Give the token admin:repo_hook (or the App webhook permission) and run discovery again"
+    "instead of in real time. Give the credential what the host needs to manage webhooks ({needs}) and run "
+    "discovery again"
 )
 
 
@@ -79,19 +73,19 @@ class AccountOptions:
     """How to reach the host and what to link; everything but ``name`` and one credential has a default."""
 
     name: str
-    web_url: str = GITHUB_WEB
+    kind: str = ""  # a registered host kind; "" is the first (``hosts.kinds()``)
+    web_url: str = ""  # "" is the kind's default (its public service)
     api_url: str | None = None
     token: str | None = None
-    app_id: str | None = None
-    private_key: str | None = None
-    installation_id: str | None = None
+    #: the host kind's own credential parts (a GitHub App: ``app_id``, ``app_private_key``, ``installation_id``)
+    options: Mapping[str, str] = field(default_factory=dict)
+    grant: TokenGrant | None = None  # the token came from the OAuth web flow, with its refresh token and expiry
     ca_bundle: str | None = None
     proxy: str | None = None
     timeout: float | None = None
     auto_link: bool = False
     smart_commits: bool = True
     link: str | list[str] = "none"  # "all", "none", or repository names
-    oauth: bool = False  # the token came from the OAuth web flow
     #: linking may create a new host with the connection settings given here (the CLI: the operator's own
     #: tool); over the web, a new host starts from its defaults and an admin changes them (``configure_host``)
     may_set_up_host: bool = False
@@ -111,13 +105,29 @@ class Discovery:
     warnings: list[str] = field(default_factory=list)  # e.g. the host cannot reach the webhook URL
 
 
-def hook_url(rt: Runtime) -> str:
-    return f"{rt.settings.public_url}/hooks/github"
+def kind_named(kind: str) -> HostKind:
+    """A registered host kind by name ("" is the first); 422 naming the kinds there are."""
+    try:
+        return for_kind(kind or kinds()[0])
+    except KeyError:
+        raise InvalidInput(f"unknown host kind {kind!r}; devlink knows {', '.join(kinds())}",
+                           reason="bad_kind") from None
 
 
-def hook_url_warning(rt: Runtime) -> str | None:
-    """Why a host could not deliver to ``hook_url`` (a loopback or unspecified address), or None when it may."""
-    url = hook_url(rt)
+def host_kind_name(session: Session, account: Account) -> str:
+    """The registered kind of an account's host, without importing its module."""
+    host = session.get(Host, account.host_id)
+    return registered_kind(host.kind) if host is not None else ""
+
+
+def hook_url(rt: Runtime, kind: HostKind, target: HookTarget) -> str:
+    """The address a webhook of ``kind`` on ``target`` calls."""
+    return kind.hook_url(rt.settings.public_url, target)
+
+
+def hook_url_warning(rt: Runtime, kind: str = "") -> str | None:
+    """Why a host could not deliver to ``/hooks/{kind}`` (a loopback or unspecified address), or None when it may."""
+    url = f"{rt.settings.public_url}/hooks/{kind or '…'}"
     name = (urlsplit(url).hostname or "").lower()
     fix = "set DEVLINK_BASE_URL to the address the host reaches devlink at"
     if name == "localhost" or name.endswith(".localhost"):
@@ -141,9 +151,9 @@ def parse_row_id(ref: str) -> int | None:
     return number if number <= MAX_ROW_ID else None
 
 
-def _host_name(web_url: str) -> tuple[str, str]:
+def _host_name(kind: HostKind, web_url: str) -> tuple[str, str]:
     """(the host's name, its web URL) for ``http(s)://HOST[/PATH]``."""
-    web = canonical_web_url(web_url)
+    web = kind.canonical_web_url(web_url or kind.default_web_url)
     parts = urlsplit(web)
     if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc or parts.query:
         raise InvalidInput(f"host URL must be http(s)://HOST (got {web_url!r})", reason="bad_url")
@@ -178,7 +188,7 @@ def _proxy_url(url: str) -> str:
 
 def _differences(host: Host, options: AccountOptions, vault: Vault) -> list[str]:
     """The settings ``options`` gives that differ from the host's (what is not given is not compared)."""
-    stored = settings_of(host)
+    stored, kind = settings_of(host), host_kind(host)
     differ = []
     if options.api_url and _api_url(options.api_url) != stored.api_url:
         differ.append("api_url")
@@ -188,15 +198,14 @@ def _differences(host: Host, options: AccountOptions, vault: Vault) -> list[str]
         differ.append("proxy")
     if options.timeout is not None and float(options.timeout) != stored.timeout:
         differ.append("timeout")
-    if options.app_id and host.app_id and (
-        options.app_id != host.app_id or not host.app_private_key
-        or vault.decrypt(host.app_private_key) != options.private_key
-    ):
-        differ.append("GitHub App")
+    kept = load_options(host.options, vault, kind.secret_options)
+    given = {k: v for k, v in options.options.items() if k in kind.host_option_names and v}
+    if any(k in kept for k in given) and any(kept.get(k) != v for k, v in given.items()):
+        differ.append(", ".join(sorted(given)))
     return differ
 
 
-def github_host(session: Session, options: AccountOptions, vault: Vault) -> Host:
+def host_for_link(session: Session, options: AccountOptions, vault: Vault) -> Host:
     """The host row for a web URL to link an account on: created with ``options`` on first use, never changed.
 
     Anyone who may link an account reaches this, and a host's settings decide
@@ -204,10 +213,11 @@ def github_host(session: Session, options: AccountOptions, vault: Vault) -> Host
     an existing host's are refused (409), never applied nor silently ignored.
     ``configure_host`` (``devlink host set``, ``PATCH /api/v1/hosts/{name}``) changes them.
     """
-    name, web = _host_name(options.web_url)
+    kind = kind_named(options.kind)
+    name, web = _host_name(kind, options.web_url)
     host = session.scalars(select(Host).where(Host.name == name)).first()
     if host is None:
-        host = _new_host(name, web)
+        host = _new_host(kind, name, web)
         given = _connection_settings_given(host, options)
         if given and not options.may_set_up_host:
             raise Conflict(
@@ -220,6 +230,7 @@ def github_host(session: Session, options: AccountOptions, vault: Vault) -> Host
         session.add(host)
         session.flush()
         return host
+    _same_kind(host, kind)
     differ = _differences(host, options, vault)
     if differ:
         raise Conflict(
@@ -245,19 +256,23 @@ def _connection_settings_given(host: Host, options: AccountOptions) -> list[str]
     return given
 
 
-def _new_host(name: str, web: str) -> Host:
-    kind = "github" if urlsplit(web).netloc.lower() == "github.com" else "github-enterprise"
-    return Host(kind=kind, name=name, web_url=web, api_url=api_url_for(web))
+def _same_kind(host: Host, kind: HostKind) -> None:
+    if host.kind not in kind.stored_kinds:
+        raise Conflict(f"host {host.name} is a {host_kind(host).label} host, not {kind.label}",
+                       reason="host_kind", hint=f"link it as: devlink account add {host_kind(host).kind} …")
+
+
+def _new_host(kind: HostKind, name: str, web: str) -> Host:
+    return Host(kind=kind.stored_kind(web), name=name, web_url=web, api_url=kind.api_url_for(web))
 
 
 def _apply_settings(host: Host, options: AccountOptions) -> None:
     """Write the connection settings ``options`` gives; ``""`` resets one (the API URL to its default)."""
+    kind, web = host_kind(host), host.web_url or host_kind(host).default_web_url
     if options.api_url is not None:
-        api_url = _api_url(options.api_url) if options.api_url else api_url_for(host.web_url or GITHUB_WEB)
-        default = api_url_for(host.web_url or GITHUB_WEB)
-        if default == GITHUB_API and api_url != default:  # github.com has one API: a token sent elsewhere is lost
-            raise InvalidInput(f"github.com's API is {GITHUB_API}; it cannot be moved (got {api_url!r})",
-                               reason="bad_url", hint="for a GitHub Enterprise Server, give its own --url")
+        api_url = _api_url(options.api_url) if options.api_url else kind.api_url_for(web)
+        if problem := kind.check_api_url(web, api_url):  # a public service has one API: a token sent elsewhere is lost
+            raise InvalidInput(problem, reason="bad_url", hint="for a self-hosted server, give its own --url")
         host.api_url = api_url
     if options.ca_bundle is not None:
         host.ca_bundle = options.ca_bundle or None
@@ -274,8 +289,16 @@ def find_host(session: Session, ref: str) -> Host:
     """A host with an API by name (``github.com``, ``ghe.example.com``), web URL or id."""
     row_id = parse_row_id(ref)
     host = session.get(Host, row_id) if row_id is not None else None
-    if host is None:
-        name = _host_name(ref)[0] if ref.startswith(("http://", "https://")) else ref.strip().lower().rstrip("/")
+    if host is None and ref.startswith(("http://", "https://")):
+        parts = urlsplit(ref.strip().rstrip("/"))
+        name = (parts.netloc.lower() + parts.path).rstrip("/")
+        host = session.scalars(select(Host).where(Host.name == name)).first()
+        if host is None:  # a public service's other spelling (www.)
+            for kind in kinds():
+                other = _host_name(for_kind(kind), ref)[0]
+                host = host or session.scalars(select(Host).where(Host.name == other)).first()
+    elif host is None:
+        name = ref.strip().lower().rstrip("/")
         host = session.scalars(select(Host).where(Host.name == name)).first()
     if host is None or host.api_url is None:
         raise NotFound(f"no host {ref!r}",
@@ -290,31 +313,34 @@ def host_views(session: Session) -> list[dict[str, Any]]:
 
 def configure_host(
     rt: Runtime, options: AccountOptions, *, oauth_client_id: str | None = None, oauth_client_secret: str | None = None,
-    app_webhook_secret: str | None = None, create: bool = True,
+    host_options: Mapping[str, str | None] | None = None, create: bool = True,
 ) -> dict[str, Any]:
-    """Create or change a host's settings (API URL, TLS, proxy, timeout, OAuth App, GitHub App): the admin's way.
+    """Create or change a host's settings (API URL, TLS, proxy, timeout, OAuth app, the kind's own): the admin's way.
+
+    ``host_options`` sets the host kind's own settings (``""`` clears one); names it does not know are refused.
 
     The accounts on the host are then pinned to its API origin as it now
     stands: the admin chose it, and ``repinned`` names the accounts whose
     credentials will go there from now on.
     """
-    name, web = _host_name(options.web_url)
+    kind = kind_named(options.kind)
+    name, web = _host_name(kind, options.web_url)
     with rt.sessions.begin() as session:
         host = session.scalars(select(Host).where(Host.name == name)).first()
         if host is None:
             if not create:
                 raise NotFound(f"no host {name!r}", hint=f"create it: devlink host set --url {web}")
-            host = _new_host(name, web)
+            host = _new_host(kind, name, web)
             session.add(host)
+        elif options.kind:
+            _same_kind(host, kind)
         _apply_settings(host, options)
         if oauth_client_id is not None:
             host.oauth_client_id = oauth_client_id or None
         if oauth_client_secret is not None:
             host.oauth_client_secret = rt.vault.encrypt(oauth_client_secret) if oauth_client_secret else None
-        if options.app_id and options.private_key:
-            host.app_id, host.app_private_key = options.app_id, rt.vault.encrypt(options.private_key)
-        if app_webhook_secret is not None:
-            host.app_webhook_secret = rt.vault.encrypt(app_webhook_secret) if app_webhook_secret else None
+        if host_options:
+            _set_host_options(host, host_options, rt.vault)
         session.flush()
         repinned = _repin(session, host)
         return {**host_view(host), "repinned": repinned}
@@ -332,13 +358,31 @@ def _repin(session: Session, host: Host) -> list[str]:
     return moved
 
 
+def _set_host_options(host: Host, given: Mapping[str, str | None], vault: Vault) -> None:
+    kind = host_kind(host)
+    unknown = sorted(set(given) - set(kind.host_option_names))
+    if unknown:
+        raise InvalidInput(f"a {kind.label} host has no setting {', '.join(unknown)}", reason="invalid")
+    stored = load_options(host.options, vault, kind.secret_options)
+    for key, value in given.items():
+        if value is not None:
+            stored[key] = value
+    host.options = dump_options(stored, vault, kind.secret_options)
+
+
 def host_view(host: Host) -> dict[str, Any]:
     """A host's settings; secrets only as whether they are set."""
-    return {"id": host.id, "kind": host.kind, "name": host.name, "web_url": host.web_url, "api_url": host.api_url,
-            "ca_bundle": host.ca_bundle, "proxy": host.proxy, "timeout": host.timeout,
-            "oauth_client_id": host.oauth_client_id, "oauth_client_secret_set": bool(host.oauth_client_secret),
-            "app_id": host.app_id, "app_private_key_set": bool(host.app_private_key),
-            "app_webhook_secret_set": bool(host.app_webhook_secret)}
+    kind = host_kind(host)
+    stored = load_options(host.options)
+    own: dict[str, Any] = {}
+    for key in kind.host_option_names:
+        if key in kind.secret_options:
+            own[f"{key}_set"] = bool(stored.get(key))
+        else:
+            own[key] = stored.get(key)
+    return {"id": host.id, "kind": host.kind, "host_kind": kind.kind, "name": host.name, "web_url": host.web_url,
+            "api_url": host.api_url, "ca_bundle": host.ca_bundle, "proxy": host.proxy, "timeout": host.timeout,
+            "oauth_client_id": host.oauth_client_id, "oauth_client_secret_set": bool(host.oauth_client_secret), **own}
 
 
 def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
@@ -346,35 +390,40 @@ def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
 
     Nothing is stored when the credential or the account name is wrong.
     """
-    if not options.token and not (options.app_id and options.private_key):
-        raise InvalidInput("give a token, or a GitHub App id and private key", reason="no_credential")
+    kind = kind_named(options.kind)
+    if not options.token and not options.options:
+        raise InvalidInput(f"give a token: {kind.token_help}", reason="no_credential")
     with rt.sessions() as session:  # a dry run: a new host is kept only once the credential checks out
-        host = github_host(session, options, rt.vault)
+        host = host_for_link(session, options, rt.vault)
         settings = settings_of(host)
         _refuse_linked_twice(session, host, options.name)
         session.rollback()
-    installation = options.installation_id
-    if options.app_id and not installation:
-        installation = find_installation(settings, options.app_id, options.private_key or "", options.name)
-    credential = Credential(token=options.token, app_id=options.app_id, private_key=options.private_key,
-                            installation_id=installation)
-    with GitHubClient(settings, credential) as client:
+    given = {**options.options, **({"auth_kind": "oauth"} if options.grant else {})}
+    credential = kind.prepare_credential(settings, options.name, options.token, given)
+    if options.grant:
+        credential = replace(credential, refresh_token=options.grant.refresh_token,
+                             expires_at=options.grant.expires_at)
+    with kind.client(settings, credential) as client:
         viewer = client.viewer()  # a wrong token fails here, before anything is stored
         remote = client.account(options.name)
     with rt.sessions.begin() as session:
-        host = github_host(session, options, rt.vault)
+        host = host_for_link(session, options, rt.vault)
         if settings_of(host) != settings:
             raise Conflict(f"the settings of host {host.name} changed while linking; link again",
                            reason="host_settings")
         _refuse_linked_twice(session, host, remote.login)
-        if options.app_id and options.private_key and not host.app_id:  # the host's first App (else: the same one)
-            host.app_id = options.app_id
-            host.app_private_key = rt.vault.encrypt(options.private_key)
+        kept = load_options(host.options, rt.vault, kind.secret_options)
+        new_host_options = {k: v for k, v in kind.host_options(credential).items() if k not in kept}
+        if new_host_options:  # the host's first App (else: the same one, as _differences checked)
+            host.options = dump_options({**kept, **new_host_options}, rt.vault, kind.secret_options)
         account = Account(
             host_id=host.id, name=remote.login, kind=remote.kind, external_id=remote.external_id,
-            auth_kind="app" if options.app_id else ("oauth" if options.oauth else "token"),
-            credential=rt.vault.encrypt(options.token) if options.token else None,
-            installation_id=installation, auto_link=options.auto_link, smart_commits=options.smart_commits,
+            auth_kind=credential.auth_kind,
+            credential=rt.vault.encrypt(credential.token) if credential.token else None,
+            refresh_token=rt.vault.encrypt(credential.refresh_token) if credential.refresh_token else None,
+            token_expires_at=credential.expires_at,
+            options=dump_options(kind.account_options(credential), rt.vault, kind.secret_options),
+            auto_link=options.auto_link, smart_commits=options.smart_commits,
             api_origin=origin_of(settings.api_url),  # the credential goes nowhere else (client_for)
         )
         session.add(account)
@@ -395,7 +444,7 @@ def _refuse_linked_twice(session: Session, host: Host, name: str) -> None:
 
 
 def _same_login(name: str) -> Any:
-    """Exactly this login, ignoring case as GitHub does (never a LIKE pattern: ``%`` and ``_`` are characters)."""
+    """Exactly this login, ignoring case as hosts do (never a LIKE pattern: ``%`` and ``_`` are characters)."""
     return func.lower(Account.name) == name.lower()
 
 
@@ -461,8 +510,8 @@ def discover(rt: Runtime, account_id: int, *, link: str | list[str] = "none") ->
         if account is None:
             raise NotFound(f"no linked account {account_id}")
         host_id, auto_link, login = account.host_id, account.auto_link, account.name
-        remote = RemoteAccount(account.name, "organization" if account.kind == "organization" else "user",
-                               account.external_id or "")
+        kind_of_account = host_kind_name(session, account)
+        remote = RemoteAccount(account.name, _namespace(account.kind), account.external_id or "")
     try:
         with client_for(rt, account_id) as client:
             viewer = client.viewer()
@@ -505,7 +554,7 @@ def discover(rt: Runtime, account_id: int, *, link: str | list[str] = "none") ->
         account.last_error_reason = account.last_error_message = None
         account.last_error_at = None
     result.hooks = ensure_hooks(rt, account_id)
-    if warning := hook_url_warning(rt):
+    if warning := hook_url_warning(rt, kind_of_account):
         result.warnings.append(warning)
     log.info("account.discovered account=%s found=%d new=%d renamed=%d gone=%d linked=%d",
              login, result.found, len(result.new), len(result.renamed), len(result.gone), len(result.linked))
@@ -529,14 +578,22 @@ def discover_due(rt: Runtime, enqueue: Callable[[int], None]) -> list[int]:
     return queued
 
 
+def _namespace(kind: str) -> Any:
+    return kind if kind in ("user", "organization", "group", "workspace") else "user"
+
+
+def _last(path: str) -> str:
+    return path.rsplit("/", 1)[-1].lower()
+
+
 def _wanted(link: str | list[str], listed: list[RemoteRepository]) -> set[str]:
     if link == "all":
         return {r.full_name for r in listed if not r.archived}
     if link == "none":
         return set()
     names = {n.lower() for n in link}
-    found = {r.full_name for r in listed if r.full_name.lower() in names or r.full_name.split("/")[1].lower() in names}
-    missing = names - {n.lower() for n in found} - {n.split("/")[1].lower() for n in found}
+    found = {r.full_name for r in listed if r.full_name.lower() in names or _last(r.full_name) in names}
+    missing = names - {n.lower() for n in found} - {_last(n) for n in found}
     if missing:
         raise NotFound(f"not among the account's repositories: {', '.join(sorted(missing))}")
     return found
@@ -557,6 +614,7 @@ def _new_repository(session: Session, account: Account, remote: RemoteRepository
     row = Repository(
         host_id=account.host_id, account_id=account.id, external_id=remote.external_id,
         name=_unique_name(session, remote.full_name, host, None), url=remote.clone_url, web_url=remote.web_url,
+        host_path=remote.full_name,
         linked=False, smart_commits=account.smart_commits, private=remote.private, archived=remote.archived,
         default_branch=remote.default_branch, state="active",
     )
@@ -568,8 +626,9 @@ def _new_repository(session: Session, account: Account, remote: RemoteRepository
 def _refresh(session: Session, row: Repository, account: Account, remote: RemoteRepository) -> None:
     host = session.get(Host, account.host_id)
     assert host is not None
-    if row.name.split("/", 1)[-1] != remote.full_name and row.name != remote.full_name:
+    if row.host_full_name != remote.full_name:
         row.name = _unique_name(session, remote.full_name, host, row.id)
+    row.host_path = remote.full_name
     row.account_id = account.id  # a transfer between two linked accounts moves it
     row.url, row.web_url = remote.clone_url or row.url, remote.web_url or row.web_url
     row.private, row.archived, row.default_branch = remote.private, remote.archived, remote.default_branch
@@ -593,8 +652,8 @@ def link_repositories(rt: Runtime, account_id: int, names: list[str] | str, *, l
             chosen = [r for r in rows if not r.archived and r.state == "active"]
         else:
             wanted = {n.lower() for n in names}
-            chosen = [r for r in rows if r.name.lower() in wanted or r.name.rsplit("/", 1)[-1].lower() in wanted]
-            missing = wanted - {r.name.lower() for r in chosen} - {r.name.rsplit("/", 1)[-1].lower() for r in chosen}
+            chosen = [r for r in rows if r.name.lower() in wanted or _last(r.name) in wanted]
+            missing = wanted - {r.name.lower() for r in chosen} - {_last(r.name) for r in chosen}
             if missing:
                 raise NotFound(f"not among the account's repositories: {', '.join(sorted(missing))}",
                                hint="run discovery first: devlink account repos ACCOUNT --refresh")
@@ -616,14 +675,15 @@ def unlink_repository(rt: Runtime, repository_id: int) -> None:
         if row is None:
             raise NotFound(f"no repository {repository_id}")
         row.linked = False
-        account_id, hook_id, scope = row.account_id, row.webhook_id, f"repos/{row.host_full_name}"
+        account_id, hook_id = row.account_id, row.webhook_id
+        target = HookTarget("repository", row.host_full_name, row.external_id or "")
         row.webhook_id = None
         row.webhook_secret = None  # nothing signed with it is accepted any more, even if the delete fails
         row.webhook_state = None
     if account_id and hook_id:
         try:
             with client_for(rt, account_id) as client:
-                client.delete_hook(scope, hook_id)
+                client.delete_hook(target, hook_id)
         except HostError as exc:
             if exc.reason not in ("not_found", "gone"):
                 log.warning("hook.delete_failed repository=%s reason=%s", repository_id, exc.reason)
@@ -634,6 +694,7 @@ def remove_account(rt: Runtime, ref: str) -> str:
     with rt.sessions() as session:
         account = find_account(session, ref)
         account_id, name, hook_id = account.id, account.name, account.hook_id
+        account_target = HookTarget("account", account.name, account.external_id or "")
         linked = list(session.scalars(
             select(Repository.id).where(Repository.account_id == account_id, Repository.linked.is_(True))
         ))
@@ -642,7 +703,7 @@ def remove_account(rt: Runtime, ref: str) -> str:
     if hook_id:
         try:
             with client_for(rt, account_id) as client:
-                client.delete_hook(f"orgs/{name}", hook_id)
+                client.delete_hook(account_target, hook_id)
         except HostError as exc:
             log.warning("hook.delete_failed account=%s reason=%s", name, exc.reason)
     with rt.sessions.begin() as session:
@@ -654,85 +715,85 @@ def remove_account(rt: Runtime, ref: str) -> str:
 
 
 def ensure_hooks(rt: Runtime, account_id: int) -> dict[str, str]:
-    """Make sure every linked repository gets deliveries: one org hook when allowed, else one per repository."""
-    url, warning = hook_url(rt), hook_url_warning(rt)
+    """Make sure every linked repository gets deliveries: one account hook when allowed, else one per repository."""
     with rt.sessions() as session:
         account = session.get(Account, account_id)
         if account is None:
             return {}
+        warning = hook_url_warning(rt, host_kind_name(session, account))
         rows = list(session.scalars(select(Repository).where(
             Repository.account_id == account_id, Repository.linked.is_(True), Repository.state == "active"
         )))
-        is_org, org = account.kind == "organization" and account.auth_kind != "app", account.name
         host = session.get(Host, account.host_id)
-        app_hook = account.auth_kind == "app" and host is not None and bool(host.app_webhook_secret)
-        targets = [(r.id, r.name, r.host_full_name, r.webhook_id, r.webhook_secret) for r in rows]
+        assert host is not None
+        kind = host_kind(host)
+        # an organisation's or group's own hook covers all its repositories (a user has none)
+        account_target = (HookTarget("account", account.name, account.external_id or "")
+                          if account.kind not in ("user",) and account.auth_kind != "app" else None)
+        hosts_own = kind.hosts_own_hook(load_options(host.options), account.auth_kind)
+        targets = [(r.id, r.name, HookTarget("repository", r.host_full_name, r.external_id or ""), r.webhook_id,
+                    r.webhook_secret) for r in rows]
     states: dict[str, str] = {}
     if not targets:
         return states
-    if app_hook:  # the GitHub App's own webhook delivers for every installation: no hook per repository
+    if hosts_own:  # the host's own webhook (a GitHub App's) delivers for every installation: no hook to install
         for repository_id, name, _, _, _ in targets:
             _set_hook(rt, repository_id, None, None, "app", None)
             states[name] = "app"
         return states
     with client_for(rt, account_id) as client:
-        if is_org and _ensure_org_hook(rt, client, account_id, org, url):
-            for repository_id, name, full_name, hook_id, _ in targets:
-                if hook_id:  # the org hook replaces a per-repository one
-                    _delete_quietly(client, f"repos/{full_name}", hook_id)
+        if account_target and _ensure_account_hook(rt, client, kind, account_id, account_target):
+            for repository_id, name, target, hook_id, _ in targets:
+                if hook_id:  # the account hook replaces a per-repository one
+                    _delete_quietly(client, target, hook_id)
                 _set_hook(rt, repository_id, None, None, "account", warning)
                 states[name] = "account"
             return states
-        for repository_id, name, full_name, hook_id, secret in targets:
-            states[name] = _ensure_repo_hook(rt, client, repository_id, full_name, hook_id, secret, url, warning)
+        for repository_id, name, target, hook_id, secret in targets:
+            states[name] = _ensure_repo_hook(rt, client, kind, repository_id, target, hook_id, secret, warning)
     return states
 
 
 def _reconcile_hook(
-    rt: Runtime, client: GitHubClient, scope: str, hook_id: str | None, stored_secret: str | None, url: str,
+    rt: Runtime, client: HostClient, target: HookTarget, hook_id: str | None, stored_secret: str | None, url: str,
     before_create: Callable[[str], None],
 ) -> tuple[str, str]:
-    """Make ``scope`` (``repos/O/N`` or ``orgs/O``) hold exactly one correct hook to ``url``; return (id, secret).
+    """Make ``target`` hold exactly one correct hook to ``url``; return (id, secret).
 
     Keeps the hook devlink knows (or adopts one at its URL), deletes other
     hooks to this URL, recreates a missing one, and rewrites a changed one,
     its URL too when devlink's address changed (a new port, DEVLINK_BASE_URL).
-    The secret cannot be read back from GitHub, so an adopted hook gets one
+    A secret cannot be read back from a host, so an adopted hook gets one
     devlink knows.  ``before_create`` stores the secret of a hook about to be
-    created, without an id yet: the host pings a new hook at once, often
-    before its id comes back, and that ping must verify.
+    created, without an id yet: a host may call a new hook at once, often
+    before its id comes back, and that call must verify.
     """
-    ours = [h for h in client.hooks(scope) if _hook_url(h) == url or (hook_id and str(h.get("id")) == hook_id)]
-    keep = next((h for h in ours if str(h.get("id")) == hook_id), ours[0] if ours else None)
+    ours = [h for h in client.hooks(target) if h.url == url or (hook_id and h.id == hook_id)]
+    keep = next((h for h in ours if h.id == hook_id), ours[0] if ours else None)
     for stale in ours:
         if stale is not keep:
-            client.delete_hook(scope, str(stale["id"]))
+            client.delete_hook(target, stale.id)
     secret = rt.vault.decrypt(stored_secret) if stored_secret else secrets.token_urlsafe(32)
     if keep is None:
         before_create(rt.vault.encrypt(secret))
-        return client.create_hook(scope, url, secret), secret
-    kept_id = str(keep["id"])
-    if not _hook_matches(keep) or _hook_url(keep) != url or not stored_secret or kept_id != hook_id:
-        client.update_hook(scope, kept_id, url, secret)
-    return kept_id, secret
-
-
-def _hook_url(hook: dict[str, Any]) -> Any:
-    return (hook.get("config") or {}).get("url")
+        return client.create_hook(target, url, secret), secret
+    if not keep.current or keep.url != url or not stored_secret or keep.id != hook_id:
+        client.update_hook(target, keep.id, url, secret)
+    return keep.id, secret
 
 
 def _ensure_repo_hook(
-    rt: Runtime, client: GitHubClient, repository_id: int, full_name: str, hook_id: str | None,
-    stored_secret: str | None, url: str, warning: str | None = None,
+    rt: Runtime, client: HostClient, kind: HostKind, repository_id: int, target: HookTarget, hook_id: str | None,
+    stored_secret: str | None, warning: str | None = None,
 ) -> str:
     try:
-        new_id, secret = _reconcile_hook(rt, client, f"repos/{full_name}", hook_id, stored_secret, url,
+        new_id, secret = _reconcile_hook(rt, client, target, hook_id, stored_secret, hook_url(rt, kind, target),
                                          lambda pending: _set_pending_hook(rt, Repository, repository_id, pending))
     except HostError as exc:
         if exc.reason in ("permission", "not_found"):
             minutes = rt.settings.sync_interval
             _set_hook(rt, repository_id, None, None, "unavailable",
-                      UNAVAILABLE.format(cause=exc.message, minutes=minutes))
+                      UNAVAILABLE.format(cause=exc.message, minutes=minutes, needs=kind.token_help))
             return "unavailable"
         _set_hook(rt, repository_id, hook_id, stored_secret, "failed", exc.message)
         return "failed"
@@ -740,34 +801,28 @@ def _ensure_repo_hook(
     return "installed"
 
 
-def _ensure_org_hook(rt: Runtime, client: GitHubClient, account_id: int, org: str, url: str) -> bool:
-    """One organisation hook for all repositories, when the credential may manage it (``admin:org_hook``)."""
+def _ensure_account_hook(
+    rt: Runtime, client: HostClient, kind: HostKind, account_id: int, target: HookTarget
+) -> bool:
+    """One organisation or group hook for all repositories, when the credential (and the host's tier) allow it."""
     with rt.sessions() as session:
         account = session.get(Account, account_id)
         assert account is not None
         known_id, stored_secret = account.hook_id, account.hook_secret
     try:
-        hook_id, secret = _reconcile_hook(rt, client, f"orgs/{org}", known_id, stored_secret, url,
+        hook_id, secret = _reconcile_hook(rt, client, target, known_id, stored_secret, hook_url(rt, kind, target),
                                           lambda pending: _set_pending_hook(rt, Account, account_id, pending))
     except HostError as exc:
         with rt.sessions.begin() as session:  # no hook was created: its pending secret must not stay a signer
             session.execute(update(Account).where(Account.id == account_id).values(
                 hook_id=known_id, hook_secret=stored_secret))
         if exc.reason in ("permission", "not_found"):
-            return False  # no org admin: per-repository hooks instead
+            return False  # not an owner, or a tier without account hooks: per-repository hooks instead
         raise
     with rt.sessions.begin() as session:
         session.execute(update(Account).where(Account.id == account_id).values(
             hook_id=hook_id, hook_secret=rt.vault.encrypt(secret)))
     return True
-
-
-def _hook_matches(hook: dict[str, Any]) -> bool:
-    config = hook.get("config") or {}
-    return bool(
-        hook.get("active", True) and set(hook.get("events") or []) >= set(HOOK_EVENTS)
-        and config.get("content_type") == "json"
-    )
 
 
 def _set_hook(
@@ -786,9 +841,8 @@ def _set_pending_hook(rt: Runtime, model: type[Repository] | type[Account], row_
         session.execute(update(model).where(model.id == row_id).values(**values))
 
 
-def _delete_quietly(client: GitHubClient, scope: str, hook_id: str) -> None:
+def _delete_quietly(client: HostClient, target: HookTarget, hook_id: str) -> None:
     try:
-        client.delete_hook(scope, hook_id)
+        client.delete_hook(target, hook_id)
     except HostError as exc:
-        log.info("hook.delete_skipped scope=%s reason=%s", scope, exc.reason)
-
+        log.info("hook.delete_skipped target=%s reason=%s", target.path, exc.reason)

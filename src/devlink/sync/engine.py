@@ -40,7 +40,7 @@ from devlink.store.engine import (
     prefers_insert_returning,
 )
 from devlink.store.models import Branch, Commit, IssueLink, Repository, SyncCursor, table, utcnow
-from devlink.sync.host_clients import client_for
+from devlink.sync.host_clients import client_for, remote_of
 from devlink.sync.linking import LINK_COLUMNS, count_unknown, known_keys, link_rows, link_tuples
 from devlink.sync.pulls import PullSync, check_still_there, sync_host_pulls
 from devlink.sync.smart_commits import SmartCommitTally, run_smart_commits
@@ -105,9 +105,9 @@ def _remote_access(rt: Runtime, repository: Repository) -> RemoteAccess | None:
     and, for a host account's repository, the host's CA bundle and proxy."""
     if repository.account_id is not None:  # a host account's repository: its token, as the host expects for git
         with client_for(rt, repository.account_id) as client:
-            _check_git_origin(repository, client.host.web_url)
-            return RemoteAccess("x-access-token", client.git_password(), ca_bundle=client.host.ca_bundle,
-                                proxy=client.host.proxy)
+            _check_git_origin(repository, client.settings.web_url)
+            user, password = client.git_credentials()
+            return RemoteAccess(user, password, ca_bundle=client.settings.ca_bundle, proxy=client.settings.proxy)
     if not repository.url_secret or repository.url.lower().startswith("ssh://"):  # ssh: a key, never a password
         return None
     return RemoteAccess(*split_userinfo(rt.vault.decrypt(repository.url_secret)))
@@ -151,7 +151,7 @@ def sync_repository(
         cursor = session.get(SyncCursor, (repository_id, COMMIT_CURSOR))
         old_tips: list[str] = json.loads(cursor.value) if cursor else []
         mirror = mirror_for(rt, repository)
-        account_id, full_name = repository.account_id, repository.host_full_name
+        account_id, remote = repository.account_id, remote_of(repository)
         access = _remote_access(rt, repository)
         is_local = _is_local(repository.url)
     # only keys of existing projects link, once the tracker has projects (docs/issue-keys.md)
@@ -203,7 +203,7 @@ def sync_repository(
         _save_cursor(session, repository_id, tips, cursor is not None)
     outcome = PullSync()
     if account_id is not None:  # pull requests come from the host's API; commits never do
-        outcome = sync_host_pulls(rt, repository_id, account_id, full_name, full=full, trigger=trigger, known=known)
+        outcome = sync_host_pulls(rt, repository_id, account_id, remote, full=full, trigger=trigger, known=known)
     pulls = outcome.written
     log.info(
         "sync.done repository=%s kind=%s commits_seen=%d commits_new=%d branches=+%d ~%d -%d pulls=%d "

@@ -1,23 +1,31 @@
 """A host API client for one linked account: its settings, its decrypted credential, and a shared budget.
 
 The engine owns everything a client must remember between calls and across
-worker processes: the ETag cache (``HttpCacheEntry``) and the rate-limit
-budget (columns on ``Account``).  Before spending quota on scheduled work,
-``budget_wait`` says how long to wait so a reserve stays for webhook-driven syncs.
+worker processes: the ETag cache (``HttpCacheEntry``), the rate-limit
+budget (columns on ``Account``) and an expiring OAuth token's refresh.  Before
+spending quota on scheduled work, ``budget_wait`` says how long to wait so a
+reserve stays for webhook-driven syncs.
 
 A credential goes only to the API origin it was linked for (``Account.api_origin``):
 ``client_for`` refuses an account whose host now points elsewhere.
 """
 
+import json
+import logging
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
-from devlink.hosts.base import HostError, origin_of
-from devlink.hosts.github import Credential, GitHubClient, HostSettings, RateLimit, api_url_for
+from devlink.crypto import Vault
+from devlink.hosts import for_kind
+from devlink.hosts.base import HostError, RemoteRepository, origin_of
+from devlink.hosts.protocol import Credential, HostClient, HostKind, HostSettings, RateLimit
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
-from devlink.store.models import Account, Host, HttpCacheEntry, table, utcnow
+from devlink.store.models import Account, Host, HttpCacheEntry, Repository, table, utcnow
+from devlink.sync.holders import dead_here, this_process
 
 __all__ = [
     "RESERVE_FRACTION",
@@ -25,8 +33,20 @@ __all__ = [
     "budget_wait",
     "client_for",
     "credential_of",
+    "dump_options",
+    "host_kind",
+    "load_options",
+    "remote_of",
     "settings_of",
 ]
+
+log = logging.getLogger(__name__)
+
+#: an expiring token is refreshed this long before it expires, so a request never carries one about to lapse
+REFRESH_BEFORE = timedelta(minutes=5)
+#: a refresh claimed longer ago than this by a process that cannot be judged is taken over
+REFRESH_STALE = timedelta(seconds=60)
+REFRESH_WAIT = 30.0  # seconds a worker waits for another one's refresh
 
 #: Share of an account's hourly budget kept for webhook-driven work.
 RESERVE_FRACTION = 0.1
@@ -64,29 +84,61 @@ class DbConditionalCache:
                 ], ["account_id", "url"])
 
 
+def host_kind(host: Host) -> HostKind:
+    return for_kind(host.kind)
+
+
 def settings_of(host: Host) -> HostSettings:
-    web = (host.web_url or "https://github.com").rstrip("/")
+    kind = host_kind(host)
+    web = (host.web_url or kind.default_web_url).rstrip("/")
     return HostSettings(
         web_url=web,
-        api_url=(host.api_url or api_url_for(web)).rstrip("/"),
+        api_url=(host.api_url or kind.api_url_for(web)).rstrip("/"),
         ca_bundle=host.ca_bundle,
         proxy=host.proxy,
         timeout=host.timeout or 30.0,
     )
 
 
+def load_options(raw: str | None, vault: Vault | None = None, secret: frozenset[str] = frozenset()) -> dict[str, str]:
+    """A row's JSON options; with a vault, the ``secret`` ones decrypted."""
+    try:
+        values = json.loads(raw) if raw else {}
+    except ValueError:
+        values = {}
+    options = {str(k): str(v) for k, v in values.items() if isinstance(v, str)} if isinstance(values, dict) else {}
+    if vault is not None:
+        options = {k: vault.decrypt(v) if k in secret else v for k, v in options.items()}
+    return options
+
+
+def dump_options(options: Mapping[str, str | None], vault: Vault, secret: frozenset[str]) -> str | None:
+    """Options as stored: empty values left out, the ``secret`` ones encrypted."""
+    kept = {k: vault.encrypt(v) if k in secret else v for k, v in options.items() if v}
+    return json.dumps(kept, sort_keys=True) if kept else None
+
+
 def credential_of(rt: Runtime, host: Host, account: Account) -> Credential:
+    kind = host_kind(host)
+    options = {**load_options(host.options, rt.vault, kind.secret_options),
+               **load_options(account.options, rt.vault, kind.secret_options)}
     if account.auth_kind == "app":
-        if not (host.app_id and host.app_private_key):
-            raise HostError(f"the GitHub App of {host.name} is not configured", reason="auth")
-        return Credential(
-            app_id=host.app_id,
-            private_key=rt.vault.decrypt(host.app_private_key),
-            installation_id=account.installation_id,
-        )
+        return Credential(auth_kind="app", options=options)
     if not account.credential:
         raise HostError(f"account {account.name} has no credential; link it again", reason="auth")
-    return Credential(token=rt.vault.decrypt(account.credential))
+    return Credential(
+        token=rt.vault.decrypt(account.credential), auth_kind=account.auth_kind,
+        refresh_token=rt.vault.decrypt(account.refresh_token) if account.refresh_token else None,
+        expires_at=account.token_expires_at, options=options,
+    )
+
+
+def remote_of(row: Repository) -> RemoteRepository:
+    """A linked repository as the host knows it, for the calls that name one."""
+    path = row.host_full_name
+    return RemoteRepository(external_id=row.external_id or "", full_name=path, owner=path.rpartition("/")[0],
+                            clone_url=row.url, web_url=row.web_url or "", private=row.private,
+                            archived=row.archived, default_branch=row.default_branch)
 
 
 class RateRecorder:
@@ -104,8 +156,8 @@ class RateRecorder:
             )
 
 
-def client_for(rt: Runtime, account_id: int) -> GitHubClient:
-    """The client of a linked account; use it as a context manager."""
+def client_for(rt: Runtime, account_id: int) -> HostClient:
+    """The client of a linked account, its token refreshed first when about to expire; a context manager."""
     with rt.sessions() as session:
         account = session.get(Account, account_id)
         if account is None:
@@ -115,9 +167,83 @@ def client_for(rt: Runtime, account_id: int) -> GitHubClient:
         settings = settings_of(host)
         _check_origin(account, host, settings)
         credential = credential_of(rt, host, account)
-    return GitHubClient(
-        settings, credential, cache=DbConditionalCache(rt, account_id), on_rate=RateRecorder(rt, account_id)
-    )
+        kind = host_kind(host)
+    if _due(credential):
+        credential = _refresh(rt, account_id, credential)
+    return kind.client(settings, credential, cache=DbConditionalCache(rt, account_id),
+                       on_rate=RateRecorder(rt, account_id))
+
+
+def _due(credential: Credential, now: datetime | None = None) -> bool:
+    expires = credential.expires_at
+    return expires is not None and expires - (now or datetime.now(UTC)) <= REFRESH_BEFORE
+
+
+def _refresh(rt: Runtime, account_id: int, seen: Credential) -> Credential:
+    """Refresh an expiring token once, whichever of several workers gets here first.
+
+    Refresh tokens rotate (the host revokes the old one when it hands out the
+    next), so exactly one process may spend it: the one whose conditional
+    UPDATE claims the account while its token is still the one it read.  The
+    others wait for the new token and read it; a claim left by a process that
+    died is taken over at once, one nobody can judge after ``REFRESH_STALE``.
+    """
+    me = this_process()
+    deadline = time.monotonic() + REFRESH_WAIT
+    while True:
+        with rt.sessions() as session:
+            account = session.get(Account, account_id)
+            if account is None:
+                raise HostError(f"account {account_id} is no longer linked", reason="not_found")
+            host = session.get(Host, account.host_id)
+            assert host is not None
+            current = credential_of(rt, host, account)
+            stored_token, holder = account.credential, account.refresh_holder
+            settings, kind = settings_of(host), host_kind(host)
+            client_id = host.oauth_client_id
+            client_secret = rt.vault.decrypt(host.oauth_client_secret) if host.oauth_client_secret else None
+        if not _due(current):
+            return current  # another worker refreshed it meanwhile
+        if not current.refresh_token or not (client_id and client_secret):
+            raise HostError(f"the token of account {account_id} expired and cannot be refreshed (no refresh token "
+                            "or no OAuth application on the host); link the account again", reason="auth")
+        now = utcnow()
+        free = or_(Account.refresh_holder.is_(None), Account.refresh_started_at < now - REFRESH_STALE)
+        if holder and dead_here(holder):
+            free = or_(free, Account.refresh_holder == holder)
+        with rt.sessions.begin() as session:
+            claimed = session.execute(update(Account).where(
+                Account.id == account_id, Account.credential == stored_token, free,
+            ).values(refresh_holder=me, refresh_started_at=now)).rowcount  # type: ignore[attr-defined]
+        if claimed:
+            return _spend_refresh(rt, account_id, kind, settings, client_id, client_secret, current, me)
+        if time.monotonic() > deadline:
+            raise HostError(f"another worker is still refreshing the token of account {account_id}",
+                            reason="network", retry_after=5.0)
+        time.sleep(0.05)
+
+
+def _spend_refresh(
+    rt: Runtime, account_id: int, kind: HostKind, settings: HostSettings, client_id: str, client_secret: str,
+    current: Credential, me: str,
+) -> Credential:
+    assert current.refresh_token is not None
+    try:
+        grant = kind.refresh_oauth_token(settings, client_id, client_secret, current.refresh_token)
+    except HostError as exc:
+        with rt.sessions.begin() as session:
+            session.execute(update(Account).where(Account.id == account_id, Account.refresh_holder == me).values(
+                refresh_holder=None, refresh_started_at=None, last_error_reason=exc.reason,
+                last_error_message=exc.message, last_error_at=utcnow()))
+        raise
+    refresh = grant.refresh_token or current.refresh_token
+    with rt.sessions.begin() as session:
+        session.execute(update(Account).where(Account.id == account_id, Account.refresh_holder == me).values(
+            credential=rt.vault.encrypt(grant.access_token), refresh_token=rt.vault.encrypt(refresh),
+            token_expires_at=grant.expires_at, refresh_holder=None, refresh_started_at=None))
+    log.info("account.token_refreshed account=%s expires=%s", account_id, grant.expires_at)
+    return Credential(token=grant.access_token, auth_kind=current.auth_kind, refresh_token=refresh,
+                      expires_at=grant.expires_at, options=current.options)
 
 
 def _check_origin(account: Account, host: Host, settings: HostSettings) -> None:

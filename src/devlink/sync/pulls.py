@@ -22,12 +22,12 @@ from sqlalchemy.orm import Session
 
 from devlink.domain.issue_keys import extract_keys
 from devlink.domain.text import storable
-from devlink.hosts.base import HostError, RemotePullRequest
-from devlink.hosts.github import GitHubClient, parse_time
+from devlink.hosts.base import HostError, RemotePullRequest, RemoteRepository
+from devlink.hosts.protocol import HostClient
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import Account, IssueLink, PullRequest, Repository, SyncCursor, table, utcnow
-from devlink.sync.host_clients import budget_wait, client_for
+from devlink.sync.host_clients import budget_wait, client_for, remote_of
 from devlink.sync.linking import known_keys, link_rows
 from devlink.sync.trackers import known_project_keys
 
@@ -60,7 +60,7 @@ def pull_keys(pull: RemotePullRequest, known: frozenset[str] | None) -> tuple[st
 
 
 def sync_host_pulls(
-    rt: Runtime, repository_id: int, account_id: int, full_name: str, *, full: bool, trigger: str,
+    rt: Runtime, repository_id: int, account_id: int, remote: RemoteRepository, *, full: bool, trigger: str,
     known: frozenset[str] | None,
 ) -> PullSync:
     """Pull requests of an account's repository, within the account's rate-limit budget.
@@ -79,7 +79,7 @@ def sync_host_pulls(
                                                f"{int(wait)} s for the reset (commits still sync over git)")
     with client_for(rt, account_id) as client:
         try:
-            written = sync_pull_requests(rt, repository_id, full_name, client, full=full, known=known)
+            written = sync_pull_requests(rt, repository_id, remote, client, full=full, known=known)
         except HostError as exc:
             if exc.reason == "rate_limited":
                 return _defer(rt, repository_id, exc.retry_after or 60.0, exc.message)
@@ -129,10 +129,10 @@ def refresh_pull(rt: Runtime, repository_id: int, number: int) -> None:
         account = session.get(Account, row.account_id)
         if account is None or budget_wait(account, "hook"):
             return  # out of budget: the payload's view stands until the next soft sync
-        account_id, full_name = account.id, row.host_full_name
+        account_id, remote = account.id, remote_of(row)
     known = known_project_keys(rt)
     with client_for(rt, account_id) as client:
-        details = client.pull_details(full_name, number)
+        details = client.pull_details(remote, number)
     with rt.sessions.begin() as session:
         write_pull_request(session, repository_id, details, known)
 
@@ -166,7 +166,7 @@ def check_still_there(rt: Runtime, repository_id: int, account_id: int) -> None:
 
 
 def sync_pull_requests(
-    rt: Runtime, repository_id: int, full_name: str, client: GitHubClient, *, full: bool,
+    rt: Runtime, repository_id: int, remote: RemoteRepository, client: HostClient, *, full: bool,
     known: frozenset[str] | None,
 ) -> int:
     """Store the pull requests that changed; return how many were written.
@@ -183,17 +183,18 @@ def sync_pull_requests(
         query = select(PullRequest.number, PullRequest.updated_at).where(PullRequest.repository_id == repository_id)
         stored: dict[int, datetime | None] = {number: updated for number, updated in session.execute(query)}
         row = session.get(SyncCursor, (repository_id, PULL_CURSOR))
-        cursor, has_cursor = (parse_time(row.value) if row else None), row is not None
+        cursor, has_cursor = (_parse_cursor(row.value) if row else None), row is not None
     written = 0
     newest = cursor
-    for pull, _page_changed in client.pulls(full_name):
+    since = None if full else cursor
+    for pull, _page_changed in client.pulls(remote, since):
         if pull.updated_at is not None and (newest is None or pull.updated_at > newest):
             newest = pull.updated_at
         if _unchanged(stored.get(pull.number), pull.updated_at) and _unchanged(cursor, pull.updated_at):
             if not full:
                 break  # sorted by last update: everything after this one was stored by a complete sync
             continue
-        details = client.pull_details(full_name, pull.number)
+        details = client.pull_details(remote, pull.number)
         with rt.sessions.begin() as session:
             write_pull_request(session, repository_id, details, known)
         written += 1
@@ -201,6 +202,15 @@ def sync_pull_requests(
         _save_cursor(rt, repository_id, newest, exists=has_cursor)
     log.info("pulls.done repository=%s full=%s written=%d", repository_id, full, written)
     return written
+
+
+def _parse_cursor(value: str) -> datetime | None:
+    """The stored ``pulls`` cursor (ISO 8601, as ``_save_cursor`` writes it); None when unreadable."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _save_cursor(rt: Runtime, repository_id: int, newest: datetime, *, exists: bool) -> None:

@@ -1,24 +1,25 @@
-"""GitHub deliveries: find whose secret signs them, record them once, and act.
+"""Host deliveries: find whose secret made them, record them once, and act.
 
-Order, so that a stranger's body costs nothing: the headers name the hook
-(``X-GitHub-Hook-ID``) and what it was created on (repository, organisation or
-GitHub App, with its id), which gives the secret to try (401 when no such hook
-is known here); then the body is read (at most 25 MB) and its
-``X-Hub-Signature-256`` checked over the raw bytes in constant time (401); only
-then is it parsed, depth first bounded (400); then recorded (a replayed
-``X-GitHub-Delivery`` changes nothing) and acted on.  Acting is cheap and never
-waits on GitHub: a push queues a soft sync; a pull request is written from the
-payload at once (visible in milliseconds) and queued for a refresh from the
-API, which the payload alone cannot be trusted for.
+Order, so that a stranger's body costs nothing: the host kind reads the
+headers (and the hook URL's query), which name the hook and what it was
+created on (a repository, an account, or the host itself, such as a GitHub
+App), which gives the secrets to try (401 when no such hook is known here);
+then the body is read (at most the kind's ``max_body``) and checked with the
+secret in constant time (401); only then is it parsed, depth first bounded
+(400); then recorded (a replayed delivery id changes nothing; a host that
+sends none is deduplicated on a hash of the body) and acted on.  Acting is
+cheap and never waits on the host: a push queues a soft sync; a pull request
+is written from the payload at once (visible in milliseconds) and queued for a
+refresh from the API, which the payload alone cannot be trusted for.
 
 A delivery is marked processed once its work is queued.  ``redeliver_pending``
 runs from the schedule and acts on any left unprocessed (the process died
 between answering 2xx and queueing), so nothing accepted is lost.
 """
 
+import hashlib
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -28,7 +29,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.json_limits import JsonLimitError, loads_bounded
-from devlink.errors import DeliveryError
+from devlink.errors import DeliveryError, NotFound
+from devlink.hosts import HOSTS, for_kind
 from devlink.hosts.base import (
     Ping,
     PullRequestEvent,
@@ -39,36 +41,23 @@ from devlink.hosts.base import (
     Review,
     WebhookEvent,
     WebhookPayloadError,
+    WebhookUnauthorized,
 )
-from devlink.hosts.github_webhooks import (
-    HOOK_ID_HEADER,
-    SIGNATURE_HEADER,
-    TARGET_ID_HEADER,
-    TARGET_TYPE_HEADER,
-    HookScope,
-    parse_webhook,
-    read_headers,
-    verify_signature,
-)
+from devlink.hosts.protocol import DeliveryHead, HostKind
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import Account, Host, PullRequest, Repository, WebhookDelivery, table, utcnow
+from devlink.sync.host_clients import load_options
 from devlink.sync.pulls import write_pull_request
 from devlink.sync.trackers import known_project_keys
 
-__all__ = ["Dispatcher", "Incoming", "Unauthorized", "incoming_github", "receive_github", "redeliver_pending"]
+__all__ = ["Dispatcher", "Incoming", "Unauthorized", "incoming", "receive", "redeliver_pending"]
 
 log = logging.getLogger(__name__)
 
-HOST_KIND = "github"
 REDELIVER_AFTER = timedelta(seconds=60)
-_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")  # GitHub's are GUIDs, globally unique: stored as sent
-_HOOK_HEADERS = f"{HOOK_ID_HEADER}, {TARGET_TYPE_HEADER} and {TARGET_ID_HEADER}"
 
-
-class Unauthorized(DeliveryError):
-    status = 401
-    default_reason = "bad_signature"
+Unauthorized = WebhookUnauthorized
 
 
 class Dispatcher(Protocol):
@@ -89,13 +78,13 @@ class Target:
 
 @dataclass(frozen=True)
 class Signer:
-    """A secret that may have signed a delivery, and the hook it belongs to."""
+    """A secret that may have made a delivery, and the hook it belongs to."""
 
-    scope: HookScope
+    level: str  # repository | account | app
     secret: str  # Fernet token
     host_id: int
     repository_id: int | None = None  # repository hooks
-    account_id: int | None = None  # repository (when linked through an account) and organisation hooks
+    account_id: int | None = None  # repository (when linked through an account) and account hooks
     external_id: str | None = None  # the repository's id on the host (repository hooks)
 
 
@@ -103,70 +92,82 @@ class Signer:
 class Incoming:
     """A delivery known from its headers alone: the body is read only once this exists."""
 
-    event: str
-    delivery_id: str
-    signature: str
-    hook_id: str
+    kind: HostKind
+    head: DeliveryHead
     signers: tuple[Signer, ...]
 
+    @property
+    def event(self) -> str:
+        return self.head.event
 
-def incoming_github(rt: Runtime, headers: Mapping[str, str]) -> Incoming:
+
+def host_kind_for_hooks(kind: str) -> HostKind:
+    """The host kind a ``/hooks/{kind}`` URL names; 404 for one devlink does not know."""
+    if kind not in HOSTS:
+        raise NotFound(f"no host kind {kind!r} delivers here; devlink knows {', '.join(HOSTS)}")
+    return for_kind(kind)
+
+
+def incoming(rt: Runtime, kind: HostKind, headers: Mapping[str, str], query: Mapping[str, str]) -> Incoming:
     """Check a delivery's headers and find the secrets of the hook they name, before its body is read.
 
-    400 for a missing event or delivery id; 401 (``unknown_hook``) without the hook headers or
-    for a hook devlink did not install; 401 (``bad_signature``) without a signature.
+    The host kind answers 400 or 401 for headers that cannot be a delivery; 401
+    (``unknown_hook``) for a hook devlink did not install.
     """
-    sent = read_headers(headers)
-    if not sent.event:
-        raise DeliveryError("missing X-GitHub-Event header", reason="bad_event")
-    if not sent.delivery_id or not _DELIVERY_ID.match(sent.delivery_id):
-        raise DeliveryError("missing or malformed X-GitHub-Delivery header", reason="bad_delivery_id")
-    if not (sent.hook_id and sent.scope and sent.target_id):
-        raise Unauthorized(f"missing or malformed webhook headers: GitHub sends {_HOOK_HEADERS} with every delivery",
-                           reason="unknown_hook")
-    if not sent.signature:
-        raise Unauthorized(f"missing {SIGNATURE_HEADER} header: set a secret on the webhook")
+    head = kind.read_delivery(headers, query)
     with rt.sessions() as session:
-        signers = _signers(session, sent.scope, sent.hook_id, sent.target_id)
+        signers = _signers(session, kind, head)
     if not signers:
-        log.info("hook.github.unknown_hook hook=%s scope=%s target=%s", sent.hook_id, sent.scope, sent.target_id)
-        if sent.scope == "app":
-            raise Unauthorized(f"no host here has GitHub App {sent.target_id} with a webhook secret",
+        log.info("hook.%s.unknown_hook hook=%s level=%s target=%s", kind.kind, head.hook_id, head.level,
+                 head.target_id)
+        if head.level == "app":
+            raise Unauthorized(f"no host here has {kind.label} App {head.target_id} with a webhook secret",
                                reason="unknown_hook", hint="devlink host set --app-id ID --app-webhook-secret -")
-        raise Unauthorized(f"webhook {sent.hook_id} of {sent.scope} {sent.target_id} is not one devlink installed",
+        hook = f"webhook {head.hook_id} of" if head.hook_id else "a webhook on"
+        raise Unauthorized(f"{hook} {head.level} {head.target_id} is not one devlink installed",
                            reason="unknown_hook", hint="unlinked or removed repositories lose their webhook; "
                                                        "discovery reinstalls the hooks of linked ones")
-    return Incoming(sent.event, sent.delivery_id, sent.signature, sent.hook_id, tuple(signers))
+    return Incoming(kind, head, tuple(signers))
 
 
-def _signers(session: Session, scope: HookScope, hook_id: str, target_id: str) -> list[Signer]:
+def _signers(session: Session, kind: HostKind, head: DeliveryHead) -> list[Signer]:
     """The stored secrets of the hook the headers name (more than one only across hosts with clashing ids).
 
-    A hook being created has its secret stored but no id yet (the host pings
-    it before its id comes back): for its target, that secret is a candidate
-    too, while the repository is linked and the hook ``pending``.
+    A hook being created has its secret stored but no id yet (the host may
+    call it before its id comes back): for its target, that secret is a
+    candidate too, while the repository is linked and the hook ``pending``.
+    A host that does not send its hook's id is matched on the target alone.
     """
-    if scope == "repository":
+    hosts = select(Host.id).where(Host.kind.in_(kind.stored_kinds))
+    if head.level == "repository":
+        pending = and_(Repository.webhook_id.is_(None), Repository.webhook_state == "pending",
+                       Repository.linked.is_(True), Repository.state == "active")
+        installed = Repository.webhook_id == head.hook_id if head.hook_id else Repository.webhook_id.is_not(None)
         repositories = session.execute(select(
             Repository.host_id, Repository.webhook_secret, Repository.id, Repository.account_id,
-        ).where(or_(Repository.webhook_id == hook_id,
-                    and_(Repository.webhook_id.is_(None), Repository.webhook_state == "pending",
-                         Repository.linked.is_(True), Repository.state == "active")),
-                Repository.external_id == target_id))
-        return [Signer(scope, secret, host_id, repository_id, account_id, target_id)
+        ).where(or_(installed, pending), Repository.external_id == head.target_id, Repository.host_id.in_(hosts)))
+        return [Signer(head.level, secret, host_id, repository_id, account_id, head.target_id)
                 for host_id, secret, repository_id, account_id in repositories if secret]
-    if scope == "organization":
-        accounts = session.execute(select(Account.host_id, Account.hook_secret, Account.id).where(
-            or_(Account.hook_id == hook_id, Account.hook_id.is_(None)), Account.external_id == target_id))
-        return [Signer(scope, secret, host_id, account_id=account_id) for host_id, secret, account_id in accounts
+    if head.level == "account":
+        query = select(Account.host_id, Account.hook_secret, Account.id).where(
+            Account.external_id == head.target_id, Account.host_id.in_(hosts))
+        if head.hook_id:
+            query = query.where(or_(Account.hook_id == head.hook_id, Account.hook_id.is_(None)))
+        accounts = session.execute(query)
+        return [Signer(head.level, secret, host_id, account_id=account_id) for host_id, secret, account_id in accounts
                 if secret]
-    # A GitHub App's webhook: one per App, its hook id never stored; the App id says which host's secret
-    hosts = session.execute(select(Host.id, Host.app_webhook_secret).where(Host.app_id == target_id))
-    return [Signer(scope, secret, host_id) for host_id, secret in hosts if secret]
+    # the host's own hook (a GitHub App's): its kind says which host's stored secret it is
+    found = []
+    for host_id, options in session.execute(select(Host.id, Host.options).where(Host.id.in_(hosts))):
+        secret = kind.host_secret(load_options(options), head)
+        if secret:
+            found.append(Signer(head.level, secret, host_id))
+    return found
 
 
-def receive_github(rt: Runtime, dispatcher: Dispatcher, incoming: Incoming, body: bytes) -> dict[str, Any]:
+def receive(rt: Runtime, dispatcher: Dispatcher, incoming: Incoming, body: bytes) -> dict[str, Any]:
     """Authenticate, parse, record and act on one delivery; returns the answer's JSON body."""
+    kind, head = incoming.kind, incoming.head
     signer = _verify(rt, incoming, body)
     try:
         payload = loads_bounded(body)
@@ -175,55 +176,61 @@ def receive_github(rt: Runtime, dispatcher: Dispatcher, incoming: Incoming, body
     if not isinstance(payload, dict):
         raise DeliveryError("body must be a JSON object", reason="bad_json")
     with rt.sessions() as session:
-        target = _target(session, signer, payload)
+        target = _target(session, kind, signer, payload)
     try:
-        parsed = parse_webhook(incoming.event, payload)
+        parsed = kind.parse(head.event, payload)
     except WebhookPayloadError as exc:
         raise DeliveryError(exc.message, reason="bad_payload") from None
-    event, delivery_id = incoming.event, incoming.delivery_id
+    event = head.event
+    delivery_id = head.delivery_id or f"sha256:{hashlib.sha256(body).hexdigest()}"
     with rt.sessions.begin() as session:
         fresh = insert_ignore(
             session,
             table(WebhookDelivery),
-            [{"host_kind": HOST_KIND, "delivery_id": delivery_id, "repository_id": target.repository_id,
-              "account_id": target.account_id, "event": event, "payload": body.decode("utf-8"),
+            [{"host_kind": kind.kind, "delivery_id": delivery_id, "repository_id": target.repository_id,
+              "account_id": target.account_id, "event": event[:100], "payload": body.decode("utf-8"),
               "received_at": utcnow()}],
             ["host_kind", "delivery_id"],
         )
     if not fresh:
-        log.info("hook.github.duplicate delivery=%s", delivery_id)
+        log.info("hook.%s.duplicate delivery=%s", kind.kind, delivery_id)
         return {"status": "duplicate", "delivery": delivery_id}
     status = _act(rt, dispatcher, parsed, target)
-    _processed(rt, delivery_id)
-    log.info("hook.github.accepted event=%s delivery=%s repository=%s status=%s",
-             event, delivery_id, target.repository_id, status)
+    _processed(rt, kind.kind, delivery_id)
+    log.info("hook.%s.accepted event=%s delivery=%s repository=%s status=%s",
+             kind.kind, event, delivery_id, target.repository_id, status)
     return {"status": status, "delivery": delivery_id, "repository": target.repository_id}
 
 
 def _verify(rt: Runtime, incoming: Incoming, body: bytes) -> Signer:
-    """The signer whose secret made ``X-Hub-Signature-256`` over the raw body; 401 when none did."""
+    """The signer whose secret made the delivery; 401 when none did."""
     for signer in incoming.signers:
-        if verify_signature(rt.vault.decrypt(signer.secret).encode(), body, incoming.signature):
+        if incoming.kind.verify(rt.vault.decrypt(signer.secret), body, incoming.head):
             return signer
-    log.info("hook.github.bad_signature hook=%s candidates=%d", incoming.hook_id, len(incoming.signers))
-    raise Unauthorized(f"signature does not match the secret of webhook {incoming.hook_id}")
+    log.info("hook.%s.bad_signature hook=%s candidates=%d", incoming.kind.kind, incoming.head.hook_id,
+             len(incoming.signers))
+    hook = f"webhook {incoming.head.hook_id}" if incoming.head.hook_id else "the webhook"
+    raise Unauthorized(f"the delivery was not made with the secret of {hook}")
 
 
-def _target(session: Session, signer: Signer, payload: dict[str, Any]) -> Target:
+def _target(session: Session, kind: HostKind, signer: Signer, payload: dict[str, Any]) -> Target:
     """The repository and account a verified delivery is for: its hook's, else the ones its payload names."""
-    repo = payload.get("repository")
-    repo_id = str(repo["id"]) if isinstance(repo, dict) and isinstance(repo.get("id"), int | str) else None
-    if signer.scope == "repository":
+    repo_id, account_hint = kind.payload_target(payload)
+    if signer.level == "repository":
         if repo_id is not None and repo_id != signer.external_id:
             raise DeliveryError(f"the payload names repository {repo_id}, but its webhook belongs to repository "
                                 f"{signer.external_id}", reason="bad_payload")
         return Target(signer.repository_id, signer.account_id)
     account_id = signer.account_id
-    if signer.scope == "app":  # one webhook for every installation: the payload says which
-        installation = payload.get("installation")
-        installation_id = installation.get("id") if isinstance(installation, dict) else None
-        account_id = None if installation_id is None else session.scalars(select(Account.id).where(
-            Account.host_id == signer.host_id, Account.installation_id == str(installation_id))).first()
+    if signer.level == "app":  # one webhook for every installation: the payload says which
+        account_id = None
+        if account_hint is not None:
+            option, value = account_hint
+            for row_id, options in session.execute(select(Account.id, Account.options).where(
+                    Account.host_id == signer.host_id)):
+                if load_options(options).get(option) == value:
+                    account_id = row_id
+                    break
     if account_id is None or repo_id is None:
         return Target(None, account_id)
     repository_id = session.scalars(select(Repository.id).where(
@@ -307,16 +314,17 @@ def _follow(session: Session, row: Repository, remote: RemoteRepository) -> None
     taken = session.scalars(select(Repository.id).where(Repository.name == wanted, Repository.id != row.id)).first()
     if taken is None:
         row.name = wanted
+    row.host_path = remote.full_name
     row.url = remote.clone_url or row.url
     row.web_url = remote.web_url or row.web_url
     row.private, row.archived = remote.private, remote.archived
     row.state = "active"
 
 
-def _processed(rt: Runtime, delivery_id: str) -> None:
+def _processed(rt: Runtime, kind: str, delivery_id: str) -> None:
     with rt.sessions.begin() as session:
         session.execute(update(WebhookDelivery).where(
-            WebhookDelivery.host_kind == HOST_KIND, WebhookDelivery.delivery_id == delivery_id
+            WebhookDelivery.host_kind == kind, WebhookDelivery.delivery_id == delivery_id
         ).values(processed_at=utcnow()))
 
 
@@ -330,8 +338,8 @@ def redeliver_pending(rt: Runtime, dispatcher: Dispatcher) -> int:
         ).where(WebhookDelivery.processed_at.is_(None), WebhookDelivery.received_at < cutoff).limit(500)))
     for kind, delivery_id, event, payload, repository_id, account_id in pending:
         try:
-            if kind == HOST_KIND:
-                parsed = parse_webhook(event, json.loads(payload))
+            if kind in HOSTS:
+                parsed = for_kind(kind).parse(event, json.loads(payload))
                 if account_id is None and repository_id is not None:  # recorded before migration 0005
                     with rt.sessions() as session:
                         row = session.get(Repository, repository_id)

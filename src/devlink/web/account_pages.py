@@ -1,7 +1,7 @@
 """Pages to link a host account and pick its repositories (the wizard), beside ``pages.py``.
 
-Step 1, ``/accounts``: host URL, account and token (or "Sign in with GitHub"
-when the host has an OAuth App).  Step 2, ``/accounts/{id}``: every
+Step 1, ``/accounts``: host kind, host URL, account and token (or "Sign in
+with HOST" when the host has an OAuth application).  Step 2, ``/accounts/{id}``: every
 repository found, with checkboxes, auto-link and smart-commit toggles, and why
 a repository is not real-time when its webhook could not be installed.
 """
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from devlink.errors import DevlinkError
+from devlink.hosts import for_kind, kinds
 from devlink.store import queries
 from devlink.store.models import Host, Repository
 from devlink.sync.accounts import (
@@ -40,10 +41,12 @@ def _accounts_page(
 ) -> Response:
     """``typed``: the name and URL the refused form held (never the token), shown again."""
     oauth_hosts = list(session.scalars(select(Host).where(Host.oauth_client_id.is_not(None))))
+    host_kinds = [for_kind(k) for k in kinds()]
     return templates.TemplateResponse(
         request, "accounts.html",
-        {"accounts": account_views(session), "oauth_hosts": [h.name for h in oauth_hosts], "error": error,
-         "typed": typed or {}},
+        {"accounts": account_views(session), "error": error, "typed": typed or {},
+         "oauth_hosts": [{"name": h.name, "kind": for_kind(h.kind).kind} for h in oauth_hosts],
+         "kinds": [{"kind": k.kind, "label": k.label, "url": k.default_web_url} for k in host_kinds]},
         status_code=code, headers={"Content-Security-Policy": sign_in_policy(oauth_hosts)} if oauth_hosts else None,
     )
 
@@ -60,17 +63,18 @@ async def add_account(
     session: SessionDep,
     name: Annotated[str, Form()],
     token: Annotated[str, Form()],
-    url: Annotated[str, Form()] = "https://github.com",
+    kind: Annotated[str, Form()] = "",
+    url: Annotated[str, Form()] = "",
     link_all: Annotated[str, Form()] = "",
     auto_link: Annotated[str, Form()] = "",
 ) -> Response:
-    options = AccountOptions(name=name.strip(), web_url=url.strip() or "https://github.com", token=token.strip(),
+    options = AccountOptions(name=name.strip(), kind=kind.strip(), web_url=url.strip(), token=token.strip(),
                              link="all" if link_all else "none", auto_link=bool(auto_link))
     try:
         account_id, found = await run_in_threadpool(link_account, rt, options)
     except DevlinkError as exc:
         return _accounts_page(request, session, error=exc.message + (f" ({exc.hint})" if exc.hint else ""),
-                              code=exc.status, typed={"name": name, "url": url})
+                              code=exc.status, typed={"name": name, "url": url, "kind": kind})
     for repository_id in found.linked:
         rt.queue.request_sync(repository_id, full=True, trigger="manual")
     return RedirectResponse(f"/accounts/{account_id}", status_code=status.HTTP_303_SEE_OTHER)

@@ -35,8 +35,9 @@ __all__ = ["create_app", "problem"]
 _UNDECLARED: dict[tuple[str, str], dict[int, str]] = {
     ("post", "/hooks/git"): {400: "bad_body, bad_delivery_id", 401: "bad_token: no token, or an unknown one",
                              404: "not_found: the token's repository is not linked", 413: "too_large"},
-    ("post", "/hooks/github"): {400: "bad_event, bad_delivery_id, bad_json, bad_payload",
-                                401: "bad_signature", 404: "not_found", 413: "too_large"},
+    ("post", "/hooks/{kind}"): {400: "bad_event, bad_delivery_id, bad_json, bad_payload",
+                                401: "bad_signature, unknown_hook", 404: "not_found: no such host kind",
+                                413: "too_large"},
 }
 
 log = logging.getLogger(__name__)

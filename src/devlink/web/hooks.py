@@ -1,4 +1,4 @@
-"""``POST /hooks/{kind}``: push notifications from plain git servers and from GitHub.
+"""``POST /hooks/{kind}``: push notifications from plain git servers and from every host kind.
 
 Order, as for every host: authenticate from the headers, bound the size, read
 the body, verify it, parse it, record (dedupe on the delivery id), enqueue,
@@ -30,7 +30,7 @@ from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import WebhookDelivery, table, utcnow
 from devlink.sync.repositories import repository_for_token
-from devlink.sync.webhooks import incoming_github, receive_github
+from devlink.sync.webhooks import host_kind_for_hooks, incoming, receive
 from devlink.web.deps import RuntimeDep
 
 __all__ = ["router"]
@@ -125,17 +125,16 @@ def _accept(rt: Runtime, repository_id: int, name: str, delivery_id: str, payloa
     return {"status": outcome, "delivery": delivery_id, "repository": name}
 
 
-#: GitHub caps payloads at 25 MB; devlink needs far less (a push lists at most 20 commits).
-MAX_GITHUB_BODY = 25 * 1024 * 1024
-
-
-@router.post("/github", status_code=status.HTTP_202_ACCEPTED)
-async def github_delivery(request: Request, rt: RuntimeDep) -> JSONResponse:
-    """A GitHub webhook delivery: headers and the hook they name (400/401), size (413), signature (401),
-    JSON (400), record once, act, 202.  The body is read only for a hook devlink knows."""
-    incoming = await run_in_threadpool(incoming_github, rt, request.headers)
-    body = await _read_body(request, MAX_GITHUB_BODY)
-    result = await run_in_threadpool(receive_github, rt, rt.queue, incoming, body)
+@router.post("/{kind}", status_code=status.HTTP_202_ACCEPTED)
+async def host_delivery(kind: str, request: Request, rt: RuntimeDep) -> JSONResponse:
+    """A host's webhook delivery (``kind`` as in ``GET /api/v1/hosts``): headers and the hook they name
+    (400/401), size (413), secret (401), JSON (400), record once, act, 202.  The body is read only for a
+    hook devlink knows."""
+    host = host_kind_for_hooks(kind)
+    query = dict(request.query_params)
+    found = await run_in_threadpool(incoming, rt, host, request.headers, query)
+    body = await _read_body(request, host.max_body)
+    result = await run_in_threadpool(receive, rt, rt.queue, found, body)
     return JSONResponse(result, status_code=status.HTTP_202_ACCEPTED)
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from devlink.hosts import kinds
 from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.accounts import (
@@ -37,12 +38,12 @@ _HTTP_URL = r"^https?://[^\s/?#]+[^\s]*$"
 
 class AccountIn(BaseModel):
     model_config = ConfigDict(strict=True)  # 0 is not false, "1" is not true: the schema says boolean
-    host: Literal["github"] = Field(default="github", description="host kind")
-    name: str = Field(description="the user or organisation to link")
-    url: str = Field(default="https://github.com", description="web URL of the host (a GHES URL for Enterprise)")
+    host: str = Field(default=kinds()[0], description="host kind", json_schema_extra={"enum": list(kinds())})
+    name: str = Field(description="the user, organisation or group (its full path) to link")
+    url: str = Field(default="", description="web URL of a self-hosted server ('': the kind's public service)")
     api_url: str | None = Field(default=None, pattern=_HTTP_URL, description=(
-        "must match the host's (a new host takes its default: api.github.com, or URL/api/v3)"))
-    token: str | None = Field(default=None, description="personal access token; stored encrypted, never returned")
+        "must match the host's (a new host takes its kind's default, e.g. URL/api/v4)"))
+    token: str | None = Field(default=None, description="access token; stored encrypted, never returned")
     app_id: str | None = Field(default=None, description="GitHub App id (with private_key)")
     private_key: str | None = Field(default=None, description="GitHub App private key, PEM")
     installation_id: str | None = Field(default=None, pattern=r"^[0-9]{1,19}$",
@@ -84,8 +85,9 @@ async def create_account(body: AccountIn, rt: RuntimeDep, response: Response) ->
 
     Linked repositories get a webhook and a queued backfill.
     """
-    fields = body.model_dump(exclude={"host", "url"})
-    options = AccountOptions(web_url=body.url, **fields)
+    fields = body.model_dump(exclude={"host", "url", "app_id", "private_key", "installation_id"})
+    own = {"app_id": body.app_id, "app_private_key": body.private_key, "installation_id": body.installation_id}
+    options = AccountOptions(kind=body.host, web_url=body.url, options={k: v for k, v in own.items() if v}, **fields)
     account_id, found = await run_in_threadpool(link_account, rt, options)
     for repository_id in found.linked:
         rt.queue.request_sync(repository_id, full=True, trigger="manual")
