@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from devlink.config import load_settings
 from devlink.runtime import Runtime
 from github_world import GitHubWorld
+from gitlab_world import GitLabWorld
 from gitrepos import GitHttpServer, GitRepo
 from services import POSTGRES_URL, require_service
 
@@ -102,6 +103,14 @@ def git_http(tmp_path: Path) -> Iterator[GitHttpServer]:
     server = GitHttpServer(root, "robot", "s3cr3t-t0ken")
     yield server
     server.close()
+
+
+@pytest.fixture
+def gitlab(tmp_path: Path) -> Iterator[GitLabWorld]:
+    """A stub GitLab (API, OAuth and git on loopback, faithful to the corpus) with real git repositories."""
+    world = GitLabWorld(tmp_path / "gitlab")
+    yield world
+    world.close()
 
 
 @pytest.fixture

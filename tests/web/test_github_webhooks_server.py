@@ -46,11 +46,11 @@ from devlink.runtime import Runtime
 from devlink.store.models import Account, Host, PullRequest, Repository, WebhookDelivery
 from devlink.sync.accounts import AccountOptions, link_account
 from devlink.sync.jobs import run_sync
-
-MAX_GITHUB_BODY = GITHUB_HOST.max_body
 from github_world import GitHubWorld
 from gitrepos import GitRepo
 from servers import Server, start_server, stop_server
+
+MAX_GITHUB_BODY = GITHUB_HOST.max_body
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "github-webhooks"
 BASE_URL = "http://devlink.example.test"  # what hooks are registered with; never dialled
