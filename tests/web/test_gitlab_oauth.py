@@ -273,10 +273,6 @@ def test_a_gitlab_state_on_the_github_callback_is_refused(server: Server, gitlab
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.xfail(strict=True, reason=(
-    "src/devlink/web/oauth.py:226-228 _take_state raises NotFound for a state of another host kind inside "
-    "`with rt.sessions.begin()`, which rolls back the session.delete(pending) of line 223: the state stays "
-    "usable although the docstring says it is used once whatever happens next"))
 def test_a_state_refused_on_the_wrong_callback_is_used_up(server: Server, gitlab: GitLabWorld) -> None:
     with server.client() as client:
         back = grant(start(client, confirm(client, gitlab)))

@@ -223,12 +223,14 @@ def _take_state(rt: Runtime, kind: HostKind, state: str) -> _Pending:
         session.delete(pending)
         host = session.get(Host, pending.host_id)
         assert host is not None and host.oauth_client_id and host.oauth_client_secret
-        if host.kind not in kind.stored_kinds:
-            raise NotFound(f"this OAuth state belongs to a {host_kind(host).label} host, not {kind.label}; "
-                           "start linking again", reason="bad_state")
-        return _Pending(pending.account_name, json.loads(pending.options), kind, settings_of(host),
-                        host.oauth_client_id,
-                        rt.vault.decrypt(host.oauth_client_secret), rt.vault.decrypt(pending.verifier))
+        other = None if host.kind in kind.stored_kinds else host_kind(host).label
+        taken = _Pending(pending.account_name, json.loads(pending.options), kind, settings_of(host),
+                         host.oauth_client_id,
+                         rt.vault.decrypt(host.oauth_client_secret), rt.vault.decrypt(pending.verifier))
+    if other is not None:  # raised after the commit: the state is used up all the same
+        raise NotFound(f"this OAuth state belongs to a {other} host, not {kind.label}; start linking again",
+                       reason="bad_state")
+    return taken
 
 
 def _same_browser(pending: _Pending, cookie: str) -> bool:
