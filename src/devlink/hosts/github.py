@@ -584,7 +584,7 @@ def refresh_oauth_token(host: HostSettings, client_id: str, client_secret: str, 
 def _grant(data: dict[str, Any]) -> TokenGrant:
     expires_in = data.get("expires_in")
     expires_at = (datetime.now(UTC) + timedelta(seconds=int(expires_in))
-                  if isinstance(expires_in, int) and expires_in > 0 else None)
+                  if isinstance(expires_in, int) and 0 < expires_in <= 10 * 365 * 86400 else None)
     refresh = data.get("refresh_token")
     scopes = tuple(str(data.get("scope") or "").replace(",", " ").split())
     return TokenGrant(str(data["access_token"]), refresh if isinstance(refresh, str) else None, expires_at, scopes)

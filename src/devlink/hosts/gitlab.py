@@ -725,7 +725,8 @@ def _token_request(settings: HostSettings, form: dict[str, str], what: str) -> T
     refresh = data.get("refresh_token")
     expires_in = data.get("expires_in")
     expires_at = (datetime.now(UTC) + timedelta(seconds=int(expires_in))
-                  if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0
+                  if isinstance(expires_in, int) and not isinstance(expires_in, bool)
+                  and 0 < expires_in <= 10 * 365 * 86400
                   else None)
     scope = data.get("scope")
     return TokenGrant(access_token=token, refresh_token=refresh if isinstance(refresh, str) and refresh else None,

@@ -230,11 +230,12 @@ def _spend_refresh(
     assert current.refresh_token is not None
     try:
         grant = kind.refresh_oauth_token(settings, client_id, client_secret, current.refresh_token)
-    except HostError as exc:
+    except Exception as exc:  # whatever failed, the claim is released so the next worker tries at once
+        reason, message = (exc.reason, exc.message) if isinstance(exc, HostError) else ("invalid", type(exc).__name__)
         with rt.sessions.begin() as session:
             session.execute(update(Account).where(Account.id == account_id, Account.refresh_holder == me).values(
-                refresh_holder=None, refresh_started_at=None, last_error_reason=exc.reason,
-                last_error_message=exc.message, last_error_at=utcnow()))
+                refresh_holder=None, refresh_started_at=None, last_error_reason=reason,
+                last_error_message=message, last_error_at=utcnow()))
         raise
     refresh = grant.refresh_token or current.refresh_token
     with rt.sessions.begin() as session:
