@@ -152,7 +152,7 @@ def slow_token_endpoint(gitlab: GitLabWorld, seconds: float) -> None:
         time.sleep(seconds)
         return original(*args)
 
-    gitlab.stub._oauth_token = slow  # type: ignore[method-assign]
+    gitlab.stub._oauth_token = slow  # type: ignore[method-assign,assignment]
 
 
 @pytest.mark.timeout(30)
