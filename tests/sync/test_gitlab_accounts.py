@@ -141,3 +141,22 @@ def test_merge_requests_disabled_skip_with_a_note_and_soft_syncs_ask_updated_aft
     run_sync(runtime, stored["acme/api"].id, full=False)
     asked = [r for r in gitlab.stub.requests[before:] if r.path.endswith("/merge_requests")]
     assert asked and all("updated_after" in r.query for r in asked), [r.query for r in asked]
+
+
+def test_a_subgroup_account_is_found_by_its_path_and_overlapping_groups_are_refused(
+    runtime: Runtime, gitlab: GitLabWorld
+) -> None:
+    from devlink.sync.accounts import find_account, remove_account
+
+    gitlab.group("acme/platform/core")
+    gitlab.project("acme/platform/core", "app")
+    account_id, _ = link_account(runtime, options(gitlab, "acme/platform", link="all"))
+    with runtime.sessions() as session:
+        assert find_account(session, "acme/platform").id == account_id
+        assert find_account(session, "ACME/Platform/").id == account_id
+    for overlapping in ("acme", "acme/platform/core"):
+        with pytest.raises(Conflict) as refused:
+            link_account(runtime, options(gitlab, overlapping, link="all"))
+        assert "overlaps account acme/platform" in refused.value.message
+    assert rows(runtime)["acme/platform/core/app"].account_id == account_id  # nobody took it
+    assert remove_account(runtime, "acme/platform") == "acme/platform"

@@ -439,8 +439,16 @@ def link_account(rt: Runtime, options: AccountOptions) -> tuple[int, Discovery]:
 
 
 def _refuse_linked_twice(session: Session, host: Host, name: str) -> None:
+    """The same account, or a group inside (or around) one already linked: its repositories would change owner."""
     if session.scalars(select(Account.id).where(Account.host_id == host.id, _same_login(name))).first():
         raise Conflict(f"account {name} on {host.name} is already linked", reason="account_linked")
+    wanted = name.strip().rstrip("/").lower()
+    for other in session.scalars(select(Account.name).where(Account.host_id == host.id)):
+        mine = other.lower()
+        if wanted.startswith(mine + "/") or mine.startswith(wanted + "/"):
+            raise Conflict(f"{name} overlaps account {other}, already linked on {host.name}: a repository "
+                           "belongs to one account", reason="account_linked",
+                           hint=f"link the projects through {other}, or remove it first")
 
 
 def _same_login(name: str) -> Any:
@@ -452,6 +460,11 @@ def find_account(session: Session, ref: str) -> Account:
     """An account by id (ASCII digits), ``name`` or ``host/name``; names match exactly, case aside."""
     row_id = parse_row_id(ref)
     account = session.get(Account, row_id) if row_id is not None else None
+    if account is None and "/" in ref:  # a group's full path (acme/platform) is a name too
+        named = list(session.scalars(select(Account).where(_same_login(ref.strip().rstrip("/")))))
+        if len(named) > 1:
+            raise InvalidInput(f"several hosts have an account {ref}; say HOST/{ref}", reason="ambiguous")
+        account = named[0] if named else None
     if account is None and "/" in ref:
         host_name, _, name = ref.rpartition("/")
         account = session.scalars(select(Account).join(Host, Host.id == Account.host_id).where(
