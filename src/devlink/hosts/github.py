@@ -19,14 +19,12 @@ Nothing here writes the store: callers get ``hosts.base`` values or ``HostError`
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Literal, ParamSpec, TypeVar, cast
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,6 +40,7 @@ from githubkit.exception import (
 from githubkit.retry import RetryChainDecision, RetryServerError
 from githubkit.typing import RetryOption
 
+from devlink.hosts.answers import checked_answers, short, ssl_context
 from devlink.hosts.base import (
     HostError,
     RemoteAccount,
@@ -139,42 +138,10 @@ def _retry_decision(backoff: float) -> Callable[[GitHubException, int], RetryOpt
 
     return scaled
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-#: what reading a host's answer of an unexpected shape raises (a list where an object belongs, a missing field)
-_SHAPE_ERRORS = (TypeError, KeyError, AttributeError, ValueError, IndexError)
 
 
-def _malformed(client: GitHubClient, exc: Exception) -> HostError:
-    return HostError(f"{client.host.name} answered in a shape devlink cannot read ({type(exc).__name__})",
-                     reason="invalid", hint="check that the host URL points at a GitHub (Enterprise) API")
 
-
-def _checked_answers(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn a host answer devlink cannot read into a ``HostError``, never a crash (a 500) of whoever asked.
-
-    Every answer is a stranger's JSON: a hostile or misconfigured server may send a list for an
-    object or leave out an id.  Generator methods are checked as they are iterated.
-    """
-    if inspect.isgeneratorfunction(method):
-        @functools.wraps(method)
-        def checked_iteration(*args: P.args, **kwargs: P.kwargs) -> Any:
-            try:
-                yield from cast(Iterator[Any], method(*args, **kwargs))
-            except _SHAPE_ERRORS as exc:
-                raise _malformed(cast("GitHubClient", args[0]), exc) from None
-
-        return cast(Callable[P, R], checked_iteration)
-
-    @functools.wraps(method)
-    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except _SHAPE_ERRORS as exc:
-            raise _malformed(cast("GitHubClient", args[0]), exc) from None
-
-    return checked
+_checked_answers = checked_answers("check that the host URL points at a GitHub (Enterprise) API")
 
 
 class GitHubClient:
@@ -200,7 +167,7 @@ class GitHubClient:
             base_url=host.api_url.rstrip("/") + "/",
             user_agent=USER_AGENT,
             timeout=host.timeout,
-            ssl_verify=_ssl_context(host.ca_bundle),
+            ssl_verify=ssl_context(host.ca_bundle),
             trust_env=host.proxy is None,
             proxy=host.proxy or None,
             http_cache=False,
@@ -361,12 +328,12 @@ class GitHubClient:
             return HostError(f"{self.host.name} did not answer within {self.host.timeout:g} s", reason="network",
                              retry_after=60)
         if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(getattr(cause, "__context__", None), ssl.SSLError):
-            return HostError(f"TLS failure talking to {self.host.name}: certificate not trusted ({_short(text)})",
+            return HostError(f"TLS failure talking to {self.host.name}: certificate not trusted ({short(text)})",
                              reason="tls", hint="set a CA bundle for this host (--ca-bundle)")
         if "SSL" in text or "TLS" in text:
-            return HostError(f"TLS failure talking to {self.host.name}: {_short(text)}", reason="tls",
+            return HostError(f"TLS failure talking to {self.host.name}: {short(text)}", reason="tls",
                              hint="check the host URL (http vs https) or set a CA bundle")
-        return HostError(f"cannot reach {self.host.name}: {_short(text)}", reason="network", retry_after=60,
+        return HostError(f"cannot reach {self.host.name}: {short(text)}", reason="network", retry_after=60,
                          hint="check the host URL, the network and any proxy setting")
 
     # -- what devlink asks ------------------------------------------------
@@ -486,7 +453,7 @@ def find_installation(host: HostSettings, app_id: str, private_key: str, account
                 answer = http.get(f"{host.api_url}/{kind}/{account}/installation",
                                   headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"})
             except httpx.HTTPError as exc:
-                raise HostError(f"cannot reach {host.name}: {_short(str(exc))}", reason="network") from None
+                raise HostError(f"cannot reach {host.name}: {short(str(exc))}", reason="network") from None
             if answer.status_code == 401:
                 raise HostError(f"{host.name} refused the GitHub App's key (app id {app_id})", reason="auth")
             if answer.status_code == 200:
@@ -497,7 +464,7 @@ def find_installation(host: HostSettings, app_id: str, private_key: str, account
 
 def _http(host: HostSettings) -> httpx.Client:
     """A plain client with the host's TLS, proxy and timeout, for calls outside the REST API's auth."""
-    return httpx.Client(verify=_ssl_context(host.ca_bundle), trust_env=host.proxy is None, proxy=host.proxy or None,
+    return httpx.Client(verify=ssl_context(host.ca_bundle), trust_env=host.proxy is None, proxy=host.proxy or None,
                         timeout=host.timeout, headers={"User-Agent": USER_AGENT})
 
 
@@ -523,15 +490,6 @@ def _auth(credential: Credential) -> TokenAuthStrategy | AppInstallationAuthStra
     return TokenAuthStrategy(credential.token)
 
 
-def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
-    if not ca_bundle:
-        return True
-    try:
-        return ssl.create_default_context(cafile=ca_bundle)
-    except (OSError, ssl.SSLError) as exc:
-        raise HostError(f"cannot read the CA bundle {ca_bundle}: {exc}", reason="tls") from None
-
-
 def oauth_authorize_url(host: HostSettings, client_id: str, redirect_uri: str, state: str, challenge: str) -> str:
     """Where the browser goes to grant devlink access (PKCE S256)."""
     query = httpx.QueryParams({
@@ -554,7 +512,7 @@ def exchange_oauth_code(
                 headers={"Accept": "application/json"},
             )
     except httpx.HTTPError as exc:
-        raise HostError(f"cannot reach {host.name}: {_short(str(exc))}", reason="network") from None
+        raise HostError(f"cannot reach {host.name}: {short(str(exc))}", reason="network") from None
     data = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if response.status_code != 200 or "access_token" not in data:
         error = data.get("error_description") or data.get("error") or f"HTTP {response.status_code}"
@@ -573,7 +531,7 @@ def refresh_oauth_token(host: HostSettings, client_id: str, client_secret: str, 
                 headers={"Accept": "application/json"},
             )
     except httpx.HTTPError as exc:
-        raise HostError(f"cannot reach {host.name}: {_short(str(exc))}", reason="network") from None
+        raise HostError(f"cannot reach {host.name}: {short(str(exc))}", reason="network") from None
     data = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if response.status_code != 200 or "access_token" not in data:
         error = data.get("error_description") or data.get("error") or f"HTTP {response.status_code}"
@@ -694,10 +652,6 @@ def _hook_current(hook: dict[str, Any]) -> bool:
 def _hook_body(url: str, secret: str) -> dict[str, Any]:
     return {"name": "web", "active": True, "events": list(HOOK_EVENTS),
             "config": {"url": url, "content_type": "json", "secret": secret, "insecure_ssl": "0"}}
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # -- the host kind ------------------------------------------------------------

@@ -30,9 +30,7 @@ Nothing here writes the store: callers get ``hosts.base`` values or ``HostError`
 
 from __future__ import annotations
 
-import functools
 import importlib
-import inspect
 import math
 import re
 import ssl
@@ -40,12 +38,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from devlink.domain.json_limits import JsonLimitError, loads_bounded
+from devlink.hosts.answers import checked_answers, short, ssl_context
 from devlink.hosts.base import (
     HostError,
     RemoteAccount,
@@ -97,11 +96,7 @@ MAX_BODY = 25 * 1024 * 1024
 USER_AGENT = "devlink"
 HOOK_EVENTS = ("push_events", "tag_push_events", "merge_requests_events")
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-#: what reading a host's answer of an unexpected shape raises (a list where an object belongs, a missing field)
-_SHAPE_ERRORS = (TypeError, KeyError, AttributeError, ValueError, IndexError)
 _VERSION = re.compile(r"^\s*(\d+)\.(\d+)")
 
 
@@ -119,23 +114,10 @@ def parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
-    if not ca_bundle:
-        return True
-    try:
-        return ssl.create_default_context(cafile=ca_bundle)
-    except (OSError, ssl.SSLError) as exc:
-        raise HostError(f"cannot read the CA bundle {ca_bundle}: {exc}", reason="tls") from None
-
-
 def _http(settings: HostSettings) -> httpx.Client:
     """An httpx client with the host's TLS, proxy and timeout; it never follows a redirect (the credential)."""
     return httpx.Client(
-        verify=_ssl_context(settings.ca_bundle), trust_env=settings.proxy is None, proxy=settings.proxy or None,
+        verify=ssl_context(settings.ca_bundle), trust_env=settings.proxy is None, proxy=settings.proxy or None,
         timeout=settings.timeout, follow_redirects=False,
         headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"},
     )
@@ -171,7 +153,7 @@ def _said(body: bytes) -> str:
         data = loads_bounded(body[:65536], max_depth=8)
     except JsonLimitError:
         text = body[:200].decode("utf-8", "replace").strip()
-        return "" if text.startswith("<") else _short(text)  # an HTML error page of a proxy says nothing more
+        return "" if text.startswith("<") else short(text)  # an HTML error page of a proxy says nothing more
     if not isinstance(data, dict):
         return ""
     message = data.get("message")
@@ -180,7 +162,7 @@ def _said(body: bytes) -> str:
                  for field, errors in message.items()]
         message = "; ".join(parts)
     text = str(message or data.get("error_description") or data.get("error") or "")
-    return _short(text)
+    return short(text)
 
 
 def _unreachable(settings: HostSettings, exc: httpx.HTTPError) -> HostError:
@@ -196,12 +178,12 @@ def _unreachable(settings: HostSettings, exc: httpx.HTTPError) -> HostError:
         causes.append(cause)
         cause = cause.__cause__ or cause.__context__
     if "CERTIFICATE_VERIFY_FAILED" in text or any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
-        return HostError(f"TLS failure talking to {name}: certificate not trusted ({_short(text)})", reason="tls",
+        return HostError(f"TLS failure talking to {name}: certificate not trusted ({short(text)})", reason="tls",
                          hint="set a CA bundle for this host (--ca-bundle)")
     if "SSL" in text or "TLS" in text or any(isinstance(c, ssl.SSLError) for c in causes):
-        return HostError(f"TLS failure talking to {name}: {_short(text)}", reason="tls",
+        return HostError(f"TLS failure talking to {name}: {short(text)}", reason="tls",
                          hint="check the host URL (http vs https) or set a CA bundle (--ca-bundle)")
-    return HostError(f"cannot reach {name}: {_short(text)}", reason="network", retry_after=60,
+    return HostError(f"cannot reach {name}: {short(text)}", reason="network", retry_after=60,
                      hint="check the host URL, the network and any proxy setting")
 
 
@@ -244,31 +226,7 @@ def _json(settings: HostSettings, body: bytes, what: str) -> Any:
                         reason="invalid", hint="check that the host URL points at a GitLab instance") from None
 
 
-def _malformed(client: GitLabClient, exc: Exception) -> HostError:
-    return HostError(f"{client.settings.name} answered in a shape devlink cannot read ({type(exc).__name__})",
-                     reason="invalid", hint="check that the host URL points at a GitLab instance's API")
-
-
-def _checked_answers(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn an answer devlink cannot read into a ``HostError``, never a crash; generators are checked as they run."""
-    if inspect.isgeneratorfunction(method):
-        @functools.wraps(method)
-        def checked_iteration(*args: P.args, **kwargs: P.kwargs) -> Any:
-            try:
-                yield from cast(Iterator[Any], method(*args, **kwargs))
-            except _SHAPE_ERRORS as exc:
-                raise _malformed(cast("GitLabClient", args[0]), exc) from None
-
-        return cast(Callable[P, R], checked_iteration)
-
-    @functools.wraps(method)
-    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except _SHAPE_ERRORS as exc:
-            raise _malformed(cast("GitLabClient", args[0]), exc) from None
-
-    return checked
+_checked_answers = checked_answers("check that the host URL points at a GitLab instance's API")
 
 
 def _wait(headers: httpx.Headers) -> float:
@@ -343,7 +301,7 @@ class GitLabClient:
         url = path if "://" in path else f"{self._api}{path}"
         if not any(_within(url, origin) for origin in self._origins):
             raise HostError(
-                f"{self.settings.name} pointed devlink at {_short(origin_of(url))}, outside its API "
+                f"{self.settings.name} pointed devlink at {short(origin_of(url))}, outside its API "
                 f"({origin_of(self._api)}); devlink does not send the credential there", reason="invalid",
                 hint="check the host's API URL and any proxy in front of it")
         kwargs: dict[str, Any] = {"params": dict(params) if params else None}
@@ -404,7 +362,7 @@ class GitLabClient:
         if 300 <= status < 400:
             target = response.headers.get("location", "")
             return HostError(
-                f"{name} redirected {what} to {_short(origin_of(target) if '://' in target else target)}; devlink "
+                f"{name} redirected {what} to {short(origin_of(target) if '://' in target else target)}; devlink "
                 "does not follow redirects with the token", reason="invalid",
                 hint="give the host's final URL (https, and any path prefix such as /gitlab)")
         said = _said(raw)
@@ -440,10 +398,10 @@ class GitLabClient:
         except JsonLimitError:
             data = None
         if isinstance(data, dict) and data.get("error") == "insufficient_scope":
-            return _short(str(data.get("scope") or SCOPE), 100)
+            return short(str(data.get("scope") or SCOPE), 100)
         if "insufficient_scope" in challenge:
             found = re.search(r'scope="([^"]*)"', challenge)
-            return _short(found.group(1) if found else SCOPE, 100)
+            return short(found.group(1) if found else SCOPE, 100)
         return None
 
     # -- linking ----------------------------------------------------------
@@ -460,7 +418,7 @@ class GitLabClient:
                             reason="not_found", hint="check the host URL and any path prefix (/gitlab)") from None
         found = _VERSION.match(version)
         if not found:
-            raise HostError(f"{self.settings.name} answered /version with {_short(version, 60)!r}, not a GitLab "
+            raise HostError(f"{self.settings.name} answered /version with {short(version, 60)!r}, not a GitLab "
                             "version", reason="invalid", hint="check that the host URL points at a GitLab instance")
         if (int(found.group(1)), int(found.group(2))) < MIN_VERSION:
             raise HostError(
@@ -476,7 +434,7 @@ class GitLabClient:
         scopes = raw_scopes.split() if isinstance(raw_scopes, str) else [str(s) for s in raw_scopes or []]
         if SCOPE not in scopes:
             raise HostError(f"the token needs scope {SCOPE}; read_api cannot manage webhooks (it has: "
-                            f"{_short(', '.join(scopes) or 'none', 100)})", reason="permission",
+                            f"{short(', '.join(scopes) or 'none', 100)})", reason="permission",
                             hint=f"create {TOKEN_HELP}")
         return username
 
@@ -720,7 +678,7 @@ def _token_request(settings: HostSettings, form: dict[str, str], what: str) -> T
     token = data.get("access_token")
     if response.status_code != 200 or not isinstance(token, str) or not token:
         error = data.get("error_description") or data.get("error") or f"HTTP {response.status_code}"
-        raise HostError(f"{settings.name} refused the OAuth {what}: {_short(str(error))}", reason="auth",
+        raise HostError(f"{settings.name} refused the OAuth {what}: {short(str(error))}", reason="auth",
                         hint="link the account again through GitLab's authorisation page")
     refresh = data.get("refresh_token")
     expires_in = data.get("expires_in")
