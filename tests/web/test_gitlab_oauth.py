@@ -10,8 +10,6 @@ authorised.  Every process the server starts sends non-loopback HTTP(S) through 
 import base64
 import hashlib
 import re
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -26,48 +24,12 @@ from devlink.config import load_settings
 from devlink.runtime import Runtime
 from devlink.store.models import Account
 from gitlab_world import GitLabWorld
-from servers import Server, start_server, stop_server
+from servers import EgressTrap, Server, start_server, stop_server
 
 CLIENT_ID = "4f1c0e2b9a7d6c5e8f3a1b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f2a4b6c8d0e"  # GitLab's application ids are hex
 CLIENT_SECRET = "gloas-" + "5ecre7" * 10  # GitLab 15.9+ prefixes application secrets with gloas-
 BROWSER_COOKIE = "devlink_oauth"
 GROUP = "acme"
-
-
-class EgressTrap:
-    """An HTTP proxy on loopback that refuses everything and remembers who asked: any entry means a leak."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self._sock.accept()
-            except OSError:
-                return
-            with connection:
-                connection.settimeout(2)
-                try:
-                    first = connection.recv(4096).split(b"\r\n", 1)[0]
-                    connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                except OSError:
-                    first = b"?"
-                self.seen.append(first.decode(errors="replace"))
-
-    def env(self) -> dict[str, str]:
-        proxies = {name: self.url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
-        proxies |= {name.lower(): value for name, value in proxies.items()}
-        return proxies | {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 @pytest.fixture

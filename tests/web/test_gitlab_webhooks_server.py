@@ -20,8 +20,6 @@ payloads name gitlab.com and example.com, and nothing may ever reach them.
 import copy
 import http.client
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,7 +38,7 @@ from devlink.runtime import Runtime
 from devlink.store.models import WebhookDelivery
 from gitlab_world import TOKEN, GitLabWorld
 from gitrepos import GitRepo
-from servers import Server, start_server, stop_server
+from servers import EgressTrap, Server, start_server, stop_server
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "gitlab-webhooks"
 BASE_URL = "http://devlink.example.test"  # what hooks are registered with; never dialled
@@ -56,42 +54,6 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Ada Lovelace", "GIT_AUTHOR_EMAIL": "ada@exam
                 "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
 
 Json = dict[str, Any]
-
-
-class EgressTrap:
-    """An HTTP proxy on loopback that refuses everything and remembers who asked: any entry means a leak."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self._sock.accept()
-            except OSError:
-                return
-            with connection:
-                connection.settimeout(2)
-                try:
-                    first = connection.recv(4096).split(b"\r\n", 1)[0]
-                    connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                except OSError:
-                    first = b"?"
-                self.seen.append(first.decode(errors="replace"))
-
-    def env(self) -> dict[str, str]:
-        proxies = {name: self.url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
-        proxies |= {name.lower(): value for name, value in proxies.items()}
-        return proxies | {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 @dataclass
