@@ -37,6 +37,7 @@ from devlink.hosts.base import (
     WebhookPayloadError,
     WebhookUnauthorized,
 )
+from devlink.hosts.payloads import PayloadReader, type_name
 from devlink.hosts.protocol import DeliveryHead
 
 __all__ = [
@@ -168,33 +169,14 @@ def parse_webhook(event: str, payload: object) -> WebhookEvent:
     if parser is None:
         return _ignored(name, payload)
     if not isinstance(payload, dict):
-        raise WebhookPayloadError(f"GitHub {name} payload must be a JSON object, got {_type_name(payload)}")
+        raise WebhookPayloadError(f"GitHub {name} payload must be a JSON object, got {type_name(payload)}")
     return parser(_Payload(name, payload))
 
 
-class _Payload:
-    """A payload plus the event name, so every error message says where the bad field was."""
+class _Payload(PayloadReader):
+    """A GitHub payload plus the event name, so every error message says where the bad field was."""
 
-    def __init__(self, event: str, data: _Json) -> None:
-        self.event = event
-        self.data = data
-
-    def error(self, path: str, problem: str = "is missing") -> WebhookPayloadError:
-        return WebhookPayloadError(f"GitHub {self.event} payload: `{path}` {problem}")
-
-    def obj(self, value: object, path: str) -> _Json:
-        if isinstance(value, dict):
-            return value
-        if value is None:
-            raise self.error(path)
-        raise self.error(path, f"must be an object, got {_type_name(value)}")
-
-    def text(self, value: object, path: str) -> str:
-        if isinstance(value, str) and value:
-            return value
-        if value is None or value == "":
-            raise self.error(path)
-        raise self.error(path, f"must be a string, got {_type_name(value)}")
+    host = "GitHub"
 
     def ident(self, value: object, path: str) -> str:
         found = _ident(value)
@@ -234,7 +216,7 @@ def _push(p: _Payload) -> Push:
     if raw_commits is None:
         raw_commits = []
     if not isinstance(raw_commits, list):
-        raise p.error("commits", f"must be a list, got {_type_name(raw_commits)}")
+        raise p.error("commits", f"must be a list, got {type_name(raw_commits)}")
     commits = []
     for index, raw in enumerate(raw_commits):
         commit = p.obj(raw, f"commits[{index}]")
@@ -500,8 +482,3 @@ def _time(value: object) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return None
     return None
-
-
-def _type_name(value: object) -> str:
-    names = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)

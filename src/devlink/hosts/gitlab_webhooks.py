@@ -46,6 +46,7 @@ from devlink.hosts.base import (
     WebhookPayloadError,
     WebhookUnauthorized,
 )
+from devlink.hosts.payloads import PayloadReader, type_name
 from devlink.hosts.protocol import DeliveryHead
 
 __all__ = [
@@ -172,7 +173,7 @@ def parse_webhook(event: str, payload: object) -> WebhookEvent:
     if expected is None and not system:
         return _ignored(name, payload)
     if not isinstance(payload, dict):
-        raise WebhookPayloadError(f"GitLab {name} payload must be a JSON object, got {_type_name(payload)}")
+        raise WebhookPayloadError(f"GitLab {name} payload must be a JSON object, got {type_name(payload)}")
     p = _Payload(name, payload)
     kind = p.kind()
     if expected is None:  # a System Hook: any kind may come, only some are ours
@@ -183,35 +184,10 @@ def parse_webhook(event: str, payload: object) -> WebhookEvent:
     return _PARSERS[expected](p)
 
 
-class _Payload:
-    """A payload plus the event name, so every error message says where the bad field was."""
+class _Payload(PayloadReader):
+    """A GitLab payload plus the event name, so every error message says where the bad field was."""
 
-    def __init__(self, event: str, data: _Json) -> None:
-        self.event = event
-        self.data = data
-
-    def error(self, path: str, problem: str = "is missing") -> WebhookPayloadError:
-        return WebhookPayloadError(f"GitLab {self.event} payload: `{path}` {problem}")
-
-    def obj(self, value: object, path: str) -> _Json:
-        if isinstance(value, dict):
-            return value
-        if value is None:
-            raise self.error(path)
-        raise self.error(path, f"must be an object, got {_type_name(value)}")
-
-    def text(self, value: object, path: str) -> str:
-        if isinstance(value, str) and value:
-            return value
-        if value is None or value == "":
-            raise self.error(path)
-        raise self.error(path, f"must be a string, got {_type_name(value)}")
-
-    def optional_text(self, value: object, path: str) -> str | None:
-        """A string that may be absent (None); any other type is an error."""
-        if value is None or isinstance(value, str):
-            return value
-        raise self.error(path, f"must be a string, got {_type_name(value)}")
+    host = "GitLab"
 
     def number(self, value: object, path: str) -> int:
         found = _number(value)
@@ -240,7 +216,7 @@ def _push(p: _Payload) -> Push:
     if raw_commits is None:
         raw_commits = []
     if not isinstance(raw_commits, list):
-        raise p.error("commits", f"must be a list, got {_type_name(raw_commits)}")
+        raise p.error("commits", f"must be a list, got {type_name(raw_commits)}")
     commits = []
     # GitLab lists at most 20 commits (``total_commits_count`` has the real number); git fetches the rest.
     for index, raw in enumerate(raw_commits):
@@ -266,7 +242,7 @@ def _merge_request_event(p: _Payload) -> PullRequestEvent:
     action = (p.optional_text(attrs.get("action"), "object_attributes.action") or "").strip()
     user = p.data.get("user")
     if user is not None and not isinstance(user, dict):
-        raise p.error("user", f"must be an object, got {_type_name(user)}")
+        raise p.error("user", f"must be an object, got {type_name(user)}")
     username = p.optional_text(user.get("username"), "user.username") if user else None
     review = None
     review_state = _REVIEW_ACTIONS.get(action)
@@ -334,7 +310,7 @@ def _reviewers(p: _Payload, attrs: _Json) -> tuple[Review, ...] | None:
         ids = attrs.get("reviewer_ids")
         return () if isinstance(ids, list) and not ids else None
     if not isinstance(value, list):
-        raise p.error("reviewers", f"must be a list, got {_type_name(value)}")
+        raise p.error("reviewers", f"must be a list, got {type_name(value)}")
     found: list[Review] = []
     for index, item in enumerate(value):
         reviewer = p.obj(item, f"reviewers[{index}]")
@@ -464,8 +440,3 @@ def _time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _type_name(value: object) -> str:
-    names = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
