@@ -226,8 +226,9 @@ def _target(session: Session, kind: HostKind, signer: Signer, payload: dict[str,
         account_id = None
         if account_hint is not None:
             option, value = account_hint
+            stored = json.dumps({option: value})[1:-1]  # as ``dump_options`` writes it: SQL narrows the rows
             for row_id, options in session.execute(select(Account.id, Account.options).where(
-                    Account.host_id == signer.host_id)):
+                    Account.host_id == signer.host_id, Account.options.contains(stored, autoescape=True))):
                 if load_options(options).get(option) == value:
                     account_id = row_id
                     break
