@@ -40,6 +40,7 @@ from githubkit.exception import (
 from githubkit.retry import RetryChainDecision, RetryServerError
 from githubkit.typing import RetryOption
 
+from devlink.domain.times import parse_iso
 from devlink.hosts.answers import checked_answers, short, ssl_context
 from devlink.hosts.base import (
     HostError,
@@ -110,13 +111,7 @@ def parse_time(value: object) -> datetime | None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
+    return parse_iso(value)
 
 
 def _retry_decision(backoff: float) -> Callable[[GitHubException, int], RetryOption]:

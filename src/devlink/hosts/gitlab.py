@@ -44,6 +44,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from devlink.domain.json_limits import JsonLimitError, loads_bounded
+from devlink.domain.times import parse_iso
 from devlink.hosts.answers import checked_answers, short, ssl_context
 from devlink.hosts.base import (
     HostError,
@@ -105,13 +106,7 @@ _VERSION = re.compile(r"^\s*(\d+)\.(\d+)")
 
 def parse_time(value: object) -> datetime | None:
     """GitLab's ISO 8601 times (``2024-05-01T10:00:00.000Z`` or with an offset); None for anything else."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_iso(value)
 
 
 def _http(settings: HostSettings) -> httpx.Client:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from devlink.domain.issue_keys import extract_keys
 from devlink.domain.text import storable
+from devlink.domain.times import parse_iso
 from devlink.hosts.base import HostError, RemotePullRequest, RemoteRepository
 from devlink.hosts.protocol import HostClient
 from devlink.runtime import Runtime
@@ -183,7 +184,7 @@ def sync_pull_requests(
         query = select(PullRequest.number, PullRequest.updated_at).where(PullRequest.repository_id == repository_id)
         stored: dict[int, datetime | None] = {number: updated for number, updated in session.execute(query)}
         row = session.get(SyncCursor, (repository_id, PULL_CURSOR))
-        cursor, has_cursor = (_parse_cursor(row.value) if row else None), row is not None
+        cursor, has_cursor = (parse_iso(row.value) if row else None), row is not None
     written = 0
     newest = cursor
     since = None if full else cursor
@@ -202,15 +203,6 @@ def sync_pull_requests(
         _save_cursor(rt, repository_id, newest, exists=has_cursor)
     log.info("pulls.done repository=%s full=%s written=%d", repository_id, full, written)
     return written
-
-
-def _parse_cursor(value: str) -> datetime | None:
-    """The stored ``pulls`` cursor (ISO 8601, as ``_save_cursor`` writes it); None when unreadable."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _save_cursor(rt: Runtime, repository_id: int, newest: datetime, *, exists: bool) -> None:
