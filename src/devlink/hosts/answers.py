@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast
 from devlink.hosts.base import HostError
 from devlink.hosts.protocol import HostSettings
 
-__all__ = ["SHAPE_ERRORS", "checked_answers", "short", "ssl_context"]
+__all__ = ["SHAPE_ERRORS", "checked_answers", "short", "ssl_context", "transport_error"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -75,3 +75,25 @@ def checked_answers(hint: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         return checked
 
     return decorate
+
+
+def transport_error(settings: HostSettings, exc: BaseException, *, timed_out: bool = False) -> HostError:
+    """A failure to talk to the host, naming it: a timeout, TLS (with the CA bundle hint), or the network."""
+    name = settings.name
+    if timed_out:
+        return HostError(f"{name} did not answer within {settings.timeout:g} s", reason="network", retry_after=60,
+                         hint="check the host URL, the network and any proxy setting")
+    text = str(exc) or type(exc).__name__
+    causes: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(causes) < 8:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if "CERTIFICATE_VERIFY_FAILED" in text or any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
+        return HostError(f"TLS failure talking to {name}: certificate not trusted ({short(text)})", reason="tls",
+                         hint="set a CA bundle for this host (--ca-bundle)")
+    if "SSL" in text or "TLS" in text or any(isinstance(c, ssl.SSLError) for c in causes):
+        return HostError(f"TLS failure talking to {name}: {short(text)}", reason="tls",
+                         hint="check the host URL (http vs https) or set a CA bundle (--ca-bundle)")
+    return HostError(f"cannot reach {name}: {short(text)}", reason="network", retry_after=60,
+                     hint="check the host URL, the network and any proxy setting")

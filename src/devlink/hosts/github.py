@@ -20,7 +20,6 @@ Nothing here writes the store: callers get ``hosts.base`` values or ``HostError`
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -41,7 +40,7 @@ from githubkit.retry import RetryChainDecision, RetryServerError
 from githubkit.typing import RetryOption
 
 from devlink.domain.times import parse_iso
-from devlink.hosts.answers import checked_answers, short, ssl_context
+from devlink.hosts.answers import checked_answers, short, ssl_context, transport_error
 from devlink.hosts.base import (
     HostError,
     RemoteAccount,
@@ -318,18 +317,7 @@ class GitHubClient:
 
     def _unreachable(self, exc: RequestError[Any]) -> HostError:
         cause = exc.exc if hasattr(exc, "exc") else exc
-        text = str(cause) or type(cause).__name__
-        if isinstance(exc, RequestTimeout):
-            return HostError(f"{self.host.name} did not answer within {self.host.timeout:g} s", reason="network",
-                             retry_after=60)
-        if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(getattr(cause, "__context__", None), ssl.SSLError):
-            return HostError(f"TLS failure talking to {self.host.name}: certificate not trusted ({short(text)})",
-                             reason="tls", hint="set a CA bundle for this host (--ca-bundle)")
-        if "SSL" in text or "TLS" in text:
-            return HostError(f"TLS failure talking to {self.host.name}: {short(text)}", reason="tls",
-                             hint="check the host URL (http vs https) or set a CA bundle")
-        return HostError(f"cannot reach {self.host.name}: {short(text)}", reason="network", retry_after=60,
-                         hint="check the host URL, the network and any proxy setting")
+        return transport_error(self.host, cause, timed_out=isinstance(exc, RequestTimeout))
 
     # -- what devlink asks ------------------------------------------------
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import importlib
 import math
 import re
-import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -45,7 +44,7 @@ import httpx
 
 from devlink.domain.json_limits import JsonLimitError, loads_bounded
 from devlink.domain.times import parse_iso
-from devlink.hosts.answers import checked_answers, short, ssl_context
+from devlink.hosts.answers import checked_answers, short, ssl_context, transport_error
 from devlink.hosts.base import (
     HostError,
     RemoteAccount,
@@ -161,25 +160,7 @@ def _said(body: bytes) -> str:
 
 
 def _unreachable(settings: HostSettings, exc: httpx.HTTPError) -> HostError:
-    """A transport failure as a HostError naming the host: TLS (with the CA bundle hint), timeout, network."""
-    name = settings.name
-    if isinstance(exc, httpx.TimeoutException):
-        return HostError(f"{name} did not answer within {settings.timeout:g} s", reason="network", retry_after=60,
-                         hint="check the host URL, the network and any proxy setting")
-    text = str(exc) or type(exc).__name__
-    causes: list[BaseException] = []
-    cause: BaseException | None = exc
-    while cause is not None and len(causes) < 8:
-        causes.append(cause)
-        cause = cause.__cause__ or cause.__context__
-    if "CERTIFICATE_VERIFY_FAILED" in text or any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
-        return HostError(f"TLS failure talking to {name}: certificate not trusted ({short(text)})", reason="tls",
-                         hint="set a CA bundle for this host (--ca-bundle)")
-    if "SSL" in text or "TLS" in text or any(isinstance(c, ssl.SSLError) for c in causes):
-        return HostError(f"TLS failure talking to {name}: {short(text)}", reason="tls",
-                         hint="check the host URL (http vs https) or set a CA bundle (--ca-bundle)")
-    return HostError(f"cannot reach {name}: {short(text)}", reason="network", retry_after=60,
-                     hint="check the host URL, the network and any proxy setting")
+    return transport_error(settings, exc, timed_out=isinstance(exc, httpx.TimeoutException))
 
 
 def _read(settings: HostSettings, http: httpx.Client, method: str, url: str, **kwargs: Any
