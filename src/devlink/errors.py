@@ -8,6 +8,8 @@
     ├── GitError                    git could not read a repository; ``reason`` says why:
     │                               not_a_repository, unreachable, auth, bad_url, git
     ├── TrackerError                the tracker refused an action (no such issue, no permission)
+    ├── Unauthorized                no session or token, or one that is not valid (401)
+    ├── Forbidden                   signed in, but the role or a permission does not allow it (403)
     └── DeliveryError               a webhook delivery that is refused (bad token, bad body)
 
 The CLI prints ``message`` (and ``hint``) and exits 1; the web layer renders the
@@ -21,10 +23,12 @@ __all__ = [
     "Conflict",
     "DeliveryError",
     "DevlinkError",
+    "Forbidden",
     "GitError",
     "InvalidInput",
     "NotFound",
     "TrackerError",
+    "Unauthorized",
 ]
 
 
@@ -88,3 +92,17 @@ class DeliveryError(DevlinkError):
 
     status = 400
     default_reason = "bad_delivery"
+
+
+class Unauthorized(DevlinkError):
+    """Raised when a request names nobody devlink knows: no session or token, or an expired or revoked one."""
+
+    status = 401
+    default_reason = "unauthorized"
+
+
+class Forbidden(DevlinkError):
+    """Raised when the person is known but their role or a project permission does not allow the request."""
+
+    status = 403
+    default_reason = "forbidden"

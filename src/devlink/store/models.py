@@ -124,6 +124,7 @@ class Account(Base):
     options: Mapped[str | None] = mapped_column(Text)  # JSON: the host kind's own (a GitHub App installation id)
     auto_link: Mapped[bool] = mapped_column(Boolean, default=False)
     smart_commits: Mapped[bool] = mapped_column(Boolean, default=True)  # for repositories linked from now on
+    smart_commit_trust: Mapped[str | None] = mapped_column(String(16))  # author | pusher | signed; None: author
     hook_id: Mapped[str | None] = mapped_column(String(50))  # the organisation webhook, when devlink has one
     hook_secret: Mapped[str | None] = mapped_column(Text)  # Fernet token
     discovered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -162,6 +163,7 @@ class Repository(Base):
     host_path: Mapped[str | None] = mapped_column(String(1000))  # the full path on the host, any depth
     linked: Mapped[bool] = mapped_column(Boolean, default=True)
     smart_commits: Mapped[bool] = mapped_column(Boolean, default=True)
+    smart_commit_trust: Mapped[str | None] = mapped_column(String(16))  # None: the account's, else author
     state: Mapped[str] = mapped_column(String(16), default="active")  # active | gone
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -81,10 +81,18 @@ class Project(Base):
 
 
 class TrackerUser(Base):
+    """A person: the built-in tracker's user and the one who signs in to devlink are the same row.
+
+    ``password_hash`` is an argon2 hash, or None (a user made by the tracker or an import signs in only
+    once an admin sets a password); ``role`` is ``admin`` or ``member``.
+    """
+
     __tablename__ = "tracker_users"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
 
 
 class UserEmail(Base):

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import Engine
 
+import devlink.store.people
 import devlink.store.tracker  # noqa: F401  (registers the tracker tables on Base.metadata)
 from devlink.store.models import Base
 
