@@ -59,6 +59,12 @@ account_app = typer.Typer(
 app.add_typer(account_app, name="account")
 host_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Host settings: TLS, proxy, OAuth and Apps.")
 app.add_typer(host_app, name="host")
+user_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="People who sign in (the built-in tracker's users): roles and passwords.")
+app.add_typer(user_app, name="user")
+token_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                        help="API tokens, sent as Authorization: Bearer TOKEN.")
+app.add_typer(token_app, name="token")
 
 
 
@@ -128,6 +134,7 @@ def serve(
     # the note in DEVLINK_HOME) in the CLI commands run while it serves
     rt = Runtime.open(replace(settings, host=bind_host, port=bind_port, served_url=url))
     err.print(f"devlink on {url}  (data in {rt.settings.home})", highlight=False)
+    _first_admin(rt)
     with rt.sessions() as session:
         views = account_views(session)  # only a linked account's host sends webhooks here
     if views and (warning := hook_url_warning(rt, views[0]["host"]["host_kind"])):
@@ -964,6 +971,156 @@ def tracker_user(
     with rt.sessions.begin() as session:
         create_user(session, username, name, email or [])
     say(f"user {username}")
+
+
+def _first_admin(rt: "Runtime") -> None:
+    """On a database where no admin can sign in, make ``admin`` and print its password, once, to stderr."""
+    from devlink.sync.people import ensure_first_admin
+
+    password = ensure_first_admin(rt)
+    if password is not None:
+        err.print(f"first run: sign in at {rt.settings.public_url}/sign-in as admin with password {password}\n"
+                  "  (shown only now; change it on your user page, or: devlink user passwd admin)", highlight=False)
+
+
+def _new_password(password: str | None, *, confirm: bool = True) -> str | None:
+    """``-``: one line of stdin; None: ask at a terminal, else None (the caller generates one)."""
+    if password == "-":
+        typed = sys.stdin.readline().rstrip("\n")
+        if not typed:
+            raise InvalidInput("no password on stdin", reason="weak_password")
+        return typed
+    if password is not None:
+        raise InvalidInput("--password takes only -: the password is read from stdin, never from the command line",
+                           reason="invalid")
+    if not sys.stdin.isatty():
+        return None
+    import getpass
+
+    typed = getpass.getpass("new password: ")
+    if confirm and getpass.getpass("again: ") != typed:
+        raise InvalidInput("the two passwords differ", reason="weak_password")
+    return typed
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="the name to sign in with")],
+    admin: Annotated[bool, typer.Option("--admin", help="may change everything [default: member]")] = False,
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+    email: Annotated[list[str] | None, typer.Option(help="an e-mail address (repeat for more)")] = None,
+    password: Annotated[str | None, typer.Option(help="- reads it from stdin [default: ask, or generate one]")] = None,
+) -> None:
+    """Add a person who may sign in; without a password one is generated and printed once."""
+    from devlink.sync.people import add_person, generate_password
+
+    typed = _new_password(password)
+    chosen = typed or generate_password()
+    add_person(_runtime(), username, name=name, emails=email or [], role="admin" if admin else "member",
+               password=chosen)
+    say(f"user {username} ({'admin' if admin else 'member'})")
+    if typed is None:
+        say(f"password: {chosen}  (shown only now)")
+
+
+@user_app.command("list")
+def user_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Everyone, with role, addresses and whether they can sign in yet."""
+    from devlink.sync.people import people_views
+    from devlink.sync.principals import LOCAL_ADMIN
+
+    with _runtime().sessions() as session:
+        people = people_views(session, LOCAL_ADMIN)
+    if as_json:
+        _print_json(people)
+        return
+    for person in people:
+        signs_in = "" if person["can_sign_in"] else "  (no password yet)"
+        say(f"{person['username']}\t{person['role']}\t{', '.join(person['emails'])}{signs_in}")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    username: Annotated[str, typer.Argument(help="user name")],
+    password: Annotated[str | None, typer.Option(help="- reads it from stdin [default: ask, or generate one]")] = None,
+) -> None:
+    """Set a password (their other sign-ins end); without one at a terminal, one is generated and printed."""
+    from devlink.sync.people import generate_password, set_password
+
+    typed = _new_password(password)
+    chosen = typed or generate_password()
+    set_password(_runtime(), username, chosen)
+    say(f"password of {username} set" + ("" if typed else f": {chosen}  (shown only now)"))
+
+
+@user_app.command("role")
+def user_role(
+    username: Annotated[str, typer.Argument(help="user name")],
+    role: Annotated[str, typer.Argument(help="admin or member")],
+) -> None:
+    """Make someone an admin or a member."""
+    from devlink.sync.people import set_role
+
+    set_role(_runtime(), username, role)
+    say(f"{username}: {role}")
+
+
+@user_app.command("remove")
+def user_remove(username: Annotated[str, typer.Argument(help="user name")]) -> None:
+    """Take away sign-in: sessions and tokens end; the tracker keeps the person for its history."""
+    from devlink.sync.people import remove_person
+
+    remove_person(_runtime(), username)
+    say(f"{username} can no longer sign in")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="what it is for, e.g. ci")],
+    user: Annotated[str, typer.Option(help="whose token [default: admin]")] = "admin",
+    read_only: Annotated[bool, typer.Option("--read-only", help="GET and HEAD only")] = False,
+    expires: Annotated[int | None, typer.Option(help="days until it stops working [default: never]")] = None,
+) -> None:
+    """Make an API token and print it once (only its hash is kept)."""
+    from devlink.sync.people import create_token
+
+    made = create_token(_runtime(), user, name, read_only=read_only, expires_days=expires)
+    say(made.secret)
+    err.print(f"token {name!r} for {user}{', read-only' if read_only else ''}"
+              f"{f', expires in {expires} days' if expires else ''}: shown only now; send it as "
+              "Authorization: Bearer TOKEN", highlight=False)
+
+
+@token_app.command("list")
+def token_list(
+    user: Annotated[str | None, typer.Option(help="only this person's [default: everyone's]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Every token with its owner, access, expiry and last use (never the secret)."""
+    from devlink.sync.people import token_views
+    from devlink.sync.principals import LOCAL_ADMIN
+
+    with _runtime().sessions() as session:
+        tokens = token_views(session, LOCAL_ADMIN, user)
+    if as_json:
+        _print_json(tokens)
+        return
+    for token in tokens:
+        state = f"revoked {token['revoked_at'][:19]}" if token["revoked_at"] else (
+            f"expires {token['expires_at'][:19]}" if token["expires_at"] else "no expiry")
+        used = token["last_used_at"][:19] if token["last_used_at"] else "never"
+        access = "read-only" if token["read_only"] else "read-write"
+        say(f"{token['id']}\t{token['user']}\t{token['name']}\t{token['hint']}\t{access}\t{state}\tlast used {used}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="the id token list shows")]) -> None:
+    """Stop a token working, at once."""
+    from devlink.sync.people import revoke_token
+    from devlink.sync.principals import LOCAL_ADMIN
+
+    view = revoke_token(_runtime(), LOCAL_ADMIN, token_id)
+    say(f"token {view['id']} ({view['name']} of {view['user']}) revoked")
 
 
 @tracker_app.command("issue")

@@ -1,4 +1,4 @@
-"""Dependencies every route takes: the runtime and a database session (swapped in tests); the row-id type."""
+"""Dependencies routes take: the runtime, a database session (swapped in tests), the person asking; the row-id type."""
 
 from collections.abc import Iterator
 from typing import Annotated
@@ -7,10 +7,12 @@ from fastapi import Depends, Path, Request
 from pydantic import BeforeValidator
 from sqlalchemy.orm import Session
 
+from devlink.errors import Unauthorized
 from devlink.runtime import Runtime
+from devlink.sync.principals import Principal
 from devlink.web.responses import ROW_ID_MAX
 
-__all__ = ["RowId", "RuntimeDep", "SessionDep", "get_runtime", "get_session"]
+__all__ = ["PrincipalDep", "RowId", "RuntimeDep", "SessionDep", "get_principal", "get_runtime", "get_session"]
 
 
 def _plain_digits(value: object) -> object:
@@ -30,6 +32,15 @@ def get_session(rt: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Sessio
         yield session
 
 
+def get_principal(request: Request) -> Principal:
+    """The person asking, as ``web.auth.authorize`` found them (it runs before every route)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # only an OPEN route runs without one, and such a route does not ask
+        raise Unauthorized("sign in, or send an API token as Authorization: Bearer TOKEN", reason="unauthorized")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SessionDep = Annotated[Session, Depends(get_session)]
 #: A path's row id: 1 to 2**63 - 1 (what the databases hold), so no id reaches SQL as an overflow or a negative.

@@ -39,7 +39,8 @@ def list_repositories(session: SessionDep) -> list[dict[str, Any]]:
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
 def create_repository(body: RepositoryIn, rt: RuntimeDep, response: Response) -> dict[str, Any]:
     """Link a repository and queue its initial backfill."""
-    repository = add_repository(rt, body.url, name=body.name, web_url=body.web_url, smart_commits=body.smart_commits)
+    repository = add_repository(rt, body.url, name=body.name, web_url=body.web_url, smart_commits=body.smart_commits,
+                                local_roots=rt.settings.local_repository_roots)
     rt.queue.request_sync(repository.id, full=False, trigger="manual")
     response.headers["Location"] = f"/api/v1/repositories/{repository.id}"
     with rt.sessions() as session:
