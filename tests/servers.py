@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 
-
 #: the admin every test server has unless started with ``admin=False`` (then ``serve`` makes its first one)
 ADMIN = "ci-admin"
 ADMIN_PASSWORD = "ci-admin-password"

@@ -56,7 +56,8 @@ def test_the_api_refuses_a_relative_path_without_naming_its_own_directories(
 
 
 def test_the_api_takes_an_absolute_path(server: Server, bare: Path) -> None:
-    answer = httpx.post(f"{server.url}/api/v1/repositories", headers=server.auth(), json={"url": str(bare), "name": "absolute"}, timeout=30)
+    answer = httpx.post(f"{server.url}/api/v1/repositories", headers=server.auth(),
+                        json={"url": str(bare), "name": "absolute"}, timeout=30)
     assert answer.status_code == 201, answer.text
     assert answer.json()["url"] == str(bare)
 
