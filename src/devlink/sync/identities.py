@@ -159,6 +159,8 @@ def _public_key_line(text: str) -> tuple[str, str, str]:
         raise InvalidInput("that is not an SSH public key: more than 16 KiB")
     if "PRIVATE KEY" in text:
         raise InvalidInput("that is a private key: give the public one (the .pub file), and keep this one secret")
+    if "BEGIN PGP" in text:
+        raise InvalidInput("that is a GPG key: GPG signing keys are not supported yet; give an SSH public key")
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if len(lines) != 1:
         raise InvalidInput(f"give exactly one SSH public key line, not {len(lines)}")
