@@ -65,6 +65,12 @@ app.add_typer(user_app, name="user")
 token_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                         help="API tokens, sent as Authorization: Bearer TOKEN.")
 app.add_typer(token_app, name="token")
+identity_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                           help="A person's logins on hosts: who a pusher is, for the pusher trust policy.")
+app.add_typer(identity_app, name="identity")
+signing_key_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                              help="A person's SSH signing keys: whose signature a commit has, for the signed policy.")
+app.add_typer(signing_key_app, name="signing-key")
 
 
 
@@ -395,19 +401,35 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
     out.print(table)
 
 
+_TRUST_HELP = ("who a smart commit acts as: author (its e-mail), pusher (who the host says pushed it), "
+               "signed (its SSH signature); default: inherit")
+
+
 @repo_app.command("set")
 def repo_set(
     repository: Annotated[str, typer.Argument(help="name or id")],
     smart_commits: Annotated[
-        bool, typer.Option("--smart-commits/--no-smart-commits", help="run smart commits of new commits")
-    ],
+        bool | None, typer.Option("--smart-commits/--no-smart-commits", help="run smart commits of new commits")
+    ] = None,
+    trust: Annotated[str | None, typer.Option(
+        "--trust", metavar="author|pusher|signed|default", help=_TRUST_HELP + " (the account's, else author)")] = None,
 ) -> None:
-    """Change a repository's settings: smart commits on or off."""
+    """Change a repository's settings: smart commits on or off, and their trust policy."""
+    from devlink.sync.identities import check_trust, set_repository_trust
     from devlink.sync.repositories import set_smart_commits
 
+    if smart_commits is None and trust is None:
+        raise InvalidInput("nothing to change", hint="give --smart-commits/--no-smart-commits and/or --trust")
+    if trust is not None:
+        check_trust(trust)  # before anything changes
     rt = _runtime()
-    changed = set_smart_commits(rt, repository, smart_commits)
-    say(f"{changed.name}: smart commits {'on' if smart_commits else 'off'}")
+    if smart_commits is not None:
+        changed = set_smart_commits(rt, repository, smart_commits)
+        say(f"{changed.name}: smart commits {'on' if smart_commits else 'off'}")
+    if trust is not None:
+        policy = set_repository_trust(rt, repository, trust)
+        inherited = "" if policy["smart_commit_trust"] else " (inherited)"
+        say(f"{policy['name']}: smart-commit trust {policy['effective']}{inherited}")
 
 
 @repo_app.command("remove")
@@ -899,14 +921,23 @@ def account_set(
     auto_link: Annotated[bool | None, typer.Option("--auto-link/--no-auto-link")] = None,
     smart_commits: Annotated[bool | None, typer.Option(
         "--smart-commits/--no-smart-commits", help="default for repositories linked from now on")] = None,
+    trust: Annotated[str | None, typer.Option(
+        "--trust", metavar="author|pusher|signed|default",
+        help=_TRUST_HELP + " (author); for its repositories that set none")] = None,
 ) -> None:
-    """Change an account's auto-link and smart-commit settings."""
+    """Change an account's auto-link, smart-commit and smart-commit trust settings."""
     from devlink.sync.accounts import set_account_options
+    from devlink.sync.identities import check_trust, set_account_trust
 
+    if trust is not None:
+        check_trust(trust)  # before anything changes
     rt = _runtime()
     view = set_account_options(rt, account, auto_link=auto_link, smart_commits=smart_commits)
+    if trust is not None:
+        view = set_account_trust(rt, account, trust)
+    trusted = f", smart-commit trust {view['smart_commit_trust_effective']}" if trust is not None else ""
     say(f"{view['name']}: auto-link {'on' if view['auto_link'] else 'off'}, "
-        f"smart commits {'on' if view['smart_commits'] else 'off'}")
+        f"smart commits {'on' if view['smart_commits'] else 'off'}{trusted}")
 
 
 @account_app.command("remove")
@@ -916,6 +947,93 @@ def account_remove(account: Annotated[str, typer.Argument(help="account name, HO
 
     name = remove_account(_runtime(), account)
     say(f"removed account {name}")
+
+
+@identity_app.command("add")
+def identity_add(
+    user: Annotated[str, typer.Argument(help="a devlink user name")],
+    host: Annotated[str, typer.Argument(help="a host's name, e.g. github.com (see: devlink host list)")],
+    login: Annotated[str, typer.Argument(help="the person's login on that host")],
+) -> None:
+    """Say that LOGIN on HOST is USER: their pushes count as theirs under the pusher policy."""
+    from devlink.sync.identities import add_identity
+
+    found = add_identity(_runtime(), user, host, login)
+    say(f"{found['host']} {found['login']} → {found['user']}")
+
+
+@identity_app.command("list")
+def identity_list(
+    user: Annotated[str | None, typer.Argument(help="only this user's")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List host logins and whose they are."""
+    from devlink.sync.identities import list_identities
+
+    found = list_identities(_runtime(), user)
+    if as_json:
+        _print_json(found)
+        return
+    for row in found:
+        say(f"{row['user']}\t{row['host']}\t{row['login']}")
+
+
+@identity_app.command("remove")
+def identity_remove(
+    user: Annotated[str, typer.Argument(help="a devlink user name")],
+    host: Annotated[str, typer.Argument(help="a host's name")],
+    login: Annotated[str, typer.Argument(help="the login to forget")],
+) -> None:
+    """Forget that LOGIN on HOST is USER."""
+    from devlink.sync.identities import remove_identity
+
+    remove_identity(_runtime(), user, host, login)
+    say(f"removed {host} {login} of {user}")
+
+
+@signing_key_app.command("add")
+def signing_key_add(
+    user: Annotated[str, typer.Argument(help="a devlink user name")],
+    file: Annotated[Path, typer.Argument(help="an OpenSSH public key file (id_ed25519.pub); - for standard input")],
+) -> None:
+    """Register an SSH public key: commits it signs count as USER's under the signed policy."""
+    from devlink.sync.identities import add_signing_key
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
+    found = add_signing_key(_runtime(), user, text)
+    say(f"{found['user']}: {found['type']} {found['fingerprint']}" + (f" {found['comment']}" if found["comment"]
+                                                                      else ""))
+
+
+@signing_key_app.command("list")
+def signing_key_list(
+    user: Annotated[str | None, typer.Argument(help="only this user's")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List registered signing keys by fingerprint."""
+    from devlink.sync.identities import list_signing_keys
+
+    found = list_signing_keys(_runtime(), user)
+    if as_json:
+        _print_json(found)
+        return
+    for row in found:
+        say(f"{row['user']}\t{row['type']}\t{row['fingerprint']}\t{row['comment']}".rstrip())
+
+
+@signing_key_app.command("remove")
+def signing_key_remove(
+    user: Annotated[str, typer.Argument(help="a devlink user name")],
+    fingerprint: Annotated[str, typer.Argument(help="SHA256:… as signing-key list shows it")],
+) -> None:
+    """Forget one of USER's signing keys."""
+    from devlink.sync.identities import remove_signing_key
+
+    remove_signing_key(_runtime(), user, fingerprint)
+    say(f"removed {fingerprint} of {user}")
 
 
 @tracker_app.command("import")

@@ -1,4 +1,4 @@
-"""Every route × every kind of caller, against a real ``devlink serve``: who gets in, who gets 401 or 403.
+"""Every route, for every kind of caller, against a real ``devlink serve``: who gets in, who gets 401 or 403.
 
 The table is generated from the routers themselves, so a new route without a rule in ``web/auth.py`` fails
 ``test_every_route_has_exactly_one_rule``; a route whose rule changes changes the expected statuses here.

@@ -1,6 +1,6 @@
 """``/api/v1/repositories``: link, list, sync and unlink repositories."""
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from devlink.store import queries
 from devlink.store.models import Repository
+from devlink.sync.identities import set_repository_trust
 from devlink.sync.repositories import add_repository, find_repository, remove_repository, set_smart_commits
 from devlink.web.deps import RowId, RuntimeDep, SessionDep
 from devlink.web.responses import problems
@@ -25,9 +26,17 @@ class RepositoryIn(BaseModel):
     smart_commits: bool = Field(default=True, description="run smart commits of commits pushed after linking")
 
 
+TrustPolicy = Literal["author", "pusher", "signed"]
+
+
 class RepositoryPatch(BaseModel):
+    """Send either field, or both; a field left out is not changed."""
+
     model_config = ConfigDict(strict=True)
-    smart_commits: bool
+    smart_commits: bool | None = Field(default=None, description="run smart commits of commits pushed from now on")
+    smart_commit_trust: TrustPolicy | None = Field(
+        default=None, description="who a smart commit acts as: author (its e-mail), pusher (who the host's webhook "
+                                  "says pushed it), signed (its SSH signature); null: the account's, else author")
 
 
 @router.get("")
@@ -54,8 +63,11 @@ def get_repository(repository_id: RowId, session: SessionDep) -> dict[str, Any]:
 
 @router.patch("/{repository_id}", responses=problems(404))
 def patch_repository(repository_id: RowId, body: RepositoryPatch, rt: RuntimeDep) -> dict[str, Any]:
-    """Turn smart commits on or off."""
-    set_smart_commits(rt, repository_id, body.smart_commits)
+    """Turn smart commits on or off; set or clear their trust policy."""
+    if body.smart_commits is not None:
+        set_smart_commits(rt, repository_id, body.smart_commits)
+    if "smart_commit_trust" in body.model_fields_set:
+        set_repository_trust(rt, repository_id, body.smart_commit_trust)
     with rt.sessions() as session:
         return queries.repository_view(find_repository(session, repository_id))
 
