@@ -616,7 +616,7 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the demo when it is ready")] = True,
 ) -> None:
     """Set up a demo (project DEMO, users, issues, a git repository with smart commits) and serve it."""
-    from devlink.demo import build_demo
+    from devlink.demo import ROLES, build_demo
 
     rt = _runtime()
     bind_host, bind_port = host or rt.settings.host, port or rt.settings.port
@@ -624,6 +624,11 @@ def demo(
     result = build_demo(rt, server_url=base)
     say(f"demo repository {result.repository} linked as 'demo': {result.commits} commits indexed; "
         f"smart commits: {result.smart_commits_done} done, {result.smart_commits_failed} error")
+    for username, password in result.passwords.items():
+        say(f"sign in as {username} ({ROLES[username]}) with password {password}"
+            "  (shown only now)")
+    if not result.passwords:
+        say("sign in with the passwords the first devlink demo printed (or: devlink user passwd alice)")
     say(f"look at:  {base}/issues/DEMO-1   (resolved by a smart commit, with a comment and work logged)")
     say(f"          {base}/issues/DEMO-2   (a branch, commits, a merge, work logged)")
     say(f"          {base}/smart-commits   (DEMO-4's '#fnish' typo, with the reason)")
@@ -633,6 +638,8 @@ def demo(
         say("the tracker now has project DEMO, so only keys of its projects link; "
             'add one before linking its history: devlink tracker project KAFKA "Kafka"')
     if serve_after:
+        # the demo's pages may link more repositories of the demo directory (the API links no path otherwise)
+        os.environ.setdefault("DEVLINK_LOCAL_REPOSITORY_ROOTS", str(rt.settings.home / "demo"))
         serve(host=bind_host, port=bind_port, worker=True)
 
 
