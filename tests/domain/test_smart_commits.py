@@ -635,10 +635,12 @@ def test_exported_names() -> None:
         [
             "DEFAULT_TIME_UNITS",
             "MAX_MESSAGE_LENGTH",
+            "TRUST_POLICIES",
             "Command",
             "CommandType",
             "Group",
             "TimeUnits",
+            "effective_trust",
             "match_transition",
             "parse",
             "parse_duration",

@@ -129,7 +129,7 @@ def test_the_api_links_no_path_outside_the_configured_roots(tmp_path: Path, bare
     (tmp_path / "roots" / "inside").mkdir(parents=True)
     (tmp_path / "roots" / "inside" / "escape.git").symlink_to(bare)
     for roots in ("", str(tmp_path / "roots")):
-        extra = {"DEVLINK_LOCAL_REPOSITORY_ROOTS": roots} if roots else {}
+        extra = {"DEVLINK_LOCAL_REPOSITORY_ROOTS": roots}  # "": none (the test servers default to their run)
         running = start_server(tmp_path / f"home{len(roots)}", extra)
         try:
             with running.client() as client:
