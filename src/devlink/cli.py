@@ -392,15 +392,35 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
 def repo_set(
     repository: Annotated[str, typer.Argument(help="name or id")],
     smart_commits: Annotated[
-        bool, typer.Option("--smart-commits/--no-smart-commits", help="run smart commits of new commits")
-    ],
+        bool | None, typer.Option("--smart-commits/--no-smart-commits", help="run smart commits of new commits")
+    ] = None,
+    projects: Annotated[
+        str | None, typer.Option("--projects", help="serve only these projects: comma-separated keys, APP,OPS")
+    ] = None,
+    all_projects: Annotated[bool, typer.Option("--all-projects", help="serve every project (the default)")] = False,
 ) -> None:
-    """Change a repository's settings: smart commits on or off."""
-    from devlink.sync.repositories import set_smart_commits
+    """Change a repository's settings: smart commits on or off, the projects it serves."""
+    from devlink.sync.access import set_repository_projects
+    from devlink.sync.repositories import find_repository, set_smart_commits
 
+    if projects is not None and all_projects:
+        raise InvalidInput("give --projects or --all-projects, not both")
+    if smart_commits is None and projects is None and not all_projects:
+        raise InvalidInput("nothing to change",
+                           hint="give --smart-commits/--no-smart-commits, --projects KEY,KEY or --all-projects")
     rt = _runtime()
-    changed = set_smart_commits(rt, repository, smart_commits)
-    say(f"{changed.name}: smart commits {'on' if smart_commits else 'off'}")
+    with rt.sessions() as session:
+        name = find_repository(session, repository).name
+    if projects is not None or all_projects:
+        keys = [] if all_projects else [key.strip() for key in (projects or "").split(",") if key.strip()]
+        if projects is not None and not keys:
+            raise InvalidInput("--projects needs at least one project key",
+                               hint="--all-projects serves every project")
+        served = set_repository_projects(rt, repository, keys)
+        say(f"{name}: serves {', '.join(served) if served else 'every project'}")
+    if smart_commits is not None:
+        set_smart_commits(rt, repository, smart_commits)
+        say(f"{name}: smart commits {'on' if smart_commits else 'off'}")
 
 
 @repo_app.command("remove")

@@ -1,4 +1,5 @@
-"""Dependencies every route takes: the runtime and a database session (swapped in tests); the row-id type."""
+"""Dependencies every route takes: the runtime, a database session (swapped in tests), the person asking;
+the row-id type."""
 
 from collections.abc import Iterator
 from typing import Annotated
@@ -8,9 +9,10 @@ from pydantic import BeforeValidator
 from sqlalchemy.orm import Session
 
 from devlink.runtime import Runtime
+from devlink.sync.principals import LOCAL_ADMIN, Principal
 from devlink.web.responses import ROW_ID_MAX
 
-__all__ = ["RowId", "RuntimeDep", "SessionDep", "get_runtime", "get_session"]
+__all__ = ["PrincipalDep", "RowId", "RuntimeDep", "SessionDep", "get_principal", "get_runtime", "get_session"]
 
 
 def _plain_digits(value: object) -> object:
@@ -30,8 +32,16 @@ def get_session(rt: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Sessio
         yield session
 
 
+def get_principal(request: Request) -> Principal:
+    """The person asking; the sign-in layer (web/auth.py, being written in parallel) sets request.state.principal."""
+    principal = getattr(request.state, "principal", None)
+    # the sign-in layer replaces this fallback with a 401
+    return principal if principal is not None else LOCAL_ADMIN
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SessionDep = Annotated[Session, Depends(get_session)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 #: A path's row id: 1 to 2**63 - 1 (what the databases hold), so no id reaches SQL as an overflow or a negative.
 RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX), BeforeValidator(_plain_digits)]  # Path first: its bounds reach
 # the OpenAPI document as minimum/maximum
