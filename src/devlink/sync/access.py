@@ -44,6 +44,7 @@ from devlink.runtime import Runtime
 from devlink.store.models import Repository
 from devlink.store.people import RepositoryProject, UserIdentity
 from devlink.store.tracker import Permission, Project, TrackerConnection
+from devlink.sync.development_push import rescope
 from devlink.sync.principals import Principal
 from devlink.sync.repositories import find_repository
 from devlink.sync.trackers import cached_answer, known_project_keys, open_outside, remember_answer
@@ -236,7 +237,12 @@ def set_repository_projects(rt: Runtime, repository_id: int | str, keys: list[st
             if unknown:
                 raise InvalidInput(f"not a project of the tracker: {', '.join(unknown)}", reason="unknown_project",
                                    hint="create it first: devlink tracker project KEY NAME")
+        before = sorted(session.scalars(select(RepositoryProject.project_key)
+                                        .where(RepositoryProject.repository_id == repository.id)))
         session.execute(delete(RepositoryProject).where(RepositoryProject.repository_id == repository.id))
         session.add_all(RepositoryProject(repository_id=repository.id, project_key=key) for key in wanted)
-    log.info("repository.scoped id=%s projects=%s", repository.id, ",".join(wanted) or "*")
+        repository_id = repository.id
+    if before != wanted:
+        rescope(rt, repository_id)  # what the outside tracker was sent follows the new scope
+        log.info("repository.scoped id=%s projects=%s", repository_id, ",".join(wanted) or "*")
     return wanted
