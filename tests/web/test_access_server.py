@@ -183,3 +183,16 @@ def test_the_repositories_page_form_sets_the_projects(site: Site) -> None:
         cleared = client.post(f"/repositories/{site.repos['shared']}/projects", data={"projects": ""})
         assert cleared.status_code == 303
         assert client.get(f"/api/v1/repositories/{site.repos['shared']}").json()["projects"] == []
+
+
+def test_a_member_may_not_choose_the_projects_and_sees_them_as_text(site: Site) -> None:
+    with site.client("carol") as client:
+        page = client.get("/repositories").text
+        hidden = client.post(f"/repositories/{site.repos['app']}/projects", data={"projects": ""})
+        refused = client.post(f"/repositories/{site.repos['shared']}/projects", data={"projects": "OPS"})
+    assert 'action="/repositories/' + str(site.repos["shared"]) + '/projects"' not in page
+    assert hidden.status_code == 404
+    assert refused.status_code == 403 and refused.json()["type"] == "forbidden"
+    with site.client("root") as client:
+        assert client.get(f"/api/v1/repositories/{site.repos['app']}").json()["projects"] == ["APP"]
+        assert client.get(f"/api/v1/repositories/{site.repos['shared']}").json()["projects"] == []

@@ -23,7 +23,7 @@ from swagger_ui_bundle import swagger_ui_path
 from devlink.domain.issue_keys import extract_keys, is_key, project_key
 from devlink.domain.remotes import redact
 from devlink.domain.text import http_url
-from devlink.errors import DevlinkError, InvalidInput, NotFound
+from devlink.errors import DevlinkError, Forbidden, InvalidInput, NotFound
 from devlink.runtime import Runtime
 from devlink.store import queries
 from devlink.store.models import Repository
@@ -120,7 +120,8 @@ def _repositories_page(
     busy = any(v["sync"]["state"] in ("queued", "running") for v in views)
     return templates.TemplateResponse(
         request, "repositories.html",
-        {"repositories": views, "busy": busy, "error": error, "typed": typed or {}}, status_code=code,
+        {"repositories": views, "busy": busy, "error": error, "typed": typed or {}, "admin": principal.admin},
+        status_code=code,
     )
 
 
@@ -158,7 +159,10 @@ def sync(repository_id: RowId, rt: RuntimeDep, session: SessionDep, principal: P
 @router.post("/repositories/{repository_id}/projects", response_class=HTMLResponse)
 def scope(request: Request, repository_id: RowId, rt: RuntimeDep, session: SessionDep, principal: PrincipalDep,
           projects: Annotated[str, Form()] = "") -> Response:
-    """Scope a repository to the comma-separated project keys; empty: every project."""
+    """Scope a repository to the comma-separated project keys; empty: every project (admins only)."""
+    if not principal.admin:  # the sign-in layer's role rules cover the other writes; this one is new here
+        visible_repository(rt, session, principal, repository_id)  # 404 first, so ids do not leak
+        raise Forbidden("only an admin may choose the projects a repository serves")
     keys = [key.strip().upper() for key in projects.split(",") if key.strip()]
     try:
         set_repository_projects(rt, repository_id, keys)
