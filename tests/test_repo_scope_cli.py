@@ -41,6 +41,8 @@ def test_repo_set_scopes_a_repository_to_projects_and_back(tmp_path: Path) -> No
     assert _shas(home, "APP-1") == {"app", "shared"}
     listed = {r["name"]: r["projects"] for r in json.loads(devlink(home, "repo", "list", "--json").stdout)}
     assert listed == {"app": ["APP"], "shared": []}
+    table = devlink(home, "repo", "list").stdout
+    assert "projects" in table and "APP" in table and "all" in table
 
     unknown = devlink(home, "repo", "set", "app", "--projects", "APP,NOPE")
     assert unknown.returncode == 1 and "not a project of the tracker: NOPE" in unknown.stderr
@@ -52,3 +54,4 @@ def test_repo_set_scopes_a_repository_to_projects_and_back(tmp_path: Path) -> No
     everything = devlink(home, "repo", "set", "app", "--all-projects", "--no-smart-commits")
     assert (everything.returncode, everything.stdout) == (0, "app: serves every project\napp: smart commits off\n")
     assert _shas(home, "OPS-1") == {"app", "shared"}
+    assert "projects" not in devlink(home, "repo", "list").stdout  # no repository scoped: no column

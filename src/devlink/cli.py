@@ -375,7 +375,9 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
         say("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
         return
     pushed = any(view.get("tracker_push") for view in views)  # the column only while a tracker takes the data
-    table = Table("id", "name", "location", "sync", "commits", "finished", *(["tracker"] if pushed else []), "error")
+    scoped = any(view["projects"] for view in views)  # the column only once some repository serves chosen projects
+    table = Table("id", "name", "location", "sync", "commits", "finished", *(["tracker"] if pushed else []),
+                  *(["projects"] if scoped else []), "error")
     for view in views:
         sync = view["sync"]
         error = sync["error"]["message"] if sync["error"] else _skipped(view)
@@ -384,7 +386,8 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
             error = "; ".join(part for part in (error, f"tracker: {push['message']}") if part)
         finished = (sync["finished_at"] or "")[:19].replace("T", " ")
         table.add_row(str(view["id"]), view["name"], view["url"], sync["state"], str(sync["commits_indexed"]),
-                      finished, *([push.get("state", "")] if pushed else []), error)
+                      finished, *([push.get("state", "")] if pushed else []),
+                      *([",".join(view["projects"]) or "all"] if scoped else []), error)
     out.print(table)
 
 
