@@ -165,6 +165,15 @@ def viewable_projects(rt: Runtime, principal: Principal, candidates: Iterable[st
     return {project for project in wanted if _outside_access(rt, login, project).allowed}
 
 
+def _any_outside_project(rt: Runtime, principal: Principal) -> bool:
+    """Whether the outside tracker lets ``principal`` view development data of some project (stops at the first)."""
+    with rt.sessions() as session:
+        login = _tracker_login(session, principal)
+    if login is None:
+        return False
+    return any(_outside_access(rt, login, project).allowed for project in sorted(known_project_keys(rt) or ()))
+
+
 def repositories_for_project(session: Session, project_key: str) -> list[int]:
     """Ids of the repositories serving ``project_key``: the unscoped ones plus those scoped to it."""
     scoped = exists().where(RepositoryProject.repository_id == Repository.id)
@@ -200,7 +209,7 @@ def visible_repository_ids(rt: Runtime, principal: Principal) -> set[int] | None
     assert allowed is not None
     unscoped_visible = bool(allowed)
     if outside and not allowed and every - set(scopes):  # any project at all, asked only when it matters
-        unscoped_visible = bool(viewable_projects(rt, principal))
+        unscoped_visible = _any_outside_project(rt, principal)
     return {rid for rid in every if (scopes[rid] & allowed if rid in scopes else unscoped_visible)}
 
 
