@@ -1,12 +1,14 @@
 """The tracker and smart-commit commands as a user runs them, and ``devlink demo``."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from devlink.config import load_settings
 from devlink.runtime import Runtime
+from devlink.sync.people import sign_in
 from devlink.trackers.builtin import issue_view
 
 IMPORT = """
@@ -103,11 +105,14 @@ def test_demo_sets_everything_up(tmp_path: Path) -> None:
         "smart commits: 7 done, 1 error"
     )
     assert "http://127.0.0.1:8999/issues/DEMO-1" in done.stdout
+    passwords = dict(re.findall(r"sign in as (\w+) \(\w+\) with password (\S+)", done.stdout))
+    assert set(passwords) == {"alice", "bob"}
     hook = home / "demo" / "demo.git" / "hooks" / "post-receive"
     assert "url='http://127.0.0.1:8999/hooks/git'" in hook.read_text()
     again = devlink(home, "demo", "--no-serve")
     # the same totals, from the ledger (nothing ran twice: DEMO-1 below still has its one comment)
     assert "smart commits: 7 done, 1 error" in again.stdout
+    assert "sign in with the passwords the first devlink demo printed" in again.stdout  # not new ones
     assert "devlink tracker project KAFKA" in done.stdout
     kafka = devlink(home, "tracker", "project", "KAFKA", "Kafka")
     assert kafka.returncode == 0, kafka.stderr
@@ -115,7 +120,10 @@ def test_demo_sets_everything_up(tmp_path: Path) -> None:
     rt = Runtime.open(load_settings({"DEVLINK_HOME": str(home)}))
     with rt.sessions() as session:
         demo1 = issue_view(session, "DEMO-1")
+    principal, _ = sign_in(rt, "alice", passwords["alice"], "127.0.0.1")
+    member, _ = sign_in(rt, "bob", passwords["bob"], "127.0.0.1")
     rt.close()
+    assert (principal.role, member.role) == ("admin", "member")
     assert demo1["status"] == "Done"
     assert [c["body"] for c in demo1["comments"]] == ["Fixed: the importer now reads the last line."]
 

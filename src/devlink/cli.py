@@ -59,6 +59,18 @@ account_app = typer.Typer(
 app.add_typer(account_app, name="account")
 host_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Host settings: TLS, proxy, OAuth and Apps.")
 app.add_typer(host_app, name="host")
+user_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="People who sign in (the built-in tracker's users): roles and passwords.")
+app.add_typer(user_app, name="user")
+token_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                        help="API tokens, sent as Authorization: Bearer TOKEN.")
+app.add_typer(token_app, name="token")
+identity_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                           help="A person's logins on hosts: who a pusher is, for the pusher trust policy.")
+app.add_typer(identity_app, name="identity")
+signing_key_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                              help="A person's SSH signing keys: whose signature a commit has, for the signed policy.")
+app.add_typer(signing_key_app, name="signing-key")
 
 
 
@@ -128,6 +140,7 @@ def serve(
     # the note in DEVLINK_HOME) in the CLI commands run while it serves
     rt = Runtime.open(replace(settings, host=bind_host, port=bind_port, served_url=url))
     err.print(f"devlink on {url}  (data in {rt.settings.home})", highlight=False)
+    _first_admin(rt)
     with rt.sessions() as session:
         views = account_views(session)  # only a linked account's host sends webhooks here
     if views and (warning := hook_url_warning(rt, views[0]["host"]["host_kind"])):
@@ -391,6 +404,10 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
     out.print(table)
 
 
+_TRUST_HELP = ("who a smart commit acts as: author (its e-mail), pusher (who the host says pushed it), "
+               "signed (its SSH signature); default: inherit")
+
+
 @repo_app.command("set")
 def repo_set(
     repository: Annotated[str, typer.Argument(help="name or id")],
@@ -401,16 +418,21 @@ def repo_set(
         str | None, typer.Option("--projects", help="serve only these projects: comma-separated keys, APP,OPS")
     ] = None,
     all_projects: Annotated[bool, typer.Option("--all-projects", help="serve every project (the default)")] = False,
+    trust: Annotated[str | None, typer.Option(
+        "--trust", metavar="author|pusher|signed|default", help=_TRUST_HELP + " (the account's, else author)")] = None,
 ) -> None:
-    """Change a repository's settings: smart commits on or off, the projects it serves."""
+    """Change a repository's settings: smart commits on or off, their trust policy, the projects it serves."""
     from devlink.sync.access import set_repository_projects
+    from devlink.sync.identities import check_trust, set_repository_trust
     from devlink.sync.repositories import find_repository, set_smart_commits
 
     if projects is not None and all_projects:
         raise InvalidInput("give --projects or --all-projects, not both")
-    if smart_commits is None and projects is None and not all_projects:
-        raise InvalidInput("nothing to change",
-                           hint="give --smart-commits/--no-smart-commits, --projects KEY,KEY or --all-projects")
+    if smart_commits is None and projects is None and not all_projects and trust is None:
+        raise InvalidInput("nothing to change", hint="give --smart-commits/--no-smart-commits, --trust POLICY, "
+                           "--projects KEY,KEY or --all-projects")
+    if trust is not None:
+        check_trust(trust)  # before anything changes
     rt = _runtime()
     with rt.sessions() as session:
         name = find_repository(session, repository).name
@@ -424,6 +446,10 @@ def repo_set(
     if smart_commits is not None:
         set_smart_commits(rt, repository, smart_commits)
         say(f"{name}: smart commits {'on' if smart_commits else 'off'}")
+    if trust is not None:
+        policy = set_repository_trust(rt, repository, trust)
+        inherited = "" if policy["smart_commit_trust"] else " (inherited)"
+        say(f"{policy['name']}: smart-commit trust {policy['effective']}{inherited}")
 
 
 @repo_app.command("remove")
@@ -610,7 +636,7 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="serve the demo when it is ready")] = True,
 ) -> None:
     """Set up a demo (project DEMO, users, issues, a git repository with smart commits) and serve it."""
-    from devlink.demo import build_demo
+    from devlink.demo import ROLES, build_demo
 
     rt = _runtime()
     bind_host, bind_port = host or rt.settings.host, port or rt.settings.port
@@ -618,6 +644,11 @@ def demo(
     result = build_demo(rt, server_url=base)
     say(f"demo repository {result.repository} linked as 'demo': {result.commits} commits indexed; "
         f"smart commits: {result.smart_commits_done} done, {result.smart_commits_failed} error")
+    for username, password in result.passwords.items():
+        say(f"sign in as {username} ({ROLES[username]}) with password {password}"
+            "  (shown only now)")
+    if not result.passwords:
+        say("sign in with the passwords the first devlink demo printed (or: devlink user passwd alice)")
     say(f"look at:  {base}/issues/DEMO-1   (resolved by a smart commit, with a comment and work logged)")
     say(f"          {base}/issues/DEMO-2   (a branch, commits, a merge, work logged)")
     say(f"          {base}/smart-commits   (DEMO-4's '#fnish' typo, with the reason)")
@@ -627,6 +658,8 @@ def demo(
         say("the tracker now has project DEMO, so only keys of its projects link; "
             'add one before linking its history: devlink tracker project KAFKA "Kafka"')
     if serve_after:
+        # the demo's pages may link more repositories of the demo directory (the API links no path otherwise)
+        os.environ.setdefault("DEVLINK_LOCAL_REPOSITORY_ROOTS", str(rt.settings.home / "demo"))
         serve(host=bind_host, port=bind_port, worker=True)
 
 
@@ -915,14 +948,23 @@ def account_set(
     auto_link: Annotated[bool | None, typer.Option("--auto-link/--no-auto-link")] = None,
     smart_commits: Annotated[bool | None, typer.Option(
         "--smart-commits/--no-smart-commits", help="default for repositories linked from now on")] = None,
+    trust: Annotated[str | None, typer.Option(
+        "--trust", metavar="author|pusher|signed|default",
+        help=_TRUST_HELP + " (author); for its repositories that set none")] = None,
 ) -> None:
-    """Change an account's auto-link and smart-commit settings."""
+    """Change an account's auto-link, smart-commit and smart-commit trust settings."""
     from devlink.sync.accounts import set_account_options
+    from devlink.sync.identities import check_trust, set_account_trust
 
+    if trust is not None:
+        check_trust(trust)  # before anything changes
     rt = _runtime()
     view = set_account_options(rt, account, auto_link=auto_link, smart_commits=smart_commits)
+    if trust is not None:
+        view = set_account_trust(rt, account, trust)
+    trusted = f", smart-commit trust {view['smart_commit_trust_effective']}" if trust is not None else ""
     say(f"{view['name']}: auto-link {'on' if view['auto_link'] else 'off'}, "
-        f"smart commits {'on' if view['smart_commits'] else 'off'}")
+        f"smart commits {'on' if view['smart_commits'] else 'off'}{trusted}")
 
 
 @account_app.command("remove")
@@ -932,6 +974,93 @@ def account_remove(account: Annotated[str, typer.Argument(help="account name, HO
 
     name = remove_account(_runtime(), account)
     say(f"removed account {name}")
+
+
+@identity_app.command("add")
+def identity_add(
+    user: Annotated[str, typer.Argument(help="a devlink user name")],
+    host: Annotated[str, typer.Argument(help="a host's name, e.g. github.com (see: devlink host list)")],
+    login: Annotated[str, typer.Argument(help="the person's login on that host")],
+) -> None:
+    """Say that LOGIN on HOST is USER: their pushes count as theirs under the pusher policy."""
+    from devlink.sync.identities import add_identity
+
+    found = add_identity(_runtime(), user, host, login)
+    say(f"{found['host']} {found['login']} → {found['user']}")
+
+
+@identity_app.command("list")
+def identity_list(
+    user: Annotated[str | None, typer.Argument(help="only this user's")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List host logins and whose they are."""
+    from devlink.sync.identities import list_identities
+
+    found = list_identities(_runtime(), user)
+    if as_json:
+        _print_json(found)
+        return
+    for row in found:
+        say(f"{row['user']}\t{row['host']}\t{row['login']}")
+
+
+@identity_app.command("remove")
+def identity_remove(
+    user: Annotated[str, typer.Argument(help="a devlink user name")],
+    host: Annotated[str, typer.Argument(help="a host's name")],
+    login: Annotated[str, typer.Argument(help="the login to forget")],
+) -> None:
+    """Forget that LOGIN on HOST is USER."""
+    from devlink.sync.identities import remove_identity
+
+    remove_identity(_runtime(), user, host, login)
+    say(f"removed {host} {login} of {user}")
+
+
+@signing_key_app.command("add")
+def signing_key_add(
+    user: Annotated[str, typer.Argument(help="a devlink user name")],
+    file: Annotated[Path, typer.Argument(help="an OpenSSH public key file (id_ed25519.pub); - for standard input")],
+) -> None:
+    """Register an SSH public key: commits it signs count as USER's under the signed policy."""
+    from devlink.sync.identities import add_signing_key
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
+    found = add_signing_key(_runtime(), user, text)
+    say(f"{found['user']}: {found['type']} {found['fingerprint']}" + (f" {found['comment']}" if found["comment"]
+                                                                      else ""))
+
+
+@signing_key_app.command("list")
+def signing_key_list(
+    user: Annotated[str | None, typer.Argument(help="only this user's")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List registered signing keys by fingerprint."""
+    from devlink.sync.identities import list_signing_keys
+
+    found = list_signing_keys(_runtime(), user)
+    if as_json:
+        _print_json(found)
+        return
+    for row in found:
+        say(f"{row['user']}\t{row['type']}\t{row['fingerprint']}\t{row['comment']}".rstrip())
+
+
+@signing_key_app.command("remove")
+def signing_key_remove(
+    user: Annotated[str, typer.Argument(help="a devlink user name")],
+    fingerprint: Annotated[str, typer.Argument(help="SHA256:… as signing-key list shows it")],
+) -> None:
+    """Forget one of USER's signing keys."""
+    from devlink.sync.identities import remove_signing_key
+
+    remove_signing_key(_runtime(), user, fingerprint)
+    say(f"removed {fingerprint} of {user}")
 
 
 @tracker_app.command("import")
@@ -987,6 +1116,156 @@ def tracker_user(
     with rt.sessions.begin() as session:
         create_user(session, username, name, email or [])
     say(f"user {username}")
+
+
+def _first_admin(rt: "Runtime") -> None:
+    """On a database where no admin can sign in, make ``admin`` and print its password, once, to stderr."""
+    from devlink.sync.people import ensure_first_admin
+
+    password = ensure_first_admin(rt)
+    if password is not None:
+        err.print(f"first run: sign in at {rt.settings.public_url}/sign-in as admin with password {password}\n"
+                  "  (shown only now; change it on your user page, or: devlink user passwd admin)", highlight=False)
+
+
+def _new_password(password: str | None, *, confirm: bool = True) -> str | None:
+    """``-``: one line of stdin; None: ask at a terminal, else None (the caller generates one)."""
+    if password == "-":
+        typed = sys.stdin.readline().rstrip("\n")
+        if not typed:
+            raise InvalidInput("no password on stdin", reason="weak_password")
+        return typed
+    if password is not None:
+        raise InvalidInput("--password takes only -: the password is read from stdin, never from the command line",
+                           reason="invalid")
+    if not sys.stdin.isatty():
+        return None
+    import getpass
+
+    typed = getpass.getpass("new password: ")
+    if confirm and getpass.getpass("again: ") != typed:
+        raise InvalidInput("the two passwords differ", reason="weak_password")
+    return typed
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="the name to sign in with")],
+    admin: Annotated[bool, typer.Option("--admin", help="may change everything [default: member]")] = False,
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+    email: Annotated[list[str] | None, typer.Option(help="an e-mail address (repeat for more)")] = None,
+    password: Annotated[str | None, typer.Option(help="- reads it from stdin [default: ask, or generate one]")] = None,
+) -> None:
+    """Add a person who may sign in; without a password one is generated and printed once."""
+    from devlink.sync.people import add_person, generate_password
+
+    typed = _new_password(password)
+    chosen = typed or generate_password()
+    add_person(_runtime(), username, name=name, emails=email or [], role="admin" if admin else "member",
+               password=chosen)
+    say(f"user {username} ({'admin' if admin else 'member'})")
+    if typed is None:
+        say(f"password: {chosen}  (shown only now)")
+
+
+@user_app.command("list")
+def user_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Everyone, with role, addresses and whether they can sign in yet."""
+    from devlink.sync.people import people_views
+    from devlink.sync.principals import LOCAL_ADMIN
+
+    with _runtime().sessions() as session:
+        people = people_views(session, LOCAL_ADMIN)
+    if as_json:
+        _print_json(people)
+        return
+    for person in people:
+        signs_in = "" if person["can_sign_in"] else "  (no password yet)"
+        say(f"{person['username']}\t{person['role']}\t{', '.join(person['emails'])}{signs_in}")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    username: Annotated[str, typer.Argument(help="user name")],
+    password: Annotated[str | None, typer.Option(help="- reads it from stdin [default: ask, or generate one]")] = None,
+) -> None:
+    """Set a password (their other sign-ins end); without one at a terminal, one is generated and printed."""
+    from devlink.sync.people import generate_password, set_password
+
+    typed = _new_password(password)
+    chosen = typed or generate_password()
+    set_password(_runtime(), username, chosen)
+    say(f"password of {username} set" + ("" if typed else f": {chosen}  (shown only now)"))
+
+
+@user_app.command("role")
+def user_role(
+    username: Annotated[str, typer.Argument(help="user name")],
+    role: Annotated[str, typer.Argument(help="admin or member")],
+) -> None:
+    """Make someone an admin or a member."""
+    from devlink.sync.people import set_role
+
+    set_role(_runtime(), username, role)
+    say(f"{username}: {role}")
+
+
+@user_app.command("remove")
+def user_remove(username: Annotated[str, typer.Argument(help="user name")]) -> None:
+    """Take away sign-in: sessions and tokens end; the tracker keeps the person for its history."""
+    from devlink.sync.people import remove_person
+
+    remove_person(_runtime(), username)
+    say(f"{username} can no longer sign in")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="what it is for, e.g. ci")],
+    user: Annotated[str, typer.Option(help="whose token [default: admin]")] = "admin",
+    read_only: Annotated[bool, typer.Option("--read-only", help="GET and HEAD only")] = False,
+    expires: Annotated[int | None, typer.Option(help="days until it stops working [default: never]")] = None,
+) -> None:
+    """Make an API token and print it once (only its hash is kept)."""
+    from devlink.sync.people import create_token
+
+    made = create_token(_runtime(), user, name, read_only=read_only, expires_days=expires)
+    say(made.secret)
+    err.print(f"token {name!r} for {user}{', read-only' if read_only else ''}"
+              f"{f', expires in {expires} days' if expires else ''}: shown only now; send it as "
+              "Authorization: Bearer TOKEN", highlight=False)
+
+
+@token_app.command("list")
+def token_list(
+    user: Annotated[str | None, typer.Option(help="only this person's [default: everyone's]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Every token with its owner, access, expiry and last use (never the secret)."""
+    from devlink.sync.people import token_views
+    from devlink.sync.principals import LOCAL_ADMIN
+
+    with _runtime().sessions() as session:
+        tokens = token_views(session, LOCAL_ADMIN, user)
+    if as_json:
+        _print_json(tokens)
+        return
+    for token in tokens:
+        state = f"revoked {token['revoked_at'][:19]}" if token["revoked_at"] else (
+            f"expires {token['expires_at'][:19]}" if token["expires_at"] else "no expiry")
+        used = token["last_used_at"][:19] if token["last_used_at"] else "never"
+        access = "read-only" if token["read_only"] else "read-write"
+        say(f"{token['id']}\t{token['user']}\t{token['name']}\t{token['hint']}\t{access}\t{state}\tlast used {used}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="the id token list shows")]) -> None:
+    """Stop a token working, at once."""
+    from devlink.sync.people import revoke_token
+    from devlink.sync.principals import LOCAL_ADMIN
+
+    view = revoke_token(_runtime(), LOCAL_ADMIN, token_id)
+    say(f"token {view['id']} ({view['name']} of {view['user']}) revoked")
 
 
 @tracker_app.command("issue")

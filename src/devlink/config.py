@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "base_url": "",  # devlink's public URL, for webhooks and OAuth; empty: http://HOST:PORT
     "discovery_interval": 24,  # hours between re-listing an account's repositories
     "allowed_hosts": "",  # extra names the Host header may carry, comma-separated; "*": any (see deployment.md)
+    "local_repository_roots": "",  # directories the API and pages may link local paths under; empty: none
 }
 
 
@@ -66,6 +67,7 @@ class Settings:
     discovery_interval: int = 24
     served_url: str = ""  # where a running ``devlink serve`` of this home listens (SERVER_FILE), if any
     allowed_hosts: tuple[str, ...] = ()  # lower case, no port; ("*",) allows any Host
+    local_repository_roots: tuple[Path, ...] = ()  # absolute and resolved; the CLI on the server is not bound
 
     @property
     def public_url(self) -> str:
@@ -117,6 +119,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         discovery_interval=_positive_int("discovery_interval", raw["discovery_interval"]),
         served_url=_served_url(home),
         allowed_hosts=_host_names(raw["allowed_hosts"]),
+        local_repository_roots=_roots(raw["local_repository_roots"]),
     )
 
 
@@ -216,6 +219,21 @@ def _host_names(value: object) -> tuple[str, ...]:
                 hint="comma-separated names without scheme or port, e.g. devlink.example.com,devlink; * allows any",
             )
     return names
+
+
+def _roots(value: object) -> tuple[Path, ...]:
+    """``DEVLINK_LOCAL_REPOSITORY_ROOTS``: absolute directories, separated by ``:`` (or a TOML list)."""
+    items = value if isinstance(value, list) else str(value).split(os.pathsep)
+    roots = []
+    for item in (str(each).strip() for each in items):
+        if not item:
+            continue
+        path = Path(item).expanduser()
+        if not path.is_absolute():
+            raise ConfigError(f"DEVLINK_LOCAL_REPOSITORY_ROOTS: {item!r} is not an absolute path",
+                              hint="absolute directories separated by ':', e.g. /srv/git:/var/lib/repos")
+        roots.append(path.resolve())
+    return tuple(roots)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -24,8 +24,9 @@ from devlink.errors import DevlinkError
 from devlink.hosts.git import inherited_environment
 from devlink.runtime import Runtime
 from devlink.store.models import Repository
-from devlink.store.tracker import Project, SmartCommitRun
+from devlink.store.tracker import Project, SmartCommitRun, TrackerUser
 from devlink.sync.jobs import run_sync
+from devlink.sync.people import generate_password, set_password, set_role
 from devlink.sync.push_hooks import hook_script, install_hook
 from devlink.sync.repositories import add_repository
 from devlink.trackers.builtin import import_data
@@ -38,6 +39,7 @@ PEOPLE = {
     "alice": ("Alice Example", "alice@demo.example"),
     "bob": ("Bob Example", "bob@demo.example"),
 }
+ROLES = {"alice": "admin", "bob": "member"}  # who may sign in to the demo, and as what
 
 TRACKER = {
     "users": [{"username": u, "name": n, "emails": [e]} for u, (n, e) in PEOPLE.items()],
@@ -82,6 +84,7 @@ class DemoResult:
     smart_commits_done: int
     smart_commits_failed: int
     has_kafka: bool  # the README's next step (a KAFKA project) is done already
+    passwords: dict[str, str]  # user → password, for demo users given one by this run (shown once)
 
 
 def _git(work: Path, *args: str, author: str | None = None, when: int | None = None) -> str:
@@ -150,4 +153,18 @@ def build_demo(rt: Runtime, *, server_url: str) -> DemoResult:
             select(SmartCommitRun.outcome, func.count()).where(SmartCommitRun.repository_id == repository_id)
             .group_by(SmartCommitRun.outcome))}
         has_kafka = session.scalars(select(Project.id).where(Project.key == "KAFKA")).first() is not None
-    return DemoResult(bare, repository_id, commits, outcomes.get("done", 0), outcomes.get("error", 0), has_kafka)
+    return DemoResult(bare, repository_id, commits, outcomes.get("done", 0), outcomes.get("error", 0), has_kafka,
+                      _give_passwords(rt))
+
+
+def _give_passwords(rt: Runtime) -> dict[str, str]:
+    """A password and role for each demo user who has none yet (a later run leaves them as they are)."""
+    with rt.sessions() as session:
+        without = list(session.scalars(select(TrackerUser.username).where(
+            TrackerUser.username.in_(ROLES), TrackerUser.password_hash.is_(None))))
+    given: dict[str, str] = {}
+    for username in sorted(without):
+        given[username] = generate_password()
+        set_password(rt, username, given[username])
+        set_role(rt, username, ROLES[username])
+    return given

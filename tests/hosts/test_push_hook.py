@@ -42,7 +42,8 @@ def linked(server: Server, tmp_path: Path) -> tuple[GitRepo, Path]:
 def wait_for_commit(server: Server, key: str, sha: str) -> None:
     deadline = time.monotonic() + 20
     while True:
-        commits = httpx.get(f"{server.url}/api/v1/issues/{key}/development", timeout=10).json()["commits"]
+        commits = httpx.get(f"{server.url}/api/v1/issues/{key}/development", headers=server.auth(),
+                            timeout=10).json()["commits"]
         if [c["sha"] for c in commits] == [sha]:
             return
         assert time.monotonic() < deadline, "the pushed commit never appeared"

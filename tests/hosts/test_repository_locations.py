@@ -20,7 +20,9 @@ from servers import Server, start_server, stop_server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("serve") / "home")
+    # the API links local paths only under DEVLINK_LOCAL_REPOSITORY_ROOTS: here, every test's tmp_path
+    running = start_server(tmp_path_factory.mktemp("serve") / "home",
+                           {"DEVLINK_LOCAL_REPOSITORY_ROOTS": str(tmp_path_factory.getbasetemp())})
     yield running
     stop_server(running)
 
@@ -45,7 +47,7 @@ def devlink(server: Server, *args: str, cwd: Path) -> subprocess.CompletedProces
 def test_the_api_refuses_a_relative_path_without_naming_its_own_directories(
     server: Server, bare: Path, location: str
 ) -> None:
-    answer = httpx.post(f"{server.url}/api/v1/repositories", json={"url": location}, timeout=30)
+    answer = httpx.post(f"{server.url}/api/v1/repositories", headers=server.auth(), json={"url": location}, timeout=30)
     assert answer.status_code == 422
     problem = answer.json()
     assert (problem["type"], problem["title"]) == ("bad_url", f"{location} is a relative path: give an absolute path")
@@ -54,7 +56,8 @@ def test_the_api_refuses_a_relative_path_without_naming_its_own_directories(
 
 
 def test_the_api_takes_an_absolute_path(server: Server, bare: Path) -> None:
-    answer = httpx.post(f"{server.url}/api/v1/repositories", json={"url": str(bare), "name": "absolute"}, timeout=30)
+    answer = httpx.post(f"{server.url}/api/v1/repositories", headers=server.auth(),
+                        json={"url": str(bare), "name": "absolute"}, timeout=30)
     assert answer.status_code == 201, answer.text
     assert answer.json()["url"] == str(bare)
 
@@ -70,7 +73,7 @@ def test_the_api_takes_an_absolute_path(server: Server, bare: Path) -> None:
     ],
 )
 def test_api_errors_never_echo_a_secret(server: Server, location: str, shown: str) -> None:
-    answer = httpx.post(f"{server.url}/api/v1/repositories", json={"url": location}, timeout=30)
+    answer = httpx.post(f"{server.url}/api/v1/repositories", headers=server.auth(), json={"url": location}, timeout=30)
     assert answer.status_code in (422, 502)
     assert shown in answer.json()["title"] and "hunter2" not in answer.text
 
@@ -95,7 +98,7 @@ def test_cli_errors_name_the_path_as_the_user_gave_it(server: Server, tmp_path: 
 
 def test_the_api_refuses_system_trees_and_devlinks_own_mirrors(server: Server, bare: Path, tmp_path: Path) -> None:
     """A review linked /proc/self/cwd/… (which told where the server runs) and another repository's mirror."""
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with server.client() as client:
         first = client.post("/api/v1/repositories", json={"url": str(bare), "name": f"loc-{tmp_path.name}"})
         assert first.status_code == 201, first.text
         assert client.post(f"/api/v1/repositories/{first.json()['id']}/sync").status_code == 202
@@ -116,6 +119,29 @@ def test_the_api_refuses_system_trees_and_devlinks_own_mirrors(server: Server, b
 
 @pytest.mark.parametrize("name", ["octo/app\n", "octo/app\r", "app\n\n", " app", "app "])
 def test_a_repository_name_is_matched_whole(server: Server, bare: Path, name: str) -> None:
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with server.client() as client:
         answer = client.post("/api/v1/repositories", json={"url": str(bare), "name": name})
     assert (answer.status_code, answer.json()["type"]) == (422, "bad_name"), answer.text
+
+
+def test_the_api_links_no_path_outside_the_configured_roots(tmp_path: Path, bare: Path) -> None:
+    """Without roots the API links no local path; with one, only paths inside it (a symlink out is outside)."""
+    (tmp_path / "roots" / "inside").mkdir(parents=True)
+    (tmp_path / "roots" / "inside" / "escape.git").symlink_to(bare)
+    for roots in ("", str(tmp_path / "roots")):
+        extra = {"DEVLINK_LOCAL_REPOSITORY_ROOTS": roots} if roots else {}
+        running = start_server(tmp_path / f"home{len(roots)}", extra)
+        try:
+            with running.client() as client:
+                for location in (str(bare), str(tmp_path / "roots" / "inside" / "escape.git"),
+                                 str(tmp_path / "roots" / "missing.git")):
+                    answer = client.post("/api/v1/repositories", json={"url": location})
+                    if roots and location.endswith("missing.git"):
+                        assert answer.json()["type"] == "not_a_repository", answer.text  # inside: checked as before
+                        continue
+                    assert (answer.status_code, answer.json()["type"]) == (422, "path_not_allowed"), answer.text
+                    assert "DEVLINK_LOCAL_REPOSITORY_ROOTS" in answer.json()["title"]
+            cli = devlink(running, "repo", "add", str(bare), "--name", "by-cli", "--no-sync", cwd=tmp_path)
+            assert cli.returncode == 0, cli.stderr  # the CLI on the server may still add any path
+        finally:
+            stop_server(running)

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import Request
 
 from devlink.config import load_settings
 from devlink.runtime import Runtime
@@ -22,6 +23,7 @@ from devlink.sync.repositories import add_repository
 from devlink.sync.trackers import use_outside
 from devlink.trackers.builtin import create_user
 from devlink.web.app import create_app
+from devlink.web.auth import authorize
 from devlink.web.deps import get_principal
 from gitrepos import GitRepo
 from jira_stub import JiraStub
@@ -56,6 +58,11 @@ def site(tmp_path: Path) -> Iterator[tuple[str, dict[str, Principal], dict[str, 
         app = create_app(rt)
         asking: dict[str, object] = {}
         app.dependency_overrides[get_principal] = lambda: asking["who"]
+
+        def as_principal(request: Request) -> None:  # the sign-in gate's own table is test_access_table.py
+            request.state.principal = asking["who"]
+
+        app.dependency_overrides[authorize] = as_principal
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                                lifespan="off"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from devlink.config import load_settings
 from devlink.runtime import Runtime
@@ -24,6 +24,7 @@ from devlink.sync.principals import Principal
 from devlink.sync.repositories import add_repository
 from devlink.trackers.builtin import create_project, create_user
 from devlink.web.app import create_app
+from devlink.web.auth import authorize
 from devlink.web.deps import get_principal
 from gitrepos import GitRepo
 from servers import free_port
@@ -46,6 +47,11 @@ class Site:
         """A client whose requests are asked by ``who`` (the override is the app's, so one person at a time)."""
         principal = self.users[who]
         self.app.dependency_overrides[get_principal] = lambda: principal
+
+        def as_principal(request: Request) -> None:  # the sign-in gate's own table is test_access_table.py
+            request.state.principal = principal
+
+        self.app.dependency_overrides[authorize] = as_principal
         return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from github_world import GitHubWorld
 from gitrepos import GitRepo
-from servers import Server
+from servers import Server, signed_in
 
 
 def push_repo(tmp_path: Path, name: str, messages: list[str]) -> tuple[Path, list[str]]:
@@ -23,7 +23,7 @@ def test_link_a_repository_and_read_an_issue_in_the_browser(
 ) -> None:
     first, first_shas = push_repo(tmp_path, "alpha", ["WEB-1 alpha change", "unrelated", "WEB-1 alpha again"])
     second, second_shas = push_repo(tmp_path, "beta", ["WEB-1 beta change"])
-    page = browser.new_page()  # type: ignore[attr-defined]
+    page = signed_in(browser, server)
 
     # link both repositories through the form on the repositories page
     page.goto(f"{server.url}/repositories")
@@ -84,7 +84,7 @@ def test_link_a_github_account_with_the_wizard(browser: object, github: GitHubWo
     github.stub.add_pull("octo", "api", title="WIZ-3 wizard", head="feature")
     server = start_server(tmp_path / "home")
     try:
-        page = browser.new_page()  # type: ignore[attr-defined]
+        page = signed_in(browser, server)
         page.goto(f"{server.url}/accounts")
         page.fill("input[name=url]", github.stub.web_url)
         page.fill("input[name=name]", "octo")
@@ -129,7 +129,7 @@ def test_sign_in_with_the_host_from_the_accounts_page(browser: object, github: G
         done = server.cli("host", "set", "--url", github.stub.web_url, "--oauth-client-id", client_id,
                           "--oauth-client-secret", "-", input=secret + "\n")
         assert done.returncode == 0, done.stderr
-        page = browser.new_page()  # type: ignore[attr-defined]
+        page = signed_in(browser, server)
         page.goto(f"{server.url}/oauth/github/start?host={host}&account=octo&link=all&auto_link=true")
         assert "every repository of the account" in page.inner_text("main")
         page.click("text=Cancel")

@@ -14,7 +14,7 @@ from devlink.store.tracker import SmartCommitRun
 from devlink.sync.pulls import write_pull_request
 from github_world import TOKEN, GitHubWorld
 from gitrepos import GitRepo
-from servers import Server, start_server, stop_server
+from servers import Server, signed_in, start_server, stop_server
 
 LONG = "a-repository-with-a-rather-long-name-that-does-not-fit"
 
@@ -71,7 +71,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.mark.parametrize("path", ["/repositories", "/accounts", "/accounts/1", "/issues/PHONE-1", "/smart-commits",
                                   "/smart-commits?status=all"])
 def test_pages_fit_a_phone_screen(filled: Server, browser: object, path: str, tmp_path: Path) -> None:
-    page = browser.new_page(viewport={"width": 375, "height": 740})  # type: ignore[attr-defined]
+    page = signed_in(browser, filled, viewport={"width": 375, "height": 740})
     page.goto(f"{filled.url}{path}")
     assert page.locator("main").inner_text().strip()
     assert page.locator("table").count() or path == "/accounts", "the page shows its data"

@@ -15,6 +15,7 @@ import pytest
 
 from devlink.config import load_settings
 from devlink.runtime import Runtime
+from devlink.web import auth
 from devlink.web.app import create_app
 from gitrepos import GitRepo
 from servers import Server
@@ -95,9 +96,12 @@ def app_runtime(tmp_path: Path) -> Iterator[Runtime]:
     rt.close()
 
 
-def test_an_unexpected_error_is_a_problem_with_the_security_headers(app_runtime: Runtime) -> None:
+def test_an_unexpected_error_is_a_problem_with_the_security_headers(
+    app_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A bug's 500 is rendered outside every middleware: it carries the headers itself."""
     app = create_app(app_runtime)
+    monkeypatch.setitem(auth.RULES, ("GET", "/broken"), auth.Rule.OPEN)
 
     def broken() -> None:
         raise RuntimeError("a bug")
@@ -156,7 +160,7 @@ def test_the_names_devlink_answers_to_follow_the_settings(
 ) -> None:
     rt = Runtime.open(load_settings({"DEVLINK_HOME": str(tmp_path / "home"), **env}))
     try:
-        assert _ask(create_app(rt), "/api/v1/repositories", {"Host": host}).status_code == status
+        assert _ask(create_app(rt), "/sign-in", {"Host": host}).status_code == status
     finally:
         rt.close()
 

@@ -42,15 +42,27 @@ from devlink.domain.issue_keys import KEY_PATTERN, SEPARATORS
 __all__ = [
     "DEFAULT_TIME_UNITS",
     "MAX_MESSAGE_LENGTH",
+    "TRUST_POLICIES",
     "Command",
     "CommandType",
     "Group",
     "TimeUnits",
+    "effective_trust",
     "match_transition",
     "parse",
     "parse_duration",
     "to_json",
 ]
+
+#: Who a smart commit acts as (docs/smart-commits.md, "trust policies"): ``author`` (the author's e-mail alone),
+#: ``pusher`` (the host's webhook must say the same person pushed it), ``signed`` (an SSH signature by a key of
+#: that person).  The first is the default.
+TRUST_POLICIES = ("author", "pusher", "signed")
+
+
+def effective_trust(repository_value: str | None, account_value: str | None) -> str:
+    """The policy in force: the repository's, else its account's, else ``author``."""
+    return repository_value or account_value or TRUST_POLICIES[0]
 
 #: Characters of a message :func:`parse` reads (1 MiB); a line cut by the limit is dropped whole.
 MAX_MESSAGE_LENGTH = 1 << 20

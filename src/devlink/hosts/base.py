@@ -7,6 +7,8 @@ reason codes below.  The engine decides what to write; hosts never touch the sto
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Literal
@@ -15,6 +17,7 @@ from urllib.parse import urlsplit
 from devlink.errors import DeliveryError, DevlinkError
 
 __all__ = [
+    "MAX_PUSHED_SHAS",
     "REASONS",
     "HostError",
     "Ignored",
@@ -22,6 +25,7 @@ __all__ = [
     "PullRequestEvent",
     "Push",
     "PushedCommit",
+    "Pusher",
     "RefChange",
     "RemoteAccount",
     "RemotePullRequest",
@@ -32,7 +36,9 @@ __all__ = [
     "WebhookPayloadError",
     "WebhookUnauthorized",
     "origin_of",
+    "pushed_shas",
     "same_origin",
+    "usable_email",
 ]
 
 # Why a host call failed; shown per repository and per account, and used to decide retries.
@@ -162,6 +168,46 @@ class PushedCommit:
 
 
 @dataclass(frozen=True)
+class Pusher:
+    """Who the host says made a push: their login on the host, and their e-mail when the host gives a usable one."""
+
+    login: str | None
+    email: str | None = None
+
+
+#: The most pushed commit ids one push event carries past ``hosts/``: hosts list at most 20, but a payload is a
+#: stranger's until proven otherwise, and a signed one can still be hostile.
+MAX_PUSHED_SHAS = 2000
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def pushed_shas(candidates: Iterable[object]) -> tuple[str, ...]:
+    """The commit ids among ``candidates`` (SHA-1 or SHA-256, hex), lower-cased, in order, once each, capped.
+
+    Anything else (not a string, not hex, the zero id of a deleted ref) is left out, not an error: the
+    ids only say who pushed what, and git remains the source of the commits themselves.
+    """
+    found: dict[str, None] = {}
+    for value in candidates:
+        if len(found) >= MAX_PUSHED_SHAS:
+            break
+        if isinstance(value, str) and _SHA.fullmatch(value.lower()) and value.strip("0"):
+            found[value.lower()] = None
+    return tuple(found)
+
+
+def usable_email(value: object) -> str | None:
+    """An e-mail address a host sent, or None when it sent none, an empty one or a placeholder (``[REDACTED]``)."""
+    if not isinstance(value, str):
+        return None
+    address = value.strip()
+    if not address or len(address) > 320 or "@" not in address or any(c.isspace() for c in address) \
+            or address.startswith("[") or address.lower() == "redacted":
+        return None
+    return address
+
+
+@dataclass(frozen=True)
 class WebhookEvent:
     """Base of every parsed delivery: which repository (or account) it concerns."""
 
@@ -186,6 +232,10 @@ class Push(WebhookEvent):
     deleted: bool = False
     forced: bool = False
     commits: tuple[PushedCommit, ...] = field(default=())
+    pusher: Pusher | None = None  # None: the payload does not say who pushed
+    #: the ids of the commits this push brought (its commit list and head), valid hex only, at most
+    #: ``MAX_PUSHED_SHAS``: what the engine records as pushed by ``pusher``
+    pushed: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from urllib.parse import unquote, urlsplit
 from devlink.domain.remotes import redact_text
 from devlink.errors import GitError
 
-__all__ = ["GitCommit", "Mirror", "RemoteAccess", "check_remote", "inherited_environment"]
+__all__ = ["GitCommit", "Mirror", "RemoteAccess", "check_remote", "inherited_environment", "ssh_key_fingerprint"]
 
 # Time limits, in seconds; module constants so tests can lower them.
 NETWORK_TIMEOUT = 3600.0  # a clone or fetch
@@ -366,7 +366,7 @@ def _supervisor() -> str | None:
 
 
 def _spawn(args: list[str], env: dict[str, str], *, cwd: Path | None = None, stdin: int | IO[bytes] | None,
-           bufsize: int = -1, supervise: float | None = None) -> "subprocess.Popen[bytes]":
+           bufsize: int = -1, supervise: float | None = None, program: str = "git") -> "subprocess.Popen[bytes]":
     """Start git in a session and process group of its own, so all it starts can be killed at once.
 
     devlink enforces every time limit itself.  ``supervise`` (the limit of a
@@ -375,10 +375,11 @@ def _spawn(args: list[str], env: dict[str, str], *, cwd: Path | None = None, std
     group ``SUPERVISOR_SLACK`` seconds after it, so it stays bounded even when
     devlink dies without cleaning up.  Commands on the mirror alone do without
     its exec (about 2 ms each): they end with their work, or of SIGPIPE once
-    devlink stops reading them.
+    devlink stops reading them.  ``program``: another tool git relies on
+    (``ssh-keygen``), run the same way.
     """
     supervisor = _supervisor() if supervise is not None else None
-    command = ["git", *args]
+    command = [program, *args]
     if supervisor:
         if shutil.which("git", path=env.get("PATH")) is None:  # else the supervisor's exit 127 reads as git's
             raise GitError("the git command is not installed", reason="git", hint="install git")
@@ -389,7 +390,13 @@ def _spawn(args: list[str], env: dict[str, str], *, cwd: Path | None = None, std
         return subprocess.Popen(command, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True, bufsize=bufsize)
     except FileNotFoundError:
+        if program != "git":
+            raise GitError(f"the {program} command is not installed", reason="git",
+                           hint=_INSTALL.get(program)) from None
         raise GitError("the git command is not installed", reason="git", hint="install git") from None
+
+
+_INSTALL = {"ssh-keygen": "install OpenSSH's client tools (Debian: apt-get install openssh-client)"}
 
 
 def _group_alive(pgid: int) -> bool:
@@ -437,11 +444,11 @@ def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
 def _run(
     args: list[str], *, location: str, cwd: Path | None = None, timeout: float = LOCAL_TIMEOUT,
     config: Sequence[tuple[str, str]] = (), extra_env: dict[str, str] | None = None, input: bytes | None = None,
-    network: bool = False,
+    network: bool = False, program: str = "git",
 ) -> str:
     """Run one git command bounded: its own process group, killed whole at ``timeout`` or if the caller is stopped."""
     proc = _spawn(args, _git_env(config, extra_env), cwd=cwd, supervise=timeout if network else None,
-                  stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+                  stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL, program=program)
     try:
         out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -455,6 +462,9 @@ def _run(
         _drain(proc)
         raise
     if proc.returncode != 0:
+        if program != "git":
+            raise GitError(f"{program} failed for {location}: {_cause(err.decode('utf-8', 'replace'))}",
+                           reason="git")
         raise _classify(err.decode("utf-8", "replace"), location)
     return out.decode("utf-8", "replace")
 
@@ -635,6 +645,49 @@ class Mirror:
             raise GitError(f"reading commits of {self.location} took longer than {READ_TIMEOUT:g} s", reason="git")
         if rev_list.returncode != 0:
             raise _classify(err, self.location)
+
+
+    def signatures(self, shas: Sequence[str], allowed_signers: Path) -> dict[str, tuple[str, str]]:
+        """sha → (git's ``%G?`` status, the principal of ``allowed_signers`` that signed) for each commit found.
+
+        Only SSH signatures can be good: git checks them with ``ssh-keygen``
+        against ``allowed_signers`` (``gpg.ssh.allowedSignersFile``); the GPG and
+        X.509 programs are set to ones that do not exist, so those signatures
+        are never good whatever keyrings the machine has.  ``G``: good, by a key
+        of the file; ``U``: a good signature by a key the file does not list;
+        ``N``: none; ``B``, ``E``…: bad, or not checkable.
+        """
+        if shutil.which("ssh-keygen", path=inherited_environment().get("PATH")) is None:
+            raise GitError("the ssh-keygen command is not installed; git needs it to verify SSH signatures",
+                           reason="git", hint=_INSTALL["ssh-keygen"])
+        config = [("gpg.format", "ssh"), ("gpg.ssh.allowedSignersFile", str(allowed_signers)),
+                  ("gpg.ssh.program", "ssh-keygen"), ("gpg.program", "/nonexistent/devlink-no-gpg"),
+                  ("gpg.x509.program", "/nonexistent/devlink-no-gpgsm"), ("log.showSignature", "false")]
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(shas), 500):
+            out = _run(["--git-dir", str(self.path), "log", "--no-walk=unsorted", "--ignore-missing", "--stdin",
+                        "--format=%H%x00%G?%x00%GS"], location=self.location, config=config,
+                       input="".join(f"{sha}\n" for sha in shas[start:start + 500]).encode())
+            for line in out.splitlines():
+                sha, _, rest = line.partition("\0")
+                status, _, signer = rest.partition("\0")
+                if sha:
+                    found[sha] = (status or "N", signer)
+        return found
+
+
+def ssh_key_fingerprint(public_key: str) -> str:
+    """The SHA-256 fingerprint (``SHA256:…``) ``ssh-keygen -l`` gives an OpenSSH public key line; GitError if it
+    is not one (a private key is refused before ssh-keygen sees it)."""
+    with tempfile.TemporaryDirectory(prefix="devlink-key-") as scratch:
+        path = Path(scratch) / "key.pub"
+        path.write_text(public_key + "\n", encoding="utf-8")
+        out = _run(["-l", "-E", "sha256", "-f", str(path)], location="the public key", timeout=LIST_TIMEOUT,
+                   program="ssh-keygen")
+    parts = out.split()
+    if len(parts) < 2 or not parts[1].startswith("SHA256:"):
+        raise GitError("ssh-keygen gave no fingerprint for the public key", reason="git")
+    return parts[1]
 
 
 def _rev_lines(include: Iterable[str], exclude: Iterable[str]) -> bytes:

@@ -28,6 +28,7 @@ from devlink.hosts.base import (
     PullRequestEvent,
     Push,
     PushedCommit,
+    Pusher,
     RefChange,
     RemotePullRequest,
     RemoteRepository,
@@ -36,6 +37,8 @@ from devlink.hosts.base import (
     WebhookEvent,
     WebhookPayloadError,
     WebhookUnauthorized,
+    pushed_shas,
+    usable_email,
 )
 from devlink.hosts.payloads import PayloadReader, type_name
 from devlink.hosts.protocol import DeliveryHead
@@ -222,6 +225,8 @@ def _push(p: _Payload) -> Push:
         commit = p.obj(raw, f"commits[{index}]")
         sha = p.text(commit.get("id"), f"commits[{index}].id")
         commits.append(PushedCommit(sha=sha, message=_str(commit.get("message")) or ""))
+    head = p.data.get("head_commit")
+    head_id = head.get("id") if isinstance(head, dict) else None
     return Push(
         repository=repository,
         account_login=p.account_login(repository),
@@ -232,7 +237,28 @@ def _push(p: _Payload) -> Push:
         deleted=deleted,
         forced=_flag(p.data.get("forced"), default=False),
         commits=tuple(commits),
+        pusher=_pusher(p.data),
+        pushed=pushed_shas([*(c.sha for c in commits), head_id]),
     )
+
+
+def _pusher(data: _Json) -> Pusher | None:
+    """Who pushed: ``sender.login`` (the account that authenticated), else ``pusher.name`` (the same login on
+    github.com; a deploy key's push has no person); the e-mail from ``pusher.email`` when it is one.
+
+    https://docs.github.com/webhooks/webhook-events-and-payloads#push
+    """
+    pusher = data.get("pusher")
+    sender = data.get("sender")
+    login = _str(sender.get("login")) if isinstance(sender, dict) else None
+    email = None
+    if isinstance(pusher, dict):
+        login = login or _str(pusher.get("name"))
+        email = usable_email(pusher.get("email"))
+    login = login.strip()[:200] if login and login.strip() else None
+    if login is None and email is None:
+        return None
+    return Pusher(login=login, email=email)
 
 
 def _ref_change(p: _Payload) -> RefChange:

@@ -39,12 +39,15 @@ from devlink.hosts.base import (
     PullRequestEvent,
     Push,
     PushedCommit,
+    Pusher,
     RemotePullRequest,
     RemoteRepository,
     Review,
     WebhookEvent,
     WebhookPayloadError,
     WebhookUnauthorized,
+    pushed_shas,
+    usable_email,
 )
 from devlink.hosts.payloads import PayloadReader, type_name
 from devlink.hosts.protocol import DeliveryHead
@@ -233,7 +236,23 @@ def _push(p: _Payload) -> Push:
         deleted=is_zero_sha(after),
         forced=False,  # GitLab does not say
         commits=tuple(commits),
+        pusher=_pusher(p),
+        pushed=pushed_shas([*(c.sha for c in commits), p.data.get("checkout_sha")]),
     )
+
+
+def _pusher(p: _Payload) -> Pusher | None:
+    """Who pushed: ``user_username``, and ``user_email`` unless GitLab left it empty or redacted it (a user with a
+    private e-mail address gets ``""`` or ``[REDACTED]``).
+
+    https://docs.gitlab.com/user/project/integrations/webhook_events/#push-events
+    """
+    login = _str(p.data.get("user_username"))
+    login = login.strip()[:200] if login and login.strip() else None
+    email = usable_email(p.data.get("user_email"))
+    if login is None and email is None:
+        return None
+    return Pusher(login=login, email=email)
 
 
 def _merge_request_event(p: _Payload) -> PullRequestEvent:

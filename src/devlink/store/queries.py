@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session, object_session
 
+from devlink.domain.smart_commits import effective_trust
 from devlink.hosts import registered_kind
 from devlink.store import development as development_document
 from devlink.store.development import iso as _iso
@@ -57,6 +58,8 @@ def repository_view(repository: Repository, projects: list[str] | None = None) -
         "archived": repository.archived,
         "smart_commits": repository.smart_commits,
         "projects": _projects(repository) if projects is None else projects,
+        "smart_commit_trust": repository.smart_commit_trust,  # None: inherited
+        "smart_commit_trust_effective": effective_trust(repository.smart_commit_trust, _account_trust(repository)),
         "webhook": _webhook_view(repository),
         "tracker_push": _push_view(repository),
         "created_at": _iso(repository.created_at),
@@ -98,6 +101,15 @@ def _projects(repository: Repository) -> list[str]:
     return list(session.scalars(select(RepositoryProject.project_key)
                                 .where(RepositoryProject.repository_id == repository.id)
                                 .order_by(RepositoryProject.project_key)))
+
+
+def _account_trust(repository: Repository) -> str | None:
+    """The trust policy of the repository's account, which applies when the repository sets none."""
+    if repository.account_id is None:
+        return None
+    session = object_session(repository)
+    account = session.get(Account, repository.account_id) if session is not None else None
+    return account.smart_commit_trust if account is not None else None
 
 
 def _host_kind(repository: Repository) -> str | None:
@@ -153,6 +165,8 @@ def account_view(account: Account, host: Host, counts: dict[str, int] | None = N
         **_account_options(account),
         "auto_link": account.auto_link,
         "smart_commits": account.smart_commits,
+        "smart_commit_trust": account.smart_commit_trust,  # None: author
+        "smart_commit_trust_effective": effective_trust(None, account.smart_commit_trust),
         "webhook": {"scope": account.kind if account.hook_id else "repository", "id": account.hook_id},
         "token_expires_at": _iso(account.token_expires_at),
         "discovered_at": _iso(account.discovered_at),

@@ -59,14 +59,17 @@ def _default_name(location: str) -> str:
 _SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 
-def _normalise_location(text: str, cwd: Path | None, private: tuple[Path, ...] = ()) -> tuple[str, str, str]:
+def _normalise_location(text: str, cwd: Path | None, private: tuple[Path, ...] = (),
+                        roots: tuple[Path, ...] | None = None) -> tuple[str, str, str]:
     """(location to store and give git, its secret userinfo, how messages name it).
 
     A relative or ``~`` path needs ``cwd``, the caller's own working directory
     (the CLI's); without one (the REST API) it is refused, so no error ever
     names the server's working directory or home.  Messages about a path name
     it as given.  Paths inside ``private`` (devlink's mirrors, fetched with
-    host credentials) or the system's virtual trees are refused.
+    host credentials) or the system's virtual trees are refused; with
+    ``roots`` (the API and pages), so is every path outside them, before
+    anything tells whether it exists.
     """
     try:
         remote = parse_remote(text)
@@ -85,6 +88,11 @@ def _normalise_location(text: str, cwd: Path | None, private: tuple[Path, ...] =
     if any(where == root or root in where.parents for where in (written, path) for root in (*_SYSTEM_TREES, *private)):
         raise InvalidInput(f"{given} cannot be linked: it is inside the system's or devlink's own files",
                            reason="bad_url", hint="link the repository where your git server keeps it")
+    if roots is not None and not any(root == path or root in path.parents for root in roots):
+        raise InvalidInput(f"{given} cannot be linked here: local paths must be under DEVLINK_LOCAL_REPOSITORY_ROOTS"
+                           + ("" if roots else ", which is empty"), reason="path_not_allowed",
+                           hint="an admin on the server can set DEVLINK_LOCAL_REPOSITORY_ROOTS, or run: "
+                           "devlink repo add PATH")
     if not path.exists():
         # over the API, "missing" and "not a repository" read the same: no answer tells what exists on the server
         message = f"{given} does not exist" if cwd is not None else f"{given} is not a git repository"
@@ -96,14 +104,16 @@ def _normalise_location(text: str, cwd: Path | None, private: tuple[Path, ...] =
 
 def add_repository(
     rt: Runtime, location: str, *, name: str | None = None, web_url: str | None = None, smart_commits: bool = True,
-    cwd: Path | None = None,
+    cwd: Path | None = None, local_roots: tuple[Path, ...] | None = None,
 ) -> Repository:
     """Check that ``location`` is a readable git repository and link it; no sync is started here.
 
     ``cwd`` resolves a relative path (the CLI passes the user's working directory); without it only
-    absolute paths are accepted.
+    absolute paths are accepted.  ``local_roots``: the directories a local path must be in (the API and
+    pages pass ``settings.local_repository_roots``; the CLI on the server passes None, any path).
     """
-    safe_location, userinfo, shown = _normalise_location(location, cwd, (rt.settings.mirrors_dir.resolve(),))
+    safe_location, userinfo, shown = _normalise_location(location, cwd, (rt.settings.mirrors_dir.resolve(),),
+                                                         local_roots)
     name = name or _default_name(safe_location)
     if not _NAME.fullmatch(name):
         raise InvalidInput(

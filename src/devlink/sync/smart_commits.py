@@ -28,6 +28,11 @@ identity (sha, key, position) of the first pair left out, that says how many
 were left out.  The pairs, and so that row, depend on the message alone, so
 every repository that sees the commit runs the same ones, once.
 
+Before a commit's commands run, the repository's trust policy
+(``sync/trust.py``: ``author``, ``pusher`` or ``signed``) may refuse the
+commit; each of its commands is then recorded as an ``error`` with that
+reason and none runs.
+
 A failing command is recorded with its reason and never stops the others or
 the sync.  Every check (issue, user, permission, duration, transition) happens
 before the tracker is changed, so a refused command leaves no trace but its
@@ -53,6 +58,7 @@ from devlink.store.models import Commit, Repository, SyncCursor, table, utcnow
 from devlink.store.tracker import SmartCommitRun
 from devlink.sync.linking import known_keys
 from devlink.sync.trackers import known_project_keys, open_outside
+from devlink.sync.trust import TrustContext, refusals, trust_context
 from devlink.trackers.base import Origin, OutsideTracker, Tracker, TrackerUnavailable
 from devlink.trackers.builtin import BuiltinTracker
 
@@ -93,6 +99,7 @@ def run_smart_commits(rt: Runtime, repository_id: int) -> SmartCommitTally:
         bounds = [int(part) for part in cursor.value.split(",")] if cursor else []
         newest = session.scalar(select(func.max(Commit.id)).where(Commit.repository_id == repository_id)) or 0
         web_url = repository.web_url
+        trust = trust_context(rt, session, repository)
     if bounds and enabled:
         units = TimeUnits(hours_per_day=rt.settings.hours_per_day, days_per_week=rt.settings.days_per_week)
         oldest_allowed = utcnow() - timedelta(days=rt.settings.smart_commit_max_age)
@@ -104,11 +111,14 @@ def run_smart_commits(rt: Runtime, repository_id: int) -> SmartCommitTally:
         try:
             with open_outside(rt) as outside:
                 projects = known_project_keys(rt) or frozenset()  # no project: no key is a command
-                run = _Pass(repository_id, units, oldest_allowed, projects, outside, web_url)
+                run = _Pass(repository_id, units, oldest_allowed, projects, outside, web_url, trust)
                 # one segment per pass that stored commits: an earlier pass's commits (parents) go first
                 for after, up_to in itertools.pairwise(bounds):
-                    for commit in _new_commits(rt, repository_id, after, up_to):
-                        _run_commit(rt, run, commit, tally)
+                    commits = _new_commits(rt, repository_id, after, up_to)
+                    refused = refusals(rt, trust, [(c.sha, c.author_email) for c in commits
+                                                   if c.committed_at >= oldest_allowed])
+                    for commit in commits:
+                        _run_commit(rt, run, commit, tally, refused.get(commit.sha))
         except TrackerUnavailable as exc:  # the cursor stays: the next pass runs again what is not recorded
             tally.pending += 1
             tally.retry_after = exc.retry_after
@@ -132,6 +142,7 @@ class _Pass:
     projects: frozenset[str]
     outside: OutsideTracker | None  # None: the built-in tracker, in the ledger's transaction
     web_url: str | None
+    trust: TrustContext  # the repository's trust policy (sync/trust.py)
 
 
 @dataclass(frozen=True)
@@ -162,7 +173,10 @@ def _new_commits(rt: Runtime, repository_id: int, after_id: int, up_to_id: int) 
     return [_CommitRef(*row) for row in rows]
 
 
-def _run_commit(rt: Runtime, run: _Pass, commit: _CommitRef, tally: SmartCommitTally) -> None:
+def _run_commit(
+    rt: Runtime, run: _Pass, commit: _CommitRef, tally: SmartCommitTally, refused: str | None = None
+) -> None:
+    """Run (or, when the trust policy ``refused`` the commit, record that reason for) each of its commands."""
     repository_id = run.repository_id
     too_old = commit.committed_at < run.oldest_allowed
     groups = [(known_keys(group.keys, run.projects), group.commands) for group in parse(commit.message, run.units)]
@@ -178,7 +192,9 @@ def _run_commit(rt: Runtime, run: _Pass, commit: _CommitRef, tally: SmartCommitT
                 # a lost database propagates: the cursor stays, and the next pass runs again what this one
                 # had not committed.  A value the database refuses is that command's error, not a poison pill.
                 try:
-                    if run.outside is not None:
+                    if refused is not None and not too_old:
+                        outcome, message = _record_error(rt, repository_id, commit, key, command, refused)
+                    elif run.outside is not None:
                         outcome, message = _run_outside(rt, run, commit, key, command, too_old)
                     else:
                         with rt.sessions.begin() as session:
@@ -219,12 +235,19 @@ def _record_refusal(
 ) -> tuple[str | None, str]:
     log.warning("smart_commits.refused sha=%s key=%s position=%d error=%s", commit.sha, key, command.position,
                 type(exc).__name__)
-    message = f"the tracker could not store this command ({type(exc).__name__})"
+    return _record_error(rt, repository_id, commit, key, command,
+                         f"the tracker could not store this command ({type(exc).__name__})")
+
+
+def _record_error(
+    rt: Runtime, repository_id: int, commit: _CommitRef, key: str, command: Command, message: str
+) -> tuple[str | None, str]:
+    """An ``error`` row for a command that does not run; (None, "") when the row was someone else's."""
     with rt.sessions.begin() as session:
         inserted = insert_ignore(session, table(SmartCommitRun), [_ledger_row(repository_id, commit, key, command,
-                                                                              "error", message)],
+                                                                              "error", message[:2000])],
                                  ["commit_sha", "issue_key", "position"])
-    return ("error", message) if inserted else (None, "")
+    return ("error", message[:2000]) if inserted else (None, "")
 
 
 def _ledger_row(

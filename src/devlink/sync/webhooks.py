@@ -8,7 +8,8 @@ then the body is read (at most the kind's ``max_body``) and checked with the
 secret in constant time (401); only then is it parsed, depth first bounded
 (400); then recorded (a replayed delivery id changes nothing; a host that
 sends none is deduplicated on a hash of the body) and acted on.  Acting is
-cheap and never waits on the host: a push queues a soft sync; a pull request
+cheap and never waits on the host: a push records who the host says pushed
+each of its commits (``CommitPush``, the first report stands) and queues a soft sync; a pull request
 is written from the payload at once (visible in milliseconds) and queued for a
 refresh from the API, which the payload alone cannot be trusted for.
 
@@ -32,6 +33,7 @@ from devlink.domain.json_limits import JsonLimitError, loads_bounded
 from devlink.errors import DeliveryError, NotFound
 from devlink.hosts import HOSTS, for_kind
 from devlink.hosts.base import (
+    MAX_PUSHED_SHAS,
     Ping,
     PullRequestEvent,
     Push,
@@ -47,6 +49,7 @@ from devlink.hosts.protocol import DeliveryHead, HostKind
 from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import Account, Host, PullRequest, Repository, WebhookDelivery, table, utcnow
+from devlink.store.people import CommitPush
 from devlink.sync.host_clients import load_options
 from devlink.sync.pulls import write_pull_request
 from devlink.sync.trackers import known_project_keys
@@ -252,6 +255,8 @@ def _act(rt: Runtime, dispatcher: Dispatcher, event: WebhookEvent, target: Targe
         return _repository_event(rt, dispatcher, event, target)
     if repository_id is None or not _linked(rt, repository_id):
         return "ignored"
+    if isinstance(event, Push):
+        _record_pushes(rt, repository_id, event)  # before the sync whose smart commits read them
     if isinstance(event, Push | RefChange):
         return dispatcher.request_sync(repository_id, full=False, trigger="hook")
     if isinstance(event, PullRequestEvent) and event.pull is not None:
@@ -259,6 +264,20 @@ def _act(rt: Runtime, dispatcher: Dispatcher, event: WebhookEvent, target: Targe
         dispatcher.refresh_pull(repository_id, event.pull.number)
         return "updated"
     return "ignored"
+
+
+def _record_pushes(rt: Runtime, repository_id: int, event: Push) -> None:
+    """Who pushed each commit of a verified push, for the ``pusher`` trust policy; the first report of a commit
+    stands (a later push of the same commit, a replay or a redelivery changes nothing)."""
+    if event.pusher is None or not event.pushed:
+        return
+    login = event.pusher.login[:200] if event.pusher.login else None
+    email = event.pusher.email[:320] if event.pusher.email else None
+    now = utcnow()
+    rows = [{"repository_id": repository_id, "sha": sha, "pusher_login": login, "pusher_email": email,
+             "pushed_at": now} for sha in event.pushed[:MAX_PUSHED_SHAS]]
+    with rt.sessions.begin() as session:
+        insert_ignore(session, table(CommitPush), rows, ["repository_id", "sha"])
 
 
 def _linked(rt: Runtime, repository_id: int) -> bool:

@@ -55,6 +55,7 @@ __all__ = [
     "create_issue",
     "create_project",
     "create_user",
+    "delete_project",
     "import_data",
     "issue_view",
     "load_file",
@@ -236,6 +237,17 @@ def create_project(session: Session, key: str, name: str, *, workflow: str | Non
     if permissions is not None:
         _set_permissions(session, project, permissions)
     return project
+
+
+def delete_project(session: Session, key: str) -> None:
+    """Delete a project with its issues, their comments, worklogs and history, and its permissions."""
+    project = session.scalars(select(Project).where(Project.key == key)).first()
+    if project is None:
+        raise NotFound(f"no project {key!r}")
+    session.execute(delete(TrackerIssue).where(TrackerIssue.project_id == project.id))
+    session.execute(delete(Permission).where(Permission.project_id == project.id))
+    session.delete(project)
+    session.flush()
 
 
 def _set_permissions(session: Session, project: Project, permissions: Mapping[str, Iterable[str]]) -> None:

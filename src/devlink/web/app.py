@@ -11,25 +11,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from devlink import __version__
-from devlink.errors import DevlinkError
+from devlink.errors import DevlinkError, Unauthorized
 from devlink.runtime import Runtime
-from devlink.web import account_pages, hooks, oauth, pages
-from devlink.web.api import accounts, hosts, issues, repositories, smart_commits, tracker
+from devlink.web import account_pages, hooks, oauth, pages, people_pages
+from devlink.web.api import accounts, hosts, issues, people, repositories, smart_commits, tracker
+from devlink.web.auth import authorize, document_access
 from devlink.web.pages import error_page, wants_page
 from devlink.web.responses import document_problems, problem
 from devlink.web.security import SECURITY_HEADERS, RequestGuard, allowed_hosts
 
-__all__ = ["create_app", "problem"]
+__all__ = ["ROUTERS", "create_app", "problem"]
+
+#: Every router, in the order they match; ``web/auth.py`` has an access rule for each of their routes.
+ROUTERS = (accounts.router, hosts.router, repositories.router, issues.router, tracker.router, people.router,
+           smart_commits.router, hooks.router, oauth.router, pages.router, people_pages.router, account_pages.router)
 
 #: Error statuses of routes defined outside the files that declare theirs with ``problems()``.
 _UNDECLARED: dict[tuple[str, str], dict[int, str]] = {
@@ -65,26 +71,27 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # pages.py serves /docs from devlink's own files; FastAPI's loads a CDN
         redoc_url=None,
+        dependencies=[Depends(authorize)],  # every route: who is asking, and may they (web/auth.py)
     )
     app.state.runtime = rt
     app.add_middleware(RequestGuard, hosts=allowed_hosts(rt.settings))
-    app.include_router(accounts.router)
-    app.include_router(hosts.router)
-    app.include_router(repositories.router)
-    app.include_router(issues.router)
-    app.include_router(tracker.router)
-    app.include_router(smart_commits.router)
-    app.include_router(hooks.router)
-    app.include_router(oauth.router)
-    app.include_router(pages.router)
-    app.include_router(account_pages.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.exception_handler(DevlinkError)
     async def devlink_error(request: Request, exc: DevlinkError) -> Response:
+        headers: dict[str, str] = {}
+        if isinstance(exc, Unauthorized):
+            if wants_page(request) and request.method in ("GET", "HEAD"):
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
+            headers["WWW-Authenticate"] = 'Bearer realm="devlink"'
+        if (retry_after := getattr(exc, "retry_after", None)) is not None:
+            headers["Retry-After"] = str(retry_after)
         if wants_page(request):
-            return error_page(request, exc.status, exc.message, exc.hint)
-        return problem(exc.status, exc.reason, exc.message, exc.hint)
+            return error_page(request, exc.status, exc.message, exc.hint, headers=headers)
+        return problem(exc.status, exc.reason, exc.message, exc.hint, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -120,7 +127,7 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            app.openapi_schema = document_problems(document, _UNDECLARED)
+            app.openapi_schema = document_access(document_problems(document, _UNDECLARED))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

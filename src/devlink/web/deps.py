@@ -1,5 +1,4 @@
-"""Dependencies every route takes: the runtime, a database session (swapped in tests), the person asking;
-the row-id type."""
+"""Dependencies routes take: the runtime, a database session (swapped in tests), the person asking; the row-id type."""
 
 from collections.abc import Iterator
 from typing import Annotated
@@ -8,8 +7,9 @@ from fastapi import Depends, Path, Request
 from pydantic import BeforeValidator
 from sqlalchemy.orm import Session
 
+from devlink.errors import Unauthorized
 from devlink.runtime import Runtime
-from devlink.sync.principals import LOCAL_ADMIN, Principal
+from devlink.sync.principals import Principal
 from devlink.web.responses import ROW_ID_MAX
 
 __all__ = ["PrincipalDep", "RowId", "RuntimeDep", "SessionDep", "get_principal", "get_runtime", "get_session"]
@@ -33,15 +33,16 @@ def get_session(rt: Annotated[Runtime, Depends(get_runtime)]) -> Iterator[Sessio
 
 
 def get_principal(request: Request) -> Principal:
-    """The person asking; the sign-in layer (web/auth.py, being written in parallel) sets request.state.principal."""
-    principal = getattr(request.state, "principal", None)
-    # the sign-in layer replaces this fallback with a 401
-    return principal if principal is not None else LOCAL_ADMIN
+    """The person asking, as ``web.auth.authorize`` found them (it runs before every route)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # only an OPEN route runs without one, and such a route does not ask
+        raise Unauthorized("sign in, or send an API token as Authorization: Bearer TOKEN", reason="unauthorized")
+    return principal
 
 
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 SessionDep = Annotated[Session, Depends(get_session)]
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
 #: A path's row id: 1 to 2**63 - 1 (what the databases hold), so no id reaches SQL as an overflow or a negative.
 RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX), BeforeValidator(_plain_digits)]  # Path first: its bounds reach
 # the OpenAPI document as minimum/maximum

@@ -38,6 +38,7 @@ from devlink.sync.principals import Principal
 from devlink.sync.repositories import add_repository, remove_repository
 from devlink.sync.trackers import issue_details
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, issue_view
+from devlink.web.auth import csrf_token
 from devlink.web.deps import PrincipalDep, RowId, RuntimeDep, SessionDep
 
 __all__ = ["error_page", "router", "safe_href", "templates", "wants_page"]
@@ -89,6 +90,7 @@ def safe_href(url: str | None) -> str:
 
 templates.env.filters["when"] = _when
 templates.env.filters["safe_href"] = safe_href
+templates.env.globals["csrf_token"] = csrf_token
 
 
 def _group_by_repository(commits: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -140,7 +142,7 @@ def add(
     name: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        repository = add_repository(rt, url, name=name.strip() or None)
+        repository = add_repository(rt, url, name=name.strip() or None, local_roots=rt.settings.local_repository_roots)
     except DevlinkError as exc:
         return _repositories_page(request, session, rt, principal, error=exc.message, code=exc.status,
                                   typed={"url": redact(url), "name": name})  # a password is never echoed

@@ -24,6 +24,7 @@ from devlink.sync.accounts import (
     remove_account,
     set_account_options,
 )
+from devlink.sync.identities import set_account_trust
 from devlink.web.deps import RuntimeDep, SessionDep
 from devlink.web.responses import problems
 
@@ -61,6 +62,9 @@ class AccountPatch(BaseModel):
     model_config = ConfigDict(strict=True)
     auto_link: bool | None = None
     smart_commits: bool | None = None
+    smart_commit_trust: Literal["author", "pusher", "signed"] | None = Field(
+        default=None, description="the trust policy of its repositories that set none (see the repository's); "
+                                  "null: author")
 
 
 class LinkIn(BaseModel):
@@ -109,6 +113,8 @@ def get_account(account: str, rt: RuntimeDep, session: SessionDep) -> dict[str, 
 def patch_account(account: str, body: AccountPatch, rt: RuntimeDep) -> dict[str, Any]:
     """Auto-link and smart-commit defaults."""
     view = set_account_options(rt, account, auto_link=body.auto_link, smart_commits=body.smart_commits)
+    if "smart_commit_trust" in body.model_fields_set:
+        set_account_trust(rt, str(view["id"]), body.smart_commit_trust)
     return _account(rt, view["id"])
 
 

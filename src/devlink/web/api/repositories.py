@@ -1,6 +1,6 @@
 """``/api/v1/repositories``: link, list, sync and unlink repositories."""
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -9,6 +9,7 @@ from sqlalchemy import select
 from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.access import set_repository_projects, visible_repository, visible_repository_ids
+from devlink.sync.identities import set_repository_trust
 from devlink.sync.repositories import add_repository, find_repository, remove_repository, set_smart_commits
 from devlink.web.deps import PrincipalDep, RowId, RuntimeDep, SessionDep
 from devlink.web.responses import problems
@@ -26,11 +27,17 @@ class RepositoryIn(BaseModel):
     smart_commits: bool = Field(default=True, description="run smart commits of commits pushed after linking")
 
 
+TrustPolicy = Literal["author", "pusher", "signed"]
+
+
 class RepositoryPatch(BaseModel):
     """Any subset of the settings; a field left out keeps its value."""
 
     model_config = ConfigDict(strict=True)
-    smart_commits: bool | None = Field(default=None, description="run smart commits of commits pushed after linking")
+    smart_commits: bool | None = Field(default=None, description="run smart commits of commits pushed from now on")
+    smart_commit_trust: TrustPolicy | None = Field(
+        default=None, description="who a smart commit acts as: author (its e-mail), pusher (who the host's webhook "
+                                  "says pushed it), signed (its SSH signature); null: the account's, else author")
     projects: list[str] | None = Field(default=None, max_length=1000,
                                        description="the project keys the repository serves; null or [] for all")
 
@@ -48,7 +55,8 @@ def list_repositories(session: SessionDep, rt: RuntimeDep, principal: PrincipalD
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
 def create_repository(body: RepositoryIn, rt: RuntimeDep, response: Response) -> dict[str, Any]:
     """Link a repository and queue its initial backfill."""
-    repository = add_repository(rt, body.url, name=body.name, web_url=body.web_url, smart_commits=body.smart_commits)
+    repository = add_repository(rt, body.url, name=body.name, web_url=body.web_url, smart_commits=body.smart_commits,
+                                local_roots=rt.settings.local_repository_roots)
     rt.queue.request_sync(repository.id, full=False, trigger="manual")
     response.headers["Location"] = f"/api/v1/repositories/{repository.id}"
     with rt.sessions() as session:
@@ -64,13 +72,15 @@ def get_repository(repository_id: RowId, session: SessionDep, rt: RuntimeDep,
 
 @router.patch("/{repository_id}", responses=problems(404))
 def patch_repository(repository_id: RowId, body: RepositoryPatch, rt: RuntimeDep) -> dict[str, Any]:
-    """Turn smart commits on or off; scope the repository to projects (``projects``: null or [] for all)."""
+    """Turn smart commits on or off; set or clear their trust policy; scope it to projects (null or [] for all)."""
     with rt.sessions() as session:
         find_repository(session, repository_id)  # 404 before anything changes
     if "projects" in body.model_fields_set:
         set_repository_projects(rt, repository_id, body.projects)
     if body.smart_commits is not None:
         set_smart_commits(rt, repository_id, body.smart_commits)
+    if "smart_commit_trust" in body.model_fields_set:
+        set_repository_trust(rt, repository_id, body.smart_commit_trust)
     with rt.sessions() as session:
         return queries.repository_view(find_repository(session, repository_id))
 

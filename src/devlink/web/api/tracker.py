@@ -1,15 +1,15 @@
-"""``/api/v1/tracker``: which tracker is in use; ``/api/v1/projects``, ``/users``, ``/aliases``: the built-in one."""
+"""``/api/v1/tracker``: the tracker in use; ``/api/v1/projects`` and ``/aliases``: the built-in one's."""
 
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from devlink.errors import InvalidInput
-from devlink.store.tracker import Project, TrackerUser, UserEmail
+from devlink.store.tracker import Project
 from devlink.sync.trackers import add_alias, describe, use_builtin, use_outside
-from devlink.trackers.builtin import create_project, create_user
+from devlink.trackers.builtin import create_project, delete_project
 from devlink.web.deps import RuntimeDep, SessionDep
 from devlink.web.responses import problems
 
@@ -64,13 +64,6 @@ class ProjectIn(BaseModel):
     workflow: str | None = Field(default=None, description="a workflow by name; the default one when absent")
 
 
-class UserIn(BaseModel):
-    model_config = ConfigDict(strict=True)
-    username: str
-    name: str | None = None
-    emails: list[str] = []
-
-
 class AliasIn(BaseModel):
     model_config = ConfigDict(strict=True)
     email: str
@@ -90,20 +83,12 @@ def add_project(body: ProjectIn, rt: RuntimeDep) -> dict[str, Any]:
         return {"key": project.key, "name": project.name}
 
 
-@router.get("/users")
-def list_users(session: SessionDep) -> list[dict[str, Any]]:
-    emails: dict[int, list[str]] = {}
-    for user_id, email in session.execute(select(UserEmail.user_id, UserEmail.email).order_by(UserEmail.email)):
-        emails.setdefault(user_id, []).append(email)
-    return [{"username": u.username, "name": u.display_name, "emails": emails.get(u.id, [])}
-            for u in session.scalars(select(TrackerUser).order_by(TrackerUser.username))]
-
-
-@router.post("/users", status_code=status.HTTP_201_CREATED)
-def add_user(body: UserIn, rt: RuntimeDep) -> dict[str, Any]:
+@router.delete("/projects/{key}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404))
+def remove_project(key: str, rt: RuntimeDep) -> Response:
+    """Delete a project of the built-in tracker with its issues; development data stays linked by key."""
     with rt.sessions.begin() as session:
-        user = create_user(session, body.username, body.name, body.emails)
-        return {"username": user.username, "name": user.display_name}
+        delete_project(session, key)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/aliases", status_code=status.HTTP_201_CREATED, responses=problems(404))

@@ -1,0 +1,455 @@
+"""People who sign in: passwords, roles, sessions, API tokens and the sign-in throttle.
+
+The functions behind ``devlink user``, ``devlink token``, the sign-in page and
+``/api/v1/users`` and ``/api/v1/tokens``; the web layer and the CLI call these
+and nothing lower.  A person is the built-in tracker's user (``TrackerUser``):
+the same name, addresses and aliases, so ``devlink tracker user`` and
+``devlink user`` manage one record.
+
+Secrets are never stored: passwords as argon2 hashes, session and API tokens as
+SHA-256 hashes (they are 256 random bits, so a fast hash is enough).  The
+throttle lives in the database, so every process behind a load balancer
+counts the same failures.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from devlink.errors import Conflict, DevlinkError, Forbidden, InvalidInput, NotFound, Unauthorized
+from devlink.runtime import Runtime
+from devlink.store.models import utcnow
+from devlink.store.people import ApiToken, SignInThrottle, WebSession
+from devlink.store.tracker import TrackerUser, UserEmail
+from devlink.sync.principals import ROLES, Principal, Role
+from devlink.trackers.builtin import create_user
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
+__all__ = [
+    "MIN_PASSWORD",
+    "TOKEN_PREFIX",
+    "NewToken",
+    "TooManyAttempts",
+    "add_person",
+    "change_password",
+    "check_password",
+    "create_token",
+    "end_session",
+    "ensure_first_admin",
+    "find_person",
+    "generate_password",
+    "hash_password",
+    "people_views",
+    "person_view",
+    "remove_person",
+    "revoke_token",
+    "session_principal",
+    "set_password",
+    "set_role",
+    "sign_in",
+    "start_session",
+    "token_principal",
+    "token_views",
+]
+
+MIN_PASSWORD = 10  # characters; a generated one has 22
+MAX_PASSWORD = 1024  # argon2 hashes anything, but a megabyte "password" is a denial of service
+TOKEN_PREFIX = "dlk_"
+SESSION_LIFETIME = timedelta(days=7)
+MAX_TOKEN_DAYS = 3650
+_SEEN_EVERY = timedelta(minutes=1)  # last use is written at most this often: a busy token is not a write per call
+
+#: failures allowed before each further attempt waits; the wait doubles up to _MAX_WAIT
+_FREE_FAILURES = 5
+_MAX_WAIT = timedelta(minutes=15)
+_FORGET_AFTER = timedelta(hours=1)  # failures this old no longer count
+
+
+class TooManyAttempts(DevlinkError):
+    """Raised while a user name or an address must wait after repeated failed sign-ins."""
+
+    status = 429
+    default_reason = "too_many_attempts"
+
+    def __init__(self, wait: int) -> None:
+        super().__init__(f"too many failed sign-ins; try again in {wait} s",
+                         hint="ask an admin to reset the password: devlink user passwd NAME")
+        self.retry_after = wait
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A token just made: ``secret`` is shown to its owner once and never stored."""
+
+    secret: str
+    view: dict[str, Any]
+
+
+@cache
+def _hasher() -> "PasswordHasher":
+    from argon2 import PasswordHasher  # a CLI command that does not sign anyone in never loads it
+
+    return PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    _check_new_password(password)
+    return _hasher().hash(password)
+
+
+def check_password(stored: str | None, password: str) -> bool:
+    """Whether ``password`` matches; with no stored hash a dummy one is checked, so timing says nothing."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    if len(password) > MAX_PASSWORD:
+        return False
+    try:
+        return _hasher().verify(stored or _dummy_hash(), password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher().hash(secrets.token_urlsafe(16))
+
+
+def _check_new_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD} characters", reason="weak_password")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput(f"a password has at most {MAX_PASSWORD} characters", reason="weak_password")
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _person(session: Session, username: str) -> TrackerUser:
+    user = session.scalars(select(TrackerUser).where(TrackerUser.username == username)).first()
+    if user is None:
+        raise NotFound(f"no user {username!r}", hint="list them with: devlink user list")
+    return user
+
+
+def _role(role: str) -> Role:
+    for known in ROLES:
+        if role == known:
+            return known
+    raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}", reason="bad_role")
+
+
+# ---------------------------------------------------------------- people
+
+
+def person_view(session: Session, user: TrackerUser) -> dict[str, Any]:
+    emails = list(session.scalars(select(UserEmail.email).where(UserEmail.user_id == user.id)
+                                  .order_by(UserEmail.email)))
+    return {"username": user.username, "name": user.display_name, "role": user.role, "emails": emails,
+            "can_sign_in": user.password_hash is not None}
+
+
+def people_views(session: Session, principal: Principal) -> list[dict[str, Any]]:
+    """Everyone for an admin; a member sees only themselves (their addresses are nobody else's business)."""
+    query = select(TrackerUser).order_by(TrackerUser.username)
+    if not principal.admin:
+        query = query.where(TrackerUser.id == principal.user_id)
+    return [person_view(session, user) for user in session.scalars(query)]
+
+
+def find_person(session: Session, principal: Principal, username: str) -> dict[str, Any]:
+    """One person's view: a member may see only themselves (404 for anyone else, so names do not leak)."""
+    user = _person(session, username)
+    if not principal.admin and user.id != principal.user_id:
+        raise NotFound(f"no user {username!r}")
+    return person_view(session, user)
+
+
+def add_person(rt: Runtime, username: str, *, name: str | None = None, emails: list[str] | tuple[str, ...] = (),
+               role: str = "member", password: str | None = None) -> dict[str, Any]:
+    """A new person who may sign in once they have a password; an existing name is a conflict."""
+    checked = _role(role)
+    hashed = hash_password(password) if password is not None else None
+    with rt.sessions.begin() as session:
+        if session.scalars(select(TrackerUser.id).where(TrackerUser.username == username)).first() is not None:
+            raise Conflict(f"user {username!r} exists", hint=f"change it with: devlink user passwd {username}")
+        user = create_user(session, username, name, emails)
+        user.role, user.password_hash = checked, hashed
+        session.flush()
+        return person_view(session, user)
+
+
+def set_password(rt: Runtime, username: str, password: str, *, keep_session: int | None = None) -> None:
+    """Set a password; every session and API token of the person stays, but other sign-ins end.
+
+    ``keep_session``: the session that changed its own password stays signed in.
+    """
+    hashed = hash_password(password)
+    with rt.sessions.begin() as session:
+        user = _person(session, username)
+        user.password_hash = hashed
+        ended = delete(WebSession).where(WebSession.user_id == user.id)
+        if keep_session is not None:
+            ended = ended.where(WebSession.id != keep_session)
+        session.execute(ended)
+        session.execute(delete(SignInThrottle).where(SignInThrottle.key == _user_key(username)))
+
+
+def change_password(rt: Runtime, principal: Principal, username: str, password: str, *, current: str = "") -> None:
+    """A person changes their own password (the current one must be right), or an admin anyone's."""
+    if principal.username == username and principal.user_id is not None:
+        with rt.sessions() as session:
+            stored = _person(session, username).password_hash
+        if not check_password(stored, current):
+            raise Unauthorized("the current password is wrong", reason="bad_credentials")
+    elif not principal.admin:
+        raise Forbidden("only an admin may set another person's password", reason="admin_only")
+    set_password(rt, username, password, keep_session=principal.session_id)
+
+
+def set_role(rt: Runtime, username: str, role: str) -> dict[str, Any]:
+    checked = _role(role)
+    with rt.sessions.begin() as session:
+        user = _person(session, username)
+        if user.role == "admin" and checked != "admin":
+            _keep_an_admin(session, user)
+        user.role = checked
+        return person_view(session, user)
+
+
+def remove_person(rt: Runtime, username: str) -> None:
+    """Remove a person with their sessions and tokens; tracker history they made keeps their name."""
+    with rt.sessions.begin() as session:
+        user = _person(session, username)
+        if user.role == "admin":
+            _keep_an_admin(session, user)
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+        session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+        user.password_hash, user.role = None, "member"
+
+
+def _keep_an_admin(session: Session, leaving: TrackerUser) -> None:
+    others = session.scalar(select(func.count()).select_from(TrackerUser).where(
+        TrackerUser.role == "admin", TrackerUser.password_hash.is_not(None), TrackerUser.id != leaving.id))
+    if not others:
+        raise Conflict(f"{leaving.username} is the last admin who can sign in",
+                       hint="make another admin first: devlink user add NAME --admin")
+
+
+def ensure_first_admin(rt: Runtime, username: str = "admin") -> str | None:
+    """On a database where no admin can sign in, make one (``admin``) with a random password and return it.
+
+    Returns None when an admin exists.  Only the hash is stored; the caller prints the password once.
+    Two processes starting at once make one admin: the loser of the insert sees the winner's row.
+    """
+    with rt.sessions() as session:
+        if _admins(session):
+            return None
+    password = generate_password()
+    try:
+        with rt.sessions.begin() as session:
+            user = session.scalars(select(TrackerUser).where(TrackerUser.username == username)).first()
+            if user is None:
+                user = create_user(session, username, "Administrator")
+            elif user.password_hash is not None:
+                return None  # someone made it meanwhile, or it is a member: leave it as it is
+            user.role, user.password_hash = "admin", hash_password(password)
+    except IntegrityError:
+        return None
+    return password
+
+
+def _admins(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(TrackerUser).where(
+        TrackerUser.role == "admin", TrackerUser.password_hash.is_not(None))) or 0
+
+
+# ---------------------------------------------------------------- sign-in and sessions
+
+
+def _user_key(username: str) -> str:
+    return f"user:{username.strip().lower()[:200]}"
+
+
+def _address_key(address: str) -> str:
+    return f"address:{address[:200]}"
+
+
+def sign_in(rt: Runtime, username: str, password: str, address: str) -> tuple[Principal, str]:
+    """Check a password, slowed down per user name and per address; a new session's token on success."""
+    keys = [_user_key(username), _address_key(address)]
+    now = utcnow()
+    with rt.sessions() as session:
+        waits = [row.blocked_until for row in session.scalars(select(SignInThrottle).where(
+            SignInThrottle.key.in_(keys))) if row.blocked_until is not None and row.blocked_until > now]
+        if waits:
+            raise TooManyAttempts(max(1, int((max(waits) - now).total_seconds()) + 1))
+        user = session.scalars(select(TrackerUser).where(TrackerUser.username == username[:100])).first()
+        stored = user.password_hash if user is not None else None
+    if user is None or not check_password(stored, password):
+        _fail(rt, keys)
+        raise Unauthorized("wrong user name or password", reason="bad_credentials")
+    with rt.sessions.begin() as session:
+        session.execute(delete(SignInThrottle).where(SignInThrottle.key == keys[0]))
+    return start_session(rt, user.id)
+
+
+def _fail(rt: Runtime, keys: list[str]) -> None:
+    now = utcnow()
+    for key in keys:
+        for _attempt in range(3):  # two processes may insert the same key at once: the loser updates
+            try:
+                with rt.sessions.begin() as session:
+                    row = session.get(SignInThrottle, key)
+                    if row is None:
+                        session.add(SignInThrottle(key=key, failures=1, last_failure_at=now))
+                        break
+                    if now - row.last_failure_at > _FORGET_AFTER:
+                        row.failures = 0
+                    row.failures += 1
+                    row.last_failure_at = now
+                    if row.failures > _FREE_FAILURES:
+                        wait = timedelta(seconds=2 ** min(row.failures - _FREE_FAILURES, 20))
+                        row.blocked_until = now + min(wait, _MAX_WAIT)
+                break
+            except IntegrityError:
+                continue
+
+
+def start_session(rt: Runtime, user_id: int) -> tuple[Principal, str]:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        user = session.get(TrackerUser, user_id)
+        if user is None:
+            raise NotFound("no such user")
+        row = WebSession(token_hash=_digest(token), user_id=user_id, created_at=now,
+                         expires_at=now + SESSION_LIFETIME, last_seen_at=now)
+        session.add(row)
+        session.execute(delete(WebSession).where(WebSession.expires_at < now))  # tidy as we go
+        session.flush()
+        return Principal(user.id, user.username, _role(user.role), session_id=row.id), token
+
+
+def session_principal(rt: Runtime, token: str) -> Principal | None:
+    """The person a session token belongs to, or None when it is unknown or has expired."""
+    now = utcnow()
+    with rt.sessions() as session:
+        found = session.execute(
+            select(WebSession.id, WebSession.expires_at, WebSession.last_seen_at, TrackerUser)
+            .join(TrackerUser, TrackerUser.id == WebSession.user_id)
+            .where(WebSession.token_hash == _digest(token))).first()
+        if found is None or found.expires_at <= now or found.TrackerUser.password_hash is None:
+            return None
+        user = found.TrackerUser
+        principal = Principal(user.id, user.username, _role(user.role), session_id=found.id)
+    if now - found.last_seen_at > _SEEN_EVERY:
+        with rt.sessions.begin() as session:
+            session.execute(update(WebSession).where(WebSession.id == found.id).values(last_seen_at=now))
+    return principal
+
+
+def end_session(rt: Runtime, session_id: int) -> None:
+    with rt.sessions.begin() as session:
+        session.execute(delete(WebSession).where(WebSession.id == session_id))
+
+
+# ---------------------------------------------------------------- API tokens
+
+
+def create_token(rt: Runtime, username: str, name: str, *, read_only: bool = False,
+                 expires_days: int | None = None) -> NewToken:
+    """A new API token for ``username``; its secret is returned once, only its hash is kept."""
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("a token needs a name of 1 to 100 characters", reason="bad_name")
+    if expires_days is not None and not 1 <= expires_days <= MAX_TOKEN_DAYS:
+        raise InvalidInput(f"expiry is 1 to {MAX_TOKEN_DAYS} days", reason="bad_expiry")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        user = _person(session, username)
+        taken = session.scalars(select(ApiToken.id).where(
+            ApiToken.user_id == user.id, ApiToken.name == name, ApiToken.revoked_at.is_(None))).first()
+        if taken is not None:
+            raise Conflict(f"{username} has a token named {name!r}", hint="revoke it first, or pick another name")
+        row = ApiToken(user_id=user.id, name=name, token_hash=_digest(secret), hint=secret[:8],
+                       read_only=read_only, created_at=now,
+                       expires_at=now + timedelta(days=expires_days) if expires_days else None)
+        session.add(row)
+        session.flush()
+        return NewToken(secret, _token_view(row, user.username))
+
+
+def _token_view(row: ApiToken, username: str) -> dict[str, Any]:
+    def iso(when: datetime | None) -> str | None:
+        return when.isoformat() if when else None
+
+    return {"id": row.id, "name": row.name, "user": username, "hint": row.hint + "…", "read_only": row.read_only,
+            "created_at": iso(row.created_at), "expires_at": iso(row.expires_at),
+            "last_used_at": iso(row.last_used_at), "revoked_at": iso(row.revoked_at)}
+
+
+def token_views(session: Session, principal: Principal, username: str | None = None) -> list[dict[str, Any]]:
+    """Tokens of ``username`` (default: the principal); a member may list only their own."""
+    query = (select(ApiToken, TrackerUser.username).join(TrackerUser, TrackerUser.id == ApiToken.user_id)
+             .order_by(TrackerUser.username, ApiToken.id))
+    if username is not None:
+        user = _person(session, username)
+        if not principal.admin and user.id != principal.user_id:
+            raise Forbidden("only an admin may list another person's tokens")
+        query = query.where(ApiToken.user_id == user.id)
+    elif not principal.admin or principal.user_id is not None:
+        query = query.where(ApiToken.user_id == principal.user_id)
+    return [_token_view(row, name) for row, name in session.execute(query)]
+
+
+def revoke_token(rt: Runtime, principal: Principal, token_id: int) -> dict[str, Any]:
+    """Revoke a token of one's own (an admin: anyone's); revoking twice is harmless."""
+    with rt.sessions.begin() as session:
+        found = session.execute(select(ApiToken, TrackerUser.username)
+                                .join(TrackerUser, TrackerUser.id == ApiToken.user_id)
+                                .where(ApiToken.id == token_id)).first()
+        if found is None or (not principal.admin and found.ApiToken.user_id != principal.user_id):
+            raise NotFound(f"no token {token_id}")
+        row = found.ApiToken
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+        return _token_view(row, found.username)
+
+
+def token_principal(rt: Runtime, secret: str) -> Principal:
+    """The person an API token acts for; Unauthorized (with the reason) when it cannot be used."""
+    now = utcnow()
+    with rt.sessions() as session:
+        found = session.execute(select(ApiToken, TrackerUser)
+                                .join(TrackerUser, TrackerUser.id == ApiToken.user_id)
+                                .where(ApiToken.token_hash == _digest(secret))).first()
+        if found is None:
+            raise Unauthorized("unknown API token", reason="bad_token",
+                               hint="make one with: devlink token create NAME")
+        row, user = found.ApiToken, found.TrackerUser
+        if row.revoked_at is not None:
+            raise Unauthorized(f"API token {row.name!r} was revoked", reason="token_revoked")
+        if row.expires_at is not None and row.expires_at <= now:
+            raise Unauthorized(f"API token {row.name!r} expired at {row.expires_at.isoformat()}",
+                               reason="token_expired")
+        principal = Principal(user.id, user.username, _role(user.role), read_only=row.read_only, token_id=row.id)
+        stale = row.last_used_at is None or now - row.last_used_at > _SEEN_EVERY
+    if stale:
+        with rt.sessions.begin() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == principal.token_id).values(last_used_at=now))
+    return principal
