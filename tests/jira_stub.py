@@ -61,7 +61,8 @@ Json = dict[str, Any]
 
 # the permission keys the stub knows (every user holds each one unless denied)
 PROJECT_PERMISSIONS = {"BROWSE_PROJECTS", "CREATE_ISSUES", "EDIT_ISSUES", "ASSIGN_ISSUES", "RESOLVE_ISSUES",
-                       "ADD_COMMENTS", "WORK_ON_ISSUES", "LINK_ISSUES", "ADMINISTER_PROJECTS", "TRANSITION_ISSUES"}
+                       "ADD_COMMENTS", "WORK_ON_ISSUES", "LINK_ISSUES", "ADMINISTER_PROJECTS", "TRANSITION_ISSUES",
+                       "VIEW_DEV_TOOLS"}
 GLOBAL_PERMISSIONS = {"ADMINISTER", "SYSTEM_ADMIN", "USER_PICKER"}
 # devlink's built-in workflow: status -> (id, category id, category key, colour, category name)
 STATUSES = {"To Do": ("10000", 2, "new", "blue-gray", "To Do"),
@@ -405,6 +406,7 @@ class JiraStub(_LoopbackServer):
             ("GET", "/serverInfo", self._server_info, "dc cloud"), ("GET", "/myself", self._myself, "dc cloud"),
             ("GET", "/project", self._project_list, "dc cloud"),
             ("GET", "/project/search", self._project_search, "cloud"),
+            ("GET", "/project/{projectIdOrKey}", self._project_one, "dc cloud"),
             ("GET", "/issue/{issueIdOrKey}", self._issue, "dc cloud"),
             ("GET|POST", "/issue/{issueIdOrKey}/transitions", self._transitions, "dc cloud"),
             ("GET", "/issue/{issueIdOrKey}/properties/{propertyKey}", self._issue_property, "dc cloud"),
@@ -599,6 +601,13 @@ class JiraStub(_LoopbackServer):
 
     def _project_list(self, ctx: _Ctx) -> _Reply:
         return _Reply(200, [self._project_json(p) for p in self._browsable(ctx)])
+
+    def _project_one(self, ctx: _Ctx) -> _Reply:
+        ref = ctx.args["projectIdOrKey"]
+        project = next((p for p in self._browsable(ctx) if ref in (p["key"], p["id"])), None)
+        if project is None:
+            return _error(404, f"No project could be found with key '{ref}'.")
+        return _Reply(200, self._project_json(project))
 
     def _project_search(self, ctx: _Ctx) -> _Reply:
         projects = self._browsable(ctx)

@@ -388,7 +388,9 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
         say("no repositories linked yet. Try: devlink repo add PATH_OR_URL")
         return
     pushed = any(view.get("tracker_push") for view in views)  # the column only while a tracker takes the data
-    table = Table("id", "name", "location", "sync", "commits", "finished", *(["tracker"] if pushed else []), "error")
+    scoped = any(view["projects"] for view in views)  # the column only once some repository serves chosen projects
+    table = Table("id", "name", "location", "sync", "commits", "finished", *(["tracker"] if pushed else []),
+                  *(["projects"] if scoped else []), "error")
     for view in views:
         sync = view["sync"]
         error = sync["error"]["message"] if sync["error"] else _skipped(view)
@@ -397,7 +399,8 @@ def repo_list(as_json: Annotated[bool, typer.Option("--json", help="print JSON")
             error = "; ".join(part for part in (error, f"tracker: {push['message']}") if part)
         finished = (sync["finished_at"] or "")[:19].replace("T", " ")
         table.add_row(str(view["id"]), view["name"], view["url"], sync["state"], str(sync["commits_indexed"]),
-                      finished, *([push.get("state", "")] if pushed else []), error)
+                      finished, *([push.get("state", "")] if pushed else []),
+                      *([",".join(view["projects"]) or "all"] if scoped else []), error)
     out.print(table)
 
 
@@ -411,21 +414,38 @@ def repo_set(
     smart_commits: Annotated[
         bool | None, typer.Option("--smart-commits/--no-smart-commits", help="run smart commits of new commits")
     ] = None,
+    projects: Annotated[
+        str | None, typer.Option("--projects", help="serve only these projects: comma-separated keys, APP,OPS")
+    ] = None,
+    all_projects: Annotated[bool, typer.Option("--all-projects", help="serve every project (the default)")] = False,
     trust: Annotated[str | None, typer.Option(
         "--trust", metavar="author|pusher|signed|default", help=_TRUST_HELP + " (the account's, else author)")] = None,
 ) -> None:
-    """Change a repository's settings: smart commits on or off, and their trust policy."""
+    """Change a repository's settings: smart commits on or off, their trust policy, the projects it serves."""
+    from devlink.sync.access import set_repository_projects
     from devlink.sync.identities import check_trust, set_repository_trust
-    from devlink.sync.repositories import set_smart_commits
+    from devlink.sync.repositories import find_repository, set_smart_commits
 
-    if smart_commits is None and trust is None:
-        raise InvalidInput("nothing to change", hint="give --smart-commits/--no-smart-commits and/or --trust")
+    if projects is not None and all_projects:
+        raise InvalidInput("give --projects or --all-projects, not both")
+    if smart_commits is None and projects is None and not all_projects and trust is None:
+        raise InvalidInput("nothing to change", hint="give --smart-commits/--no-smart-commits, --trust POLICY, "
+                           "--projects KEY,KEY or --all-projects")
     if trust is not None:
         check_trust(trust)  # before anything changes
     rt = _runtime()
+    with rt.sessions() as session:
+        name = find_repository(session, repository).name
+    if projects is not None or all_projects:
+        keys = [] if all_projects else [key.strip() for key in (projects or "").split(",") if key.strip()]
+        if projects is not None and not keys:
+            raise InvalidInput("--projects needs at least one project key",
+                               hint="--all-projects serves every project")
+        served = set_repository_projects(rt, repository, keys)
+        say(f"{name}: serves {', '.join(served) if served else 'every project'}")
     if smart_commits is not None:
-        changed = set_smart_commits(rt, repository, smart_commits)
-        say(f"{changed.name}: smart commits {'on' if smart_commits else 'off'}")
+        set_smart_commits(rt, repository, smart_commits)
+        say(f"{name}: smart commits {'on' if smart_commits else 'off'}")
     if trust is not None:
         policy = set_repository_trust(rt, repository, trust)
         inherited = "" if policy["smart_commit_trust"] else " (inherited)"

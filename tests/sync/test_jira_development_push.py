@@ -291,3 +291,31 @@ def test_a_push_under_way_does_not_undo_a_full_resend(runtime: Runtime, dc: Jira
     monkeypatch.setattr(development_push, "open_sink", original)
     again = push_repository(runtime, repository_id)
     assert again.state == "sent" and again.sent == 4  # everything, as the resend asked: 2 commits, branch, pull
+
+
+def test_data_center_is_sent_only_the_keys_of_projects_the_repository_serves(
+        runtime: Runtime, dc: JiraStub, bare_remote: tuple[GitRepo, Path]) -> None:
+    from devlink.sync.access import set_repository_projects
+
+    dc.add_project("OPS", "Ops")
+    dc.add_issue("OPS-1", summary="ops issue")
+    repo, server = bare_remote
+    repo._clock = int(time.time()) - 3600
+    repo.commit("KAFKA-1 OPS-1 both")
+    repo.git("push", "-q", "origin", "main", "main:OPS-1-fix")
+    repository_id = add_repository(runtime, str(server), web_url="https://git.example.com/team/app").id
+    run_sync(runtime, repository_id, full=False)
+    set_repository_projects(runtime, repository_id, ["KAFKA"])
+    assert push_repository(runtime, repository_id).state == "sent"
+    assert links(dc, "OPS-1") == {}  # the repository serves KAFKA only
+    assert links(dc, "KAFKA-1") == {"devlink:issue:KAFKA-1": "devlink: 1 commits, 0 branches, 0 pull requests"}
+
+    set_repository_projects(runtime, repository_id, None)  # every project again: due, and OPS-1 gets it all
+    [pushed] = push_due(runtime)
+    assert pushed.state == "sent", pushed.message
+    assert links(dc, "OPS-1") == {"devlink:issue:OPS-1": "devlink: 1 commits, 1 branches, 0 pull requests",
+                                  f"devlink:{repository_id}:branch:OPS-1-fix": "Branch OPS-1-fix in server"}
+
+    set_repository_projects(runtime, repository_id, ["KAFKA"])  # narrowed again: the branch's link goes
+    push_due(runtime)
+    assert links(dc, "OPS-1") == {}  # nor any count: what remains is KAFKA's

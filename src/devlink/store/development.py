@@ -165,9 +165,17 @@ def _columns(alias: str, names: tuple[str, ...]) -> str:
 
 
 def _linked(alias: str, table: str, entity_type: str) -> str:
+    """The entities linked to ``:key`` in repositories that serve its project ``:project``.
+
+    A repository with no ``repository_projects`` rows serves every project;
+    both tests are lookups on that table's primary key (repository id, project key).
+    """
     return (f"FROM {table} {alias} JOIN repositories r ON r.id = {alias}.repository_id "
             f"WHERE {alias}.id IN (SELECT entity_id FROM issue_links WHERE key = :key "
-            f"AND entity_type = '{entity_type}')")
+            f"AND entity_type = '{entity_type}') "
+            "AND (NOT EXISTS (SELECT 1 FROM repository_projects rp WHERE rp.repository_id = r.id) "
+            "OR EXISTS (SELECT 1 FROM repository_projects rp WHERE rp.repository_id = r.id "
+            "AND rp.project_key = :project))")
 
 
 def project_links(fetch: Fetch, project: str) -> bool:
@@ -203,14 +211,15 @@ def _smart_commit_runs(fetch: Fetch, shas: list[str]) -> dict[str, list[dict[str
 
 
 def development(fetch: Fetch, key: str) -> dict[str, Any]:
-    """Everything linked to ``key``: summary counts, commits newest first, branches, pull requests.
+    """Everything linked to ``key`` in the repositories serving its project: counts, commits newest first,
+    branches, pull requests.
 
     ``project_known`` is false when the key's project is not in the tracker
     (while the tracker has projects): such keys are never linked, so an empty
     document is not "nothing mentions it", and ``notice`` says what to do.
     """
     known = project_links(fetch, project_key(key))
-    params = {"key": key}
+    params = {"key": key, "project": project_key(key)}
     commits = _rows(fetch, f"SELECT {_columns('c', _COMMIT)}, {_columns('r', _REPOSITORY)} "
                            f"{_linked('c', 'commits', 'commit')} "
                            "ORDER BY c.committed_at DESC, c.authored_at DESC, c.id DESC", params, _COMMIT, _REPOSITORY)

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session, object_session
 
 from devlink.domain.smart_commits import effective_trust
@@ -18,6 +18,7 @@ from devlink.store import development as development_document
 from devlink.store.development import iso as _iso
 from devlink.store.development import repository_summary, smart_commit_view, unknown_project_notice
 from devlink.store.models import Account, Host, Repository
+from devlink.store.people import RepositoryProject
 from devlink.store.tracker import DevPushState, SmartCommitRun
 
 __all__ = [
@@ -33,8 +34,11 @@ __all__ = [
 ]
 
 
-def repository_view(repository: Repository) -> dict[str, Any]:
-    """A repository with its sync state, as ``GET /api/v1/repositories`` shows it (no secrets)."""
+def repository_view(repository: Repository, projects: list[str] | None = None) -> dict[str, Any]:
+    """A repository with its sync state, as ``GET /api/v1/repositories`` shows it (no secrets).
+
+    ``projects``: the projects it is scoped to (empty: every project), read here when not given.
+    """
     error = None
     if repository.last_error_reason:
         error = {
@@ -53,6 +57,7 @@ def repository_view(repository: Repository) -> dict[str, Any]:
         "private": repository.private,
         "archived": repository.archived,
         "smart_commits": repository.smart_commits,
+        "projects": _projects(repository) if projects is None else projects,
         "smart_commit_trust": repository.smart_commit_trust,  # None: inherited
         "smart_commit_trust_effective": effective_trust(repository.smart_commit_trust, _account_trust(repository)),
         "webhook": _webhook_view(repository),
@@ -77,9 +82,25 @@ def repository_views(session: Session, repositories: Iterable[Repository]) -> li
     """``repository_view`` of many rows: their push states read in one query, not one per row."""
     rows = list(repositories)
     ids = [r.id for r in rows]
+    scopes: dict[int, list[str]] = {}
     for start in range(0, len(ids), 500):  # loaded into the session, where ``_push_view`` finds them
-        session.scalars(select(DevPushState).where(DevPushState.repository_id.in_(ids[start:start + 500]))).all()
-    return [repository_view(r) for r in rows]
+        chunk = ids[start:start + 500]
+        session.scalars(select(DevPushState).where(DevPushState.repository_id.in_(chunk))).all()
+        for repository_id, key in session.execute(
+                select(RepositoryProject.repository_id, RepositoryProject.project_key)
+                .where(RepositoryProject.repository_id.in_(chunk)).order_by(RepositoryProject.project_key)):
+            scopes.setdefault(repository_id, []).append(key)
+    return [repository_view(r, scopes.get(r.id, [])) for r in rows]
+
+
+def _projects(repository: Repository) -> list[str]:
+    """The projects the repository is scoped to, sorted; empty: it serves every project."""
+    session = object_session(repository)
+    if session is None:
+        return []
+    return list(session.scalars(select(RepositoryProject.project_key)
+                                .where(RepositoryProject.repository_id == repository.id)
+                                .order_by(RepositoryProject.project_key)))
 
 
 def _account_trust(repository: Repository) -> str | None:
@@ -159,11 +180,20 @@ def account_view(account: Account, host: Host, counts: dict[str, int] | None = N
     }
 
 
-def smart_commits(session: Session, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Recent ledger rows, newest first, optionally only one outcome (``done``, ``error``, ``skipped``, ``pending``)."""
+def smart_commits(session: Session, *, status: str | None = None, limit: int = 100,
+                  projects: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Recent ledger rows, newest first, optionally only one outcome (``done``, ``error``, ``skipped``, ``pending``).
+
+    ``projects``: only runs of keys of these projects (None: every project; empty: none).
+    """
     query = select(SmartCommitRun).order_by(SmartCommitRun.created_at.desc(), SmartCommitRun.id.desc())
     if status:
         query = query.where(SmartCommitRun.outcome == status)
+    if projects is not None:
+        keys = sorted(set(projects))  # project keys are letters and digits: no LIKE wildcard in them
+        if not keys:
+            return []
+        query = query.where(or_(*(SmartCommitRun.issue_key.startswith(f"{key}-") for key in keys)))
     return [smart_commit_view(run) for run in session.scalars(query.limit(limit))]
 
 

@@ -33,7 +33,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from devlink.domain.text import http_url
@@ -42,11 +42,12 @@ from devlink.runtime import Runtime
 from devlink.store.development import commit_url
 from devlink.store.engine import insert_ignore
 from devlink.store.models import Branch, Commit, IssueLink, PullRequest, Repository, SyncCursor, table, utcnow
+from devlink.store.people import RepositoryProject
 from devlink.store.tracker import DevPushItem, DevPushState
 from devlink.sync.trackers import open_sink, outside_kind
 from devlink.trackers.base import DevelopmentSink, DevEntity, DevRepository, TrackerUnavailable
 
-__all__ = ["PushResult", "push_due", "push_repository", "push_state", "request_push"]
+__all__ = ["PushResult", "push_due", "push_repository", "push_state", "request_push", "rescope"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,30 @@ def request_push(rt: Runtime, repository_id: int, *, resend: bool = False) -> No
                                      updated_at=utcnow()))
         elif state.state != "pending":
             state.state, state.next_attempt_at, state.updated_at = "pending", None, utcnow()
+
+
+def rescope(rt: Runtime, repository_id: int) -> None:
+    """The repository now serves other projects (``sync.access.set_repository_projects``): push it again.
+
+    Branches and pull requests are compared by digest, so those whose keys
+    changed are sent again and those left with no key are deleted; every
+    commit still in scope is sent again (the tracker takes it as the same,
+    with its new keys).  A commit left with no key in scope is not deleted
+    from the tracker (docs/permissions.md).
+    """
+    if outside_kind(rt) is None:
+        return
+    with rt.sessions.begin() as session:
+        session.execute(delete(SyncCursor).where(SyncCursor.repository_id == repository_id,
+                                                 SyncCursor.entity_type == PUSH_CURSOR))
+    request_push(rt, repository_id)
+
+
+def _served(repository_id: Any, project: Any) -> Any:
+    """SQL: the repository serves the project (it has no ``repository_projects`` rows, or one for it)."""
+    return or_(~exists().where(RepositoryProject.repository_id == repository_id),
+               exists().where(RepositoryProject.repository_id == repository_id,
+                              RepositoryProject.project_key == project))
 
 
 def push_due(rt: Runtime) -> list[PushResult]:
@@ -202,10 +227,12 @@ def _digest(entity: DevEntity) -> str:
 
 def _keys_by_entity(session: Session, repository_id: int, entity_type: str, *,
                     links_after: int = 0) -> dict[int, tuple[str, ...]]:
-    """Each entity's keys; with ``links_after``, only entities with a link newer than it (with all their keys)."""
+    """Each entity's keys of projects the repository serves; with ``links_after``, only entities with a link
+    newer than it (with all their keys)."""
     found: dict[int, list[str]] = {}
     query = select(IssueLink.entity_id, IssueLink.key).where(IssueLink.repository_id == repository_id,
-                                                             IssueLink.entity_type == entity_type)
+                                                             IssueLink.entity_type == entity_type,
+                                                             _served(IssueLink.repository_id, IssueLink.project_key))
     if links_after:
         query = query.where(IssueLink.entity_id.in_(
             select(IssueLink.entity_id).where(IssueLink.repository_id == repository_id,
@@ -278,14 +305,15 @@ def _chunks(items: list[_T], size: int) -> Iterable[list[_T]]:
 
 
 def _totals(session: Session, keys: set[str]) -> dict[str, dict[str, int]]:
-    """Per key, how many commits, branches and pull requests link to it across linked repositories."""
+    """Per key, how many commits, branches and pull requests link to it across linked repositories serving it."""
     totals = {key: {"commits": 0, "branches": 0, "pull_requests": 0} for key in keys}
     names = {"commit": "commits", "branch": "branches", "pull_request": "pull_requests"}
     for batch in _chunks(sorted(keys), 500):
         rows = session.execute(
             select(IssueLink.key, IssueLink.entity_type, func.count())
             .join(Repository, Repository.id == IssueLink.repository_id)
-            .where(IssueLink.key.in_(batch), Repository.linked.is_(True))
+            .where(IssueLink.key.in_(batch), Repository.linked.is_(True),
+                   _served(IssueLink.repository_id, IssueLink.project_key))
             .group_by(IssueLink.key, IssueLink.entity_type))
         for key, entity_type, count in rows:
             if entity_type in names:

@@ -39,12 +39,14 @@ __all__ = [
     "Change",
     "add_alias",
     "add_outside_alias",
+    "cached_answer",
     "describe",
     "issue_details",
     "known_project_keys",
     "open_outside",
     "open_sink",
     "outside_kind",
+    "remember_answer",
     "use_builtin",
     "use_outside",
 ]
@@ -368,6 +370,16 @@ def _aliases(rt: Runtime, email: str) -> list[tuple[str, str | None]]:
     with rt.sessions() as session:
         return [(u, n) for u, n in session.execute(
             select(TrackerAlias.user, TrackerAlias.display_name).where(TrackerAlias.email == email))]
+
+
+def cached_answer(rt: Runtime, key: str, ttl: int) -> Any:
+    """What the outside tracker answered under ``key`` (JSON), if younger than ``ttl`` seconds; else None."""
+    return _cache_get(rt, key, ttl)
+
+
+def remember_answer(rt: Runtime, key: str, value: Any) -> None:
+    """Keep the outside tracker's answer ``value`` (JSON) under ``key``, shared by every process."""
+    _cache_put(rt, key, value)
 
 
 def _cache_get(rt: Runtime, key: str, ttl: int | None, session: Session | None = None) -> Any:

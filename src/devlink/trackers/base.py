@@ -128,6 +128,9 @@ class OutsideTracker(Tracker, Protocol):
     def user(self, ident: str) -> str | None:
         """The display name of the user ``ident`` names in the tracker, or None when there is none."""
 
+    def can_in_project(self, username: str, project_key: str, permission: str) -> bool:
+        """Whether ``username`` holds ``permission`` in the project as a whole (``view_development``)."""
+
     def close(self) -> None:
         """Release the connection."""
 

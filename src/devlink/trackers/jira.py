@@ -62,7 +62,8 @@ MAX_PROJECT_PAGES = 200  # of 100 projects each, on Cloud
 MAX_ATTEMPTS = 5  # of one call, however short the waits Jira asks for
 RETRY_BUDGET = 30.0  # seconds one client may spend waiting on 429 / 5xx before giving up for this pass
 USER_AGENT = "devlink (+https://github.com/devlink)"
-_PERMISSION_KEYS = {"comment": "ADD_COMMENTS", "log_work": "WORK_ON_ISSUES", "transition": "TRANSITION_ISSUES"}
+_PERMISSION_KEYS = {"comment": "ADD_COMMENTS", "log_work": "WORK_ON_ISSUES", "transition": "TRANSITION_ISSUES",
+                    "view_development": "VIEW_DEV_TOOLS"}  # Jira Software's "View Development Tools"
 _RETRIED = {429, 500, 502, 503, 504}
 
 
@@ -512,6 +513,38 @@ class JiraTracker:
             needs = "Administer Jira" if self.cloud else "Administer Projects (or Administer Jira)"
             raise TrackerError(f"devlink's Jira user may not check what {self.display_name(username)} may do on "
                                f"{issue_key}: it needs the {needs} permission (docs/jira.md)",
+                               reason="permission") from None
+
+    def can_in_project(self, username: str, project_key: str, permission: str) -> bool:
+        """Whether ``username`` holds ``permission`` in the whole project (``view_development``: VIEW_DEV_TOOLS).
+
+        Data Center: ``GET user/permission/search?projectKey=…``; Cloud: the project's id from
+        ``GET project/{key}``, then ``POST permissions/check`` with it.  A project Jira does not
+        have (or devlink's user cannot see) grants nothing.
+        """
+        key = _PERMISSION_KEYS.get(permission)
+        if key is None:
+            raise TrackerError(f"unknown permission {permission!r}")
+        try:
+            if self.cloud:
+                project = self.client.call("GET", f"project/{project_key}", missing_ok=True)
+                if not isinstance(project, dict) or not str(project.get("id") or "").isdigit():
+                    return False
+                project_id = int(str(project["id"]))
+                answer = self.client.call("POST", "permissions/check", body={
+                    "accountId": username, "projectPermissions": [{"permissions": [key], "projects": [project_id]}]})
+                granted = answer.get("projectPermissions") if isinstance(answer, dict) else None
+                return any(isinstance(g, dict) and g.get("permission") == key
+                           and project_id in (g.get("projects") or []) for g in granted or [])
+            answer = self.client.call("GET", "user/permission/search", missing_ok=True,
+                                      params={"username": username, "permissions": key, "projectKey": project_key})
+            return any(isinstance(u, dict) and u.get("name") == username for u in answer or [])
+        except TrackerError as exc:
+            if exc.reason != "permission":
+                raise
+            needs = "Administer Jira" if self.cloud else "Administer Projects (or Administer Jira)"
+            raise TrackerError(f"devlink's Jira user may not check what {self.display_name(username)} may do in "
+                               f"{project_key}: it needs the {needs} permission (docs/jira.md)",
                                reason="permission") from None
 
     def _holds(self, username: str, issue_key: str, key: str) -> bool:

@@ -113,6 +113,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/repositories"): ADMIN,
     ("POST", "/repositories/{repository_id}/sync"): MEMBER,
     ("POST", "/repositories/{repository_id}/remove"): ADMIN,
+    ("POST", "/repositories/{repository_id}/projects"): ADMIN,
     ("GET", "/issues"): READ,
     ("GET", "/issues/{key}"): READ,
     ("GET", "/smart-commits"): READ,

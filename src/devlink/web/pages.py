@@ -20,17 +20,26 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from swagger_ui_bundle import swagger_ui_path
 
-from devlink.domain.issue_keys import extract_keys, is_key
+from devlink.domain.issue_keys import extract_keys, is_key, project_key
 from devlink.domain.remotes import redact
 from devlink.domain.text import http_url
-from devlink.errors import DevlinkError, NotFound
+from devlink.errors import DevlinkError, Forbidden, InvalidInput, NotFound
+from devlink.runtime import Runtime
 from devlink.store import queries
 from devlink.store.models import Repository
-from devlink.sync.repositories import add_repository, find_repository, remove_repository
+from devlink.sync.access import (
+    development_access,
+    set_repository_projects,
+    viewable_projects,
+    visible_repository,
+    visible_repository_ids,
+)
+from devlink.sync.principals import Principal
+from devlink.sync.repositories import add_repository, remove_repository
 from devlink.sync.trackers import issue_details
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, issue_view
 from devlink.web.auth import csrf_token
-from devlink.web.deps import RowId, RuntimeDep, SessionDep
+from devlink.web.deps import PrincipalDep, RowId, RuntimeDep, SessionDep
 
 __all__ = ["error_page", "router", "safe_href", "templates", "wants_page"]
 
@@ -98,21 +107,29 @@ def home() -> RedirectResponse:
 
 
 def _repositories_page(
-    request: Request, session: Any, error: str | None = None, code: int = 200, typed: dict[str, str] | None = None
+    request: Request, session: Any, rt: Runtime, principal: Principal, error: str | None = None, code: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> Response:
-    """``typed``: what the form held when it was refused, shown again so nothing has to be retyped."""
+    """``typed``: what the form held when it was refused, shown again so nothing has to be retyped.
+
+    A member sees only the repositories they may see (docs/permissions.md).
+    """
     linked = select(Repository).where(Repository.linked.is_(True)).order_by(Repository.name)
+    visible = visible_repository_ids(rt, principal)
+    if visible is not None:
+        linked = linked.where(Repository.id.in_(sorted(visible)))
     views = queries.repository_views(session, session.scalars(linked))
     busy = any(v["sync"]["state"] in ("queued", "running") for v in views)
     return templates.TemplateResponse(
         request, "repositories.html",
-        {"repositories": views, "busy": busy, "error": error, "typed": typed or {}}, status_code=code,
+        {"repositories": views, "busy": busy, "error": error, "typed": typed or {}, "admin": principal.admin},
+        status_code=code,
     )
 
 
 @router.get("/repositories", response_class=HTMLResponse)
-def repositories(request: Request, session: SessionDep) -> Response:
-    return _repositories_page(request, session)
+def repositories(request: Request, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep) -> Response:
+    return _repositories_page(request, session, rt, principal)
 
 
 @router.post("/repositories", response_class=HTMLResponse)
@@ -120,22 +137,39 @@ def add(
     request: Request,
     rt: RuntimeDep,
     session: SessionDep,
+    principal: PrincipalDep,
     url: Annotated[str, Form()],
     name: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         repository = add_repository(rt, url, name=name.strip() or None, local_roots=rt.settings.local_repository_roots)
     except DevlinkError as exc:
-        return _repositories_page(request, session, error=exc.message, code=exc.status,
+        return _repositories_page(request, session, rt, principal, error=exc.message, code=exc.status,
                                   typed={"url": redact(url), "name": name})  # a password is never echoed
     rt.queue.request_sync(repository.id, full=False, trigger="manual")
     return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/repositories/{repository_id}/sync")
-def sync(repository_id: RowId, rt: RuntimeDep, session: SessionDep, full: Annotated[str, Form()] = "") -> Response:
-    repository = find_repository(session, repository_id)
+def sync(repository_id: RowId, rt: RuntimeDep, session: SessionDep, principal: PrincipalDep,
+         full: Annotated[str, Form()] = "") -> Response:
+    repository = visible_repository(rt, session, principal, repository_id)  # 404 for one the person cannot see
     rt.queue.request_sync(repository.id, full=full == "1", trigger="manual")
+    return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/repositories/{repository_id}/projects", response_class=HTMLResponse)
+def scope(request: Request, repository_id: RowId, rt: RuntimeDep, session: SessionDep, principal: PrincipalDep,
+          projects: Annotated[str, Form()] = "") -> Response:
+    """Scope a repository to the comma-separated project keys; empty: every project (admins only)."""
+    if not principal.admin:  # the sign-in layer's role rules cover the other writes; this one is new here
+        visible_repository(rt, session, principal, repository_id)  # 404 first, so ids do not leak
+        raise Forbidden("only an admin may choose the projects a repository serves")
+    keys = [key.strip().upper() for key in projects.split(",") if key.strip()]
+    try:
+        set_repository_projects(rt, repository_id, keys)
+    except InvalidInput as exc:
+        return _repositories_page(request, session, rt, principal, error=exc.message, code=exc.status)
     return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -163,6 +197,7 @@ def issue(
     key: str,
     session: SessionDep,
     rt: RuntimeDep,
+    principal: PrincipalDep,
     comments_page: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 1,
     worklogs_page: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 1,
     history_page: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 1,
@@ -175,7 +210,8 @@ def issue(
         return templates.TemplateResponse(
             request, "search.html", {"error": f"{key!r} is not an issue key (like ABC-123)"}, status_code=404
         )
-    document = queries.development(session, key)
+    access = development_access(rt, principal, project_key(key))
+    document = queries.development(session, key) if access.allowed else _withheld(key)
     wanted = {"comments": comments_page, "worklogs": worklogs_page, "history": history_page}
     try:
         tracked: dict[str, Any] | None = issue_view(
@@ -189,8 +225,15 @@ def issue(
         request,
         "issue.html",
         {"doc": document, "issue": None if outside else tracked, "outside": outside, "pages": pages,
-         "groups": _group_by_repository(document["commits"])},
+         "groups": _group_by_repository(document["commits"]), "withheld": None if access.allowed else access.note},
     )
+
+
+def _withheld(key: str) -> dict[str, Any]:
+    """An empty development document, for a person who may not see it: nothing of it reaches the template."""
+    return {"key": key, "project_known": True, "notice": None, "commits": [], "branches": [], "pull_requests": [],
+            "summary": {"commits": 0, "branches": 0, "pull_requests": 0, "pull_request_states": {},
+                        "repositories": 0, "latest_commit_at": None}}
 
 
 def _list_pages(request: Request, totals: dict[str, int], wanted: dict[str, int]) -> dict[str, dict[str, Any]]:
@@ -217,10 +260,14 @@ def _list_pages(request: Request, totals: dict[str, int], wanted: dict[str, int]
 
 
 @router.get("/smart-commits", response_class=HTMLResponse)
-def smart_commit_runs(request: Request, session: SessionDep, status: str = "error") -> Response:
-    """Recent smart-commit results, errors by default, with the commit, the key and the reason."""
+def smart_commit_runs(request: Request, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep,
+                      status: str = "error") -> Response:
+    """Recent smart-commit results, errors by default, with the commit, the key and the reason.
+
+    Only runs of keys whose project the person may view development data of.
+    """
     wanted = status if status in ("done", "error", "skipped", "pending") else None
-    runs = queries.smart_commits(session, status=wanted, limit=200)
+    runs = queries.smart_commits(session, status=wanted, limit=200, projects=viewable_projects(rt, principal))
     return templates.TemplateResponse(request, "smart_commits.html", {"runs": runs, "status": wanted or "all"})
 
 

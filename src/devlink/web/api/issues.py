@@ -5,13 +5,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from devlink.domain.issue_keys import is_key
-from devlink.errors import InvalidInput, NotFound
+from devlink.domain.issue_keys import is_key, project_key
+from devlink.errors import Forbidden, InvalidInput, NotFound
 from devlink.store import queries
+from devlink.sync.access import NO_PERMISSION_NOTE, development_access
 from devlink.sync.trackers import issue_details
 from devlink.trackers.base import TrackerUnavailable
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, MAX_ISSUE_PAGE_SIZE, create_issue, issue_view
-from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.deps import PrincipalDep, RuntimeDep, SessionDep
 from devlink.web.responses import problems
 
 __all__ = ["router"]
@@ -64,9 +65,16 @@ def issue(
     return issue_view(session, key, limit=limit, offset=offset)
 
 
-@router.get("/{key}/development")
-def development(key: str, session: SessionDep) -> dict[str, Any]:
-    """Summary counts, commits (newest first), branches and pull requests linked to ``key``."""
+@router.get("/{key}/development", responses=problems(403))
+def development(key: str, session: SessionDep, rt: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Summary counts, commits (newest first), branches and pull requests linked to ``key``.
+
+    Only entities of repositories that serve the key's project; 403 (``forbidden``) for a person
+    without the project's development permission (docs/permissions.md).
+    """
     if not is_key(key):
         raise InvalidInput(f"{key!r} is not an issue key (like ABC-123)", reason="bad_key")
+    access = development_access(rt, principal, project_key(key))
+    if not access.allowed:
+        raise Forbidden(access.note or NO_PERMISSION_NOTE)
     return queries.development(session, key)

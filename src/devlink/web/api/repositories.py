@@ -8,9 +8,10 @@ from sqlalchemy import select
 
 from devlink.store import queries
 from devlink.store.models import Repository
+from devlink.sync.access import set_repository_projects, visible_repository, visible_repository_ids
 from devlink.sync.identities import set_repository_trust
 from devlink.sync.repositories import add_repository, find_repository, remove_repository, set_smart_commits
-from devlink.web.deps import RowId, RuntimeDep, SessionDep
+from devlink.web.deps import PrincipalDep, RowId, RuntimeDep, SessionDep
 from devlink.web.responses import problems
 
 __all__ = ["router"]
@@ -30,19 +31,25 @@ TrustPolicy = Literal["author", "pusher", "signed"]
 
 
 class RepositoryPatch(BaseModel):
-    """Send either field, or both; a field left out is not changed."""
+    """Any subset of the settings; a field left out keeps its value."""
 
     model_config = ConfigDict(strict=True)
     smart_commits: bool | None = Field(default=None, description="run smart commits of commits pushed from now on")
     smart_commit_trust: TrustPolicy | None = Field(
         default=None, description="who a smart commit acts as: author (its e-mail), pusher (who the host's webhook "
                                   "says pushed it), signed (its SSH signature); null: the account's, else author")
+    projects: list[str] | None = Field(default=None, max_length=1000,
+                                       description="the project keys the repository serves; null or [] for all")
 
 
 @router.get("")
-def list_repositories(session: SessionDep) -> list[dict[str, Any]]:
-    """Every linked repository with its sync state."""
-    return queries.repository_views(session, session.scalars(select(Repository).order_by(Repository.name)))
+def list_repositories(session: SessionDep, rt: RuntimeDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    """Every linked repository the person may see (docs/permissions.md), with its sync state."""
+    query = select(Repository).order_by(Repository.name)
+    visible = visible_repository_ids(rt, principal)
+    if visible is not None:
+        query = query.where(Repository.id.in_(sorted(visible)))
+    return queries.repository_views(session, session.scalars(query))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problems(409))
@@ -57,13 +64,19 @@ def create_repository(body: RepositoryIn, rt: RuntimeDep, response: Response) ->
 
 
 @router.get("/{repository_id}", responses=problems(404))
-def get_repository(repository_id: RowId, session: SessionDep) -> dict[str, Any]:
-    return queries.repository_view(find_repository(session, repository_id))
+def get_repository(repository_id: RowId, session: SessionDep, rt: RuntimeDep,
+                   principal: PrincipalDep) -> dict[str, Any]:
+    """One repository; 404 also for one the person may not see."""
+    return queries.repository_view(visible_repository(rt, session, principal, repository_id))
 
 
 @router.patch("/{repository_id}", responses=problems(404))
 def patch_repository(repository_id: RowId, body: RepositoryPatch, rt: RuntimeDep) -> dict[str, Any]:
-    """Turn smart commits on or off; set or clear their trust policy."""
+    """Turn smart commits on or off; set or clear their trust policy; scope it to projects (null or [] for all)."""
+    with rt.sessions() as session:
+        find_repository(session, repository_id)  # 404 before anything changes
+    if "projects" in body.model_fields_set:
+        set_repository_projects(rt, repository_id, body.projects)
     if body.smart_commits is not None:
         set_smart_commits(rt, repository_id, body.smart_commits)
     if "smart_commit_trust" in body.model_fields_set:
@@ -80,8 +93,12 @@ def delete_repository(repository_id: RowId, rt: RuntimeDep) -> Response:
 
 
 @router.post("/{repository_id}/sync", status_code=status.HTTP_202_ACCEPTED, responses=problems(404))
-def sync_repository(repository_id: RowId, rt: RuntimeDep, session: SessionDep, full: bool = False) -> dict[str, Any]:
-    """Queue a soft (default) or full sync; while one runs, the request becomes one follow-up soft sync."""
-    repository = find_repository(session, repository_id)
+def sync_repository(repository_id: RowId, rt: RuntimeDep, session: SessionDep, principal: PrincipalDep,
+                    full: bool = False) -> dict[str, Any]:
+    """Queue a soft (default) or full sync; while one runs, the request becomes one follow-up soft sync.
+
+    404 for a repository the person may not see.
+    """
+    repository = visible_repository(rt, session, principal, repository_id)
     outcome = rt.queue.request_sync(repository.id, full=full, trigger="manual")
     return {"repository": repository.id, "kind": "full" if full else "soft", "status": outcome}
