@@ -151,7 +151,9 @@ def serve(
     # uvicorn re-raises SIGTERM once it has shut down gracefully; exit through ``finally`` rather than die there
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
-        uvicorn.run(create_app(rt, embedded_worker=worker), host=bind_host, port=bind_port, log_level="info")
+        # behind a reverse proxy the sign-in throttle must count the client's address, not the proxy's
+        uvicorn.run(create_app(rt, embedded_worker=worker), host=bind_host, port=bind_port, log_level="info",
+                    proxy_headers=True, forwarded_allow_ips=rt.settings.forwarded_allow_ips or None)
     finally:
         forget_server(settings.home)
 
@@ -1122,10 +1124,12 @@ def _first_admin(rt: "Runtime") -> None:
     """On a database where no admin can sign in, make ``admin`` and print its password, once, to stderr."""
     from devlink.sync.people import ensure_first_admin
 
-    password = ensure_first_admin(rt)
-    if password is not None:
-        err.print(f"first run: sign in at {rt.settings.public_url}/sign-in as admin with password {password}\n"
-                  "  (shown only now; change it on your user page, or: devlink user passwd admin)", highlight=False)
+    made = ensure_first_admin(rt)
+    if made is not None:
+        username, password = made
+        err.print(f"first run: sign in at {rt.settings.public_url}/sign-in as {username} with password {password}\n"
+                  f"  (shown only now; change it on your user page, or: devlink user passwd {username})",
+                  highlight=False)
 
 
 def _new_password(password: str | None, *, confirm: bool = True) -> str | None:
@@ -1142,7 +1146,9 @@ def _new_password(password: str | None, *, confirm: bool = True) -> str | None:
         return None
     import getpass
 
-    typed = getpass.getpass("new password: ")
+    typed = getpass.getpass("new password (Enter for a generated one): ")
+    if not typed:
+        return None
     if confirm and getpass.getpass("again: ") != typed:
         raise InvalidInput("the two passwords differ", reason="weak_password")
     return typed

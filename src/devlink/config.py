@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "discovery_interval": 24,  # hours between re-listing an account's repositories
     "allowed_hosts": "",  # extra names the Host header may carry, comma-separated; "*": any (see deployment.md)
     "local_repository_roots": "",  # directories the API and pages may link local paths under; empty: none
+    "forwarded_allow_ips": "",  # proxies whose X-Forwarded-For/-Proto are believed; empty: 127.0.0.1 (uvicorn's)
 }
 
 
@@ -68,6 +69,7 @@ class Settings:
     served_url: str = ""  # where a running ``devlink serve`` of this home listens (SERVER_FILE), if any
     allowed_hosts: tuple[str, ...] = ()  # lower case, no port; ("*",) allows any Host
     local_repository_roots: tuple[Path, ...] = ()  # absolute and resolved; the CLI on the server is not bound
+    forwarded_allow_ips: str = ""  # comma-separated addresses or networks, or *; "" leaves uvicorn's default
 
     @property
     def public_url(self) -> str:
@@ -120,6 +122,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         served_url=_served_url(home),
         allowed_hosts=_host_names(raw["allowed_hosts"]),
         local_repository_roots=_roots(raw["local_repository_roots"]),
+        forwarded_allow_ips=str(raw["forwarded_allow_ips"]).strip(),
     )
 
 

@@ -52,11 +52,19 @@ def test_short_passwords_are_refused(runtime: Runtime) -> None:
 
 
 def test_the_first_admin_is_made_once(runtime: Runtime) -> None:
-    password = ensure_first_admin(runtime)
-    assert password is not None and len(password) >= 16
+    made = ensure_first_admin(runtime)
+    assert made is not None and made[0] == "admin" and len(made[1]) >= 16
     assert ensure_first_admin(runtime) is None
-    principal, _ = sign_in(runtime, "admin", password, "127.0.0.1")
+    principal, _ = sign_in(runtime, "admin", made[1], "127.0.0.1")
     assert principal.admin
+
+
+def test_a_member_named_admin_keeps_their_name_and_the_first_admin_gets_another(runtime: Runtime) -> None:
+    add_person(runtime, "admin", password=PASSWORD)  # a member who happens to be called admin
+    made = ensure_first_admin(runtime)
+    assert made is not None and made[0].startswith("admin-")
+    assert sign_in(runtime, made[0], made[1], "127.0.0.1")[0].admin
+    assert not sign_in(runtime, "admin", PASSWORD, "127.0.0.1")[0].admin
 
 
 def test_a_tracker_user_without_password_cannot_sign_in_until_one_is_set(runtime: Runtime) -> None:

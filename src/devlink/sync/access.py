@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from devlink.domain.issue_keys import project_key_error
-from devlink.errors import InvalidInput, NotFound, TrackerError
+from devlink.errors import Forbidden, InvalidInput, NotFound, TrackerError
 from devlink.runtime import Runtime
 from devlink.store.models import Repository
 from devlink.store.people import RepositoryProject, UserIdentity
@@ -57,6 +57,7 @@ __all__ = [
     "can_see_repository",
     "can_view_development",
     "development_access",
+    "may_sync",
     "repositories_for_project",
     "repository_projects",
     "set_repository_projects",
@@ -255,3 +256,10 @@ def set_repository_projects(rt: Runtime, repository_id: int | str, keys: list[st
         rescope(rt, repository_id)  # what the outside tracker was sent follows the new scope
         log.info("repository.scoped id=%s projects=%s", repository_id, ",".join(wanted) or "*")
     return wanted
+
+
+def may_sync(principal: Principal, *, full: bool) -> None:
+    """A member asks for soft syncs of repositories they see; a full sync (a re-walk of everything) is an admin's."""
+    if full and not principal.admin:
+        raise Forbidden("only an admin may ask for a full sync; a soft sync picks up everything new",
+                        reason="admin_only")

@@ -13,6 +13,7 @@ counts the same failures.
 """
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +61,8 @@ __all__ = [
     "token_principal",
     "token_views",
 ]
+
+log = logging.getLogger(__name__)
 
 MIN_PASSWORD = 10  # characters; a generated one has 22
 MAX_PASSWORD = 1024  # argon2 hashes anything, but a megabyte "password" is a denial of service
@@ -189,11 +192,12 @@ def add_person(rt: Runtime, username: str, *, name: str | None = None, emails: l
         user = create_user(session, username, name, emails)
         user.role, user.password_hash = checked, hashed
         session.flush()
+        log.info("people.added user=%s role=%s", username, checked)
         return person_view(session, user)
 
 
 def set_password(rt: Runtime, username: str, password: str, *, keep_session: int | None = None) -> None:
-    """Set a password; every session and API token of the person stays, but other sign-ins end.
+    """Set a password: the person's sessions end (their API tokens keep working; revoke those apart).
 
     ``keep_session``: the session that changed its own password stays signed in.
     """
@@ -206,6 +210,7 @@ def set_password(rt: Runtime, username: str, password: str, *, keep_session: int
             ended = ended.where(WebSession.id != keep_session)
         session.execute(ended)
         session.execute(delete(SignInThrottle).where(SignInThrottle.key == _user_key(username)))
+    log.info("people.password_set user=%s", username)
 
 
 def change_password(rt: Runtime, principal: Principal, username: str, password: str, *, current: str = "") -> None:
@@ -227,6 +232,7 @@ def set_role(rt: Runtime, username: str, role: str) -> dict[str, Any]:
         if user.role == "admin" and checked != "admin":
             _keep_an_admin(session, user)
         user.role = checked
+        log.info("people.role_set user=%s role=%s", username, checked)
         return person_view(session, user)
 
 
@@ -239,6 +245,7 @@ def remove_person(rt: Runtime, username: str) -> None:
         session.execute(delete(WebSession).where(WebSession.user_id == user.id))
         session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
         user.password_hash, user.role = None, "member"
+    log.info("people.removed user=%s", username)
 
 
 def _keep_an_admin(session: Session, leaving: TrackerUser) -> None:
@@ -249,27 +256,31 @@ def _keep_an_admin(session: Session, leaving: TrackerUser) -> None:
                        hint="make another admin first: devlink user add NAME --admin")
 
 
-def ensure_first_admin(rt: Runtime, username: str = "admin") -> str | None:
-    """On a database where no admin can sign in, make one (``admin``) with a random password and return it.
+def ensure_first_admin(rt: Runtime) -> tuple[str, str] | None:
+    """On a database where no admin can sign in, make one with a random password: (user name, password).
 
-    Returns None when an admin exists.  Only the hash is stored; the caller prints the password once.
-    Two processes starting at once make one admin: the loser of the insert sees the winner's row.
+    The name is ``admin``, or ``admin-XXXX`` when a member who can sign in has that name.  Returns None
+    when an admin exists.  Only the hash is stored; the caller prints the password once.  Two processes
+    starting at once make one admin: the loser of the insert sees the winner's row.
     """
     with rt.sessions() as session:
         if _admins(session):
             return None
+        taken = session.scalars(select(TrackerUser.password_hash).where(TrackerUser.username == "admin")).first()
+    username = "admin" if taken is None else f"admin-{secrets.token_hex(2)}"
     password = generate_password()
     try:
         with rt.sessions.begin() as session:
+            if _admins(session):
+                return None
             user = session.scalars(select(TrackerUser).where(TrackerUser.username == username)).first()
             if user is None:
                 user = create_user(session, username, "Administrator")
-            elif user.password_hash is not None:
-                return None  # someone made it meanwhile, or it is a member: leave it as it is
             user.role, user.password_hash = "admin", hash_password(password)
     except IntegrityError:
         return None
-    return password
+    log.info("people.first_admin user=%s", username)
+    return username, password
 
 
 def _admins(session: Session) -> int:
@@ -296,12 +307,15 @@ def sign_in(rt: Runtime, username: str, password: str, address: str) -> tuple[Pr
         waits = [row.blocked_until for row in session.scalars(select(SignInThrottle).where(
             SignInThrottle.key.in_(keys))) if row.blocked_until is not None and row.blocked_until > now]
         if waits:
+            log.info("people.sign_in_throttled user=%r address=%s", username[:100], address)
             raise TooManyAttempts(max(1, int((max(waits) - now).total_seconds()) + 1))
         user = session.scalars(select(TrackerUser).where(TrackerUser.username == username[:100])).first()
         stored = user.password_hash if user is not None else None
     if user is None or not check_password(stored, password):
         _fail(rt, keys)
+        log.info("people.sign_in_failed user=%r address=%s", username[:100], address)
         raise Unauthorized("wrong user name or password", reason="bad_credentials")
+    log.info("people.signed_in user=%s address=%s", user.username, address)
     with rt.sessions.begin() as session:
         session.execute(delete(SignInThrottle).where(SignInThrottle.key == keys[0]))
     return start_session(rt, user.id)
@@ -391,6 +405,7 @@ def create_token(rt: Runtime, username: str, name: str, *, read_only: bool = Fal
                        expires_at=now + timedelta(days=expires_days) if expires_days else None)
         session.add(row)
         session.flush()
+        log.info("people.token_created id=%d user=%s name=%r read_only=%s", row.id, user.username, name, read_only)
         return NewToken(secret, _token_view(row, user.username))
 
 
@@ -410,7 +425,7 @@ def token_views(session: Session, principal: Principal, username: str | None = N
     if username is not None:
         user = _person(session, username)
         if not principal.admin and user.id != principal.user_id:
-            raise Forbidden("only an admin may list another person's tokens")
+            raise Forbidden("only an admin may list another person's tokens", reason="admin_only")
         query = query.where(ApiToken.user_id == user.id)
     elif not principal.admin or principal.user_id is not None:
         query = query.where(ApiToken.user_id == principal.user_id)
@@ -428,6 +443,7 @@ def revoke_token(rt: Runtime, principal: Principal, token_id: int) -> dict[str, 
         row = found.ApiToken
         if row.revoked_at is None:
             row.revoked_at = utcnow()
+            log.info("people.token_revoked id=%d user=%s", row.id, found.username)
         return _token_view(row, found.username)
 
 

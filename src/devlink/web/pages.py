@@ -29,6 +29,7 @@ from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.access import (
     development_access,
+    may_sync,
     set_repository_projects,
     viewable_projects,
     visible_repository,
@@ -154,6 +155,7 @@ def add(
 def sync(repository_id: RowId, rt: RuntimeDep, session: SessionDep, principal: PrincipalDep,
          full: Annotated[str, Form()] = "") -> Response:
     repository = visible_repository(rt, session, principal, repository_id)  # 404 for one the person cannot see
+    may_sync(principal, full=full == "1")
     rt.queue.request_sync(repository.id, full=full == "1", trigger="manual")
     return RedirectResponse("/repositories", status_code=status.HTTP_303_SEE_OTHER)
 

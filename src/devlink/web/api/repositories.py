@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from devlink.store import queries
 from devlink.store.models import Repository
-from devlink.sync.access import set_repository_projects, visible_repository, visible_repository_ids
+from devlink.sync.access import may_sync, set_repository_projects, visible_repository, visible_repository_ids
 from devlink.sync.identities import set_repository_trust
 from devlink.sync.repositories import add_repository, find_repository, remove_repository, set_smart_commits
 from devlink.web.deps import PrincipalDep, RowId, RuntimeDep, SessionDep
@@ -97,8 +97,9 @@ def sync_repository(repository_id: RowId, rt: RuntimeDep, session: SessionDep, p
                     full: bool = False) -> dict[str, Any]:
     """Queue a soft (default) or full sync; while one runs, the request becomes one follow-up soft sync.
 
-    404 for a repository the person may not see.
+    404 for a repository the person may not see; 403 for a member's full sync.
     """
     repository = visible_repository(rt, session, principal, repository_id)
+    may_sync(principal, full=full)
     outcome = rt.queue.request_sync(repository.id, full=full, trigger="manual")
     return {"repository": repository.id, "kind": "full" if full else "soft", "status": outcome}
