@@ -981,10 +981,14 @@ def account_remove(account: Annotated[str, typer.Argument(help="account name, HO
 @identity_app.command("add")
 def identity_add(
     user: Annotated[str, typer.Argument(help="a devlink user name")],
-    host: Annotated[str, typer.Argument(help="a host's name, e.g. github.com (see: devlink host list)")],
-    login: Annotated[str, typer.Argument(help="the person's login on that host")],
+    host: Annotated[str, typer.Argument(help="a host's name, e.g. github.com (see: devlink host list), or tracker")],
+    login: Annotated[str, typer.Argument(help="the person's login on that host (Jira: user name or account id)")],
 ) -> None:
-    """Say that LOGIN on HOST is USER: their pushes count as theirs under the pusher policy."""
+    """Say that LOGIN on HOST is USER: their pushes count as theirs under the pusher policy.
+
+    With HOST "tracker", LOGIN is the person in the outside tracker (Jira): its permissions then decide which
+    projects' development information they see.
+    """
     from devlink.sync.identities import add_identity
 
     found = add_identity(_runtime(), user, host, login)

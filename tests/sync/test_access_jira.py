@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from devlink.errors import Conflict, NotFound
 from devlink.runtime import Runtime
 from devlink.store.models import utcnow
-from devlink.store.people import UserIdentity
 from devlink.store.tracker import TrackerCacheEntry
 from devlink.sync.access import (
     can_view_development,
@@ -23,6 +23,7 @@ from devlink.sync.access import (
     visible_repository_ids,
 )
 from devlink.sync.engine import sync_repository
+from devlink.sync.identities import add_identity, list_identities
 from devlink.sync.principals import Principal
 from devlink.sync.repositories import add_repository
 from devlink.sync.trackers import use_outside
@@ -60,7 +61,7 @@ def people(runtime: Runtime, jira: JiraStub) -> dict[str, Principal]:
     login = jira.users["alice"]["accountId"] if jira.cloud else "alice"
     with runtime.sessions.begin() as session:
         alice, bob = create_user(session, "alice"), create_user(session, "bob")
-        session.add(UserIdentity(user_id=alice.id, provider="tracker", login=login))
+    add_identity(runtime, "alice", "tracker", login)  # as `devlink identity add alice tracker LOGIN` does
     return {"alice": Principal(user_id=alice.id, username="alice", role="member"),
             "bob": Principal(user_id=bob.id, username="bob", role="member"),
             "root": Principal(user_id=None, username="root", role="admin")}
@@ -122,3 +123,14 @@ def test_repositories_are_visible_through_jiras_permission(
             synchronize_session=False)
     assert visible_repository_ids(runtime, people["alice"]) == set()
     assert visible_repository_ids(runtime, people["root"]) is None
+
+
+def test_a_tracker_identity_must_be_a_user_jira_knows(runtime: Runtime, jira: JiraStub,
+                                                       people: dict[str, Principal]) -> None:
+    login = jira.users["alice"]["accountId"] if jira.cloud else "alice"
+    assert {"user": "alice", "host": "tracker", "login": login} in list_identities(runtime, "alice")
+    with pytest.raises(NotFound, match="no user 'mallory'"):
+        add_identity(runtime, "bob", "tracker", "mallory")
+    with pytest.raises(Conflict, match="already alice's"):
+        add_identity(runtime, "bob", "tracker", login)  # bob cannot borrow alice's Jira permissions
+    assert list_identities(runtime, "bob") == []

@@ -114,13 +114,34 @@ def _login(login: str) -> str:
     return value
 
 
+#: the ``host`` that names the outside tracker (Jira): a person's identity there decides what they may see
+TRACKER = "tracker"
+
+
+def _tracker_login(rt: Runtime, login: str) -> str:
+    """A user of the outside tracker in use, as it knows them (Jira: a user name or account id), checked there."""
+    from devlink.sync.trackers import open_outside
+
+    value = login.strip()
+    if not value or len(value) > 200 or any(c.isspace() for c in value):
+        raise InvalidInput(f"{login!r} is not a tracker user: 1 to 200 characters, no spaces")
+    with open_outside(rt, patient=False) as tracker:
+        if tracker is None:
+            raise NotFound("the built-in tracker is in use: its users are devlink's own, there is nothing to link",
+                           hint="an identity in the tracker is for Jira: devlink tracker use jira …")
+        if tracker.user(value) is None:
+            raise NotFound(f"the tracker has no user {value!r}", hint=tracker.user_hint)
+    return value
+
+
 def add_identity(rt: Runtime, username: str, host: str, login: str) -> dict[str, str]:
-    """Say that ``login`` on ``host`` (a host's name, e.g. ``github.com``) is ``username``; Conflict if it is
-    someone's already."""
+    """Say that ``login`` on ``host`` (a host's name, e.g. ``github.com``, or ``tracker`` for the outside
+    tracker) is ``username``; Conflict if it is someone's already."""
+    tracker_login = _tracker_login(rt, login) if host.strip() == TRACKER else None  # asked before any write
     with rt.sessions.begin() as session:
         user = _user(session, username)
-        provider = _host(session, host).name
-        value = _login(login)
+        provider = TRACKER if tracker_login is not None else _host(session, host).name
+        value = tracker_login if tracker_login is not None else _login(login)
         inserted = insert_ignore(session, table(UserIdentity),
                                  [{"user_id": user.id, "provider": provider, "login": value}], ["provider", "login"])
         if not inserted:
@@ -137,7 +158,8 @@ def remove_identity(rt: Runtime, username: str, host: str, login: str) -> None:
         user = _user(session, username)
         removed = session.execute(delete(UserIdentity).where(
             UserIdentity.user_id == user.id, UserIdentity.provider == host.strip(),
-            UserIdentity.login == login.strip().lower())).rowcount  # type: ignore[attr-defined]
+            UserIdentity.login == (login.strip() if host.strip() == TRACKER else login.strip().lower()))
+        ).rowcount  # type: ignore[attr-defined]
         if not removed:
             raise NotFound(f"{user.username} has no {host} login {login!r}",
                            hint=f"see them with: devlink identity list {user.username}")
