@@ -19,6 +19,7 @@ from devlink.store.tracker import TrackerCacheEntry
 from devlink.sync.access import (
     can_view_development,
     development_access,
+    outside_issue,
     set_repository_projects,
     visible_repository_ids,
 )
@@ -134,3 +135,16 @@ def test_a_tracker_identity_must_be_a_user_jira_knows(runtime: Runtime, jira: Ji
     with pytest.raises(Conflict, match="already alice's"):
         add_identity(runtime, "bob", "tracker", login)  # bob cannot borrow alice's Jira permissions
     assert list_identities(runtime, "bob") == []
+
+
+def test_jiras_issue_summary_reaches_a_member_only_where_they_may_see_development(
+        runtime: Runtime, jira: JiraStub, people: dict[str, Principal]) -> None:
+    """devlink reads Jira with its own account: a member must not read through it what Jira hides from them."""
+    jira.add_issue("APP-1", "The app issue")
+    jira.add_issue("OPS-1", "The secret ops issue")
+    jira.deny("alice", "OPS", "VIEW_DEV_TOOLS")
+    assert outside_issue(runtime, people["alice"], "APP-1")["summary"] == "The app issue"  # type: ignore[index]
+    hidden = outside_issue(runtime, people["alice"], "OPS-1")
+    assert hidden is not None and hidden.get("missing") and "summary" not in hidden
+    assert outside_issue(runtime, people["bob"], "APP-1").get("missing")  # type: ignore[union-attr]
+    assert outside_issue(runtime, people["root"], "OPS-1")["summary"] == "The secret ops issue"  # type: ignore[index]

@@ -125,5 +125,6 @@ def test_the_cookie_is_secure_behind_https(tmp_path: Path) -> None:
         with server.anonymous() as client:
             answer = client.post("/sign-in", data={"username": "ci-admin", "password": "ci-admin-password"})
         assert answer.status_code == 303 and "Secure" in answer.headers["set-cookie"]
+        assert answer.headers["set-cookie"].startswith("__Host-devlink_session=")  # no other subdomain may set it
     finally:
         stop_server(server)

@@ -196,14 +196,19 @@ def _outside(fetch: Fetch) -> bool:
     return bool(fetch("SELECT 1 FROM tracker_connections LIMIT 1", {}))
 
 
-def _smart_commit_runs(fetch: Fetch, shas: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Ledger rows of these commits, by sha, in command order (for the panel's badges)."""
+def _smart_commit_runs(fetch: Fetch, shas: list[str], key: str) -> dict[str, list[dict[str, Any]]]:
+    """Ledger rows of these commits for ``key``, by sha, in command order (for the panel's badges).
+
+    Only this key's: a commit naming two keys carries the other's commands too, and those belong to
+    that key's panel (which another project's permission guards).
+    """
     runs: dict[str, list[dict[str, Any]]] = {}
     for start in range(0, len(shas), _IN_CHUNK):
         chunk = shas[start : start + _IN_CHUNK]
-        params = {f"s{i}": sha for i, sha in enumerate(chunk)}
+        params = {"issue_key": key, **{f"s{i}": sha for i, sha in enumerate(chunk)}}
         sql = (f"SELECT {_columns('s', _RUN)} FROM smart_commit_runs s "
-               f"WHERE s.commit_sha IN ({', '.join(':' + name for name in params)}) "
+               f"WHERE s.issue_key = :issue_key AND s.commit_sha IN "
+               f"({', '.join(':' + name for name in params if name != 'issue_key')}) "
                "ORDER BY s.position, s.issue_key, s.id")
         for (run,) in _rows(fetch, sql, params, _RUN):
             runs.setdefault(run.commit_sha, []).append(smart_commit_view(run))
@@ -229,7 +234,7 @@ def development(fetch: Fetch, key: str) -> dict[str, Any]:
     pulls = _rows(fetch, f"SELECT {_columns('p', _PULL)}, {_columns('r', _REPOSITORY)} "
                          f"{_linked('p', 'pull_requests', 'pull_request')} ORDER BY p.updated_at DESC, p.id DESC",
                   params, _PULL, _REPOSITORY)
-    runs = _smart_commit_runs(fetch, [c.sha for c, _ in commits])
+    runs = _smart_commit_runs(fetch, [c.sha for c, _ in commits], key)
     repositories = {r.id for _, r in commits} | {r.id for _, r in branches} | {r.id for _, r in pulls}
     pull_states: dict[str, int] = {}
     for pull, _ in pulls:

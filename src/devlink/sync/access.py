@@ -33,11 +33,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from devlink.domain.issue_keys import project_key as project_of
 from devlink.domain.issue_keys import project_key_error
 from devlink.errors import Forbidden, InvalidInput, NotFound, TrackerError
 from devlink.runtime import Runtime
@@ -47,7 +49,7 @@ from devlink.store.tracker import Permission, Project, TrackerConnection
 from devlink.sync.development_push import rescope
 from devlink.sync.principals import Principal
 from devlink.sync.repositories import find_repository
-from devlink.sync.trackers import cached_answer, known_project_keys, open_outside, remember_answer
+from devlink.sync.trackers import cached_answer, issue_details, known_project_keys, open_outside, remember_answer
 
 __all__ = [
     "DEVELOPMENT_PERMISSION",
@@ -58,6 +60,7 @@ __all__ = [
     "can_view_development",
     "development_access",
     "may_sync",
+    "outside_issue",
     "repositories_for_project",
     "repository_projects",
     "set_repository_projects",
@@ -263,3 +266,18 @@ def may_sync(principal: Principal, *, full: bool) -> None:
     if full and not principal.admin:
         raise Forbidden("only an admin may ask for a full sync; a soft sync picks up everything new",
                         reason="admin_only")
+
+
+def outside_issue(rt: Runtime, principal: Principal, key: str) -> dict[str, Any] | None:
+    """The outside tracker's summary of ``key`` (``sync.trackers.issue_details``) for this person.
+
+    devlink reads Jira with its own account, which may see more than the person: a member gets it only
+    where they may view the project's development information (checked with their own Jira identity),
+    else ``{"key", "tracker", "missing": True}``, the answer for an issue Jira does not have.
+    """
+    details = issue_details(rt, key)
+    if details is None or principal.admin:
+        return details
+    if not development_access(rt, principal, project_of(key)).allowed:
+        return {"key": key, "tracker": details.get("tracker"), "missing": True}
+    return details

@@ -20,13 +20,14 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from devlink.errors import Conflict, DevlinkError, Forbidden, InvalidInput, NotFound, Unauthorized
 from devlink.runtime import Runtime
-from devlink.store.models import utcnow
+from devlink.store.engine import insert_ignore
+from devlink.store.models import table, utcnow
 from devlink.store.people import ApiToken, SignInThrottle, WebSession
 from devlink.store.tracker import TrackerUser, UserEmail
 from devlink.sync.principals import ROLES, Principal, Role
@@ -174,11 +175,10 @@ def people_views(session: Session, principal: Principal) -> list[dict[str, Any]]
 
 
 def find_person(session: Session, principal: Principal, username: str) -> dict[str, Any]:
-    """One person's view: a member may see only themselves (404 for anyone else, so names do not leak)."""
-    user = _person(session, username)
-    if not principal.admin and user.id != principal.user_id:
+    """One person's view: a member may see only themselves (the same 404 for anyone else, so names do not leak)."""
+    if not principal.admin and username != principal.username:
         raise NotFound(f"no user {username!r}")
-    return person_view(session, user)
+    return person_view(session, _person(session, username))
 
 
 def add_person(rt: Runtime, username: str, *, name: str | None = None, emails: list[str] | tuple[str, ...] = (),
@@ -300,47 +300,69 @@ def _address_key(address: str) -> str:
 
 
 def sign_in(rt: Runtime, username: str, password: str, address: str) -> tuple[Principal, str]:
-    """Check a password, slowed down per user name and per address; a new session's token on success."""
+    """Check a password, slowed down per user name and per address; a new session's token on success.
+
+    Each attempt is counted before its password is checked, in one atomic update per key, so a burst of
+    parallel guesses is counted as it arrives rather than after the slow hash.  A success forgets the
+    name's count and takes this attempt back off the address's (many people may share one address).
+    """
     keys = [_user_key(username), _address_key(address)]
-    now = utcnow()
+    wait = _count_attempt(rt, keys)
+    if wait:
+        log.info("people.sign_in_throttled user=%r address=%s", username[:100], address)
+        raise TooManyAttempts(wait)
     with rt.sessions() as session:
-        waits = [row.blocked_until for row in session.scalars(select(SignInThrottle).where(
-            SignInThrottle.key.in_(keys))) if row.blocked_until is not None and row.blocked_until > now]
-        if waits:
-            log.info("people.sign_in_throttled user=%r address=%s", username[:100], address)
-            raise TooManyAttempts(max(1, int((max(waits) - now).total_seconds()) + 1))
         user = session.scalars(select(TrackerUser).where(TrackerUser.username == username[:100])).first()
         stored = user.password_hash if user is not None else None
-    if user is None or not check_password(stored, password):
-        _fail(rt, keys)
+    matches = check_password(stored, password)  # always hashed: an unknown name takes as long as a wrong password
+    if user is None or not matches:
+        _block(rt, keys)
         log.info("people.sign_in_failed user=%r address=%s", username[:100], address)
         raise Unauthorized("wrong user name or password", reason="bad_credentials")
     log.info("people.signed_in user=%s address=%s", user.username, address)
     with rt.sessions.begin() as session:
         session.execute(delete(SignInThrottle).where(SignInThrottle.key == keys[0]))
+        session.execute(update(SignInThrottle).where(SignInThrottle.key == keys[1], SignInThrottle.failures > 0)
+                        .values(failures=SignInThrottle.failures - 1))
     return start_session(rt, user.id)
 
 
-def _fail(rt: Runtime, keys: list[str]) -> None:
+def _count_attempt(rt: Runtime, keys: list[str]) -> int:
+    """Count one attempt on each key; the seconds to wait when one of them is blocked (0: go ahead).
+
+    Past the free attempts a key is blocked until its wait is over; while the attempts before are still
+    being checked (no wait is set yet), a further one is refused too: that is a burst.
+    """
     now = utcnow()
-    for key in keys:
-        for _attempt in range(3):  # two processes may insert the same key at once: the loser updates
-            try:
-                with rt.sessions.begin() as session:
-                    row = session.get(SignInThrottle, key)
-                    if row is None:
-                        session.add(SignInThrottle(key=key, failures=1, last_failure_at=now))
-                        break
-                    if now - row.last_failure_at > _FORGET_AFTER:
-                        row.failures = 0
-                    row.failures += 1
-                    row.last_failure_at = now
-                    if row.failures > _FREE_FAILURES:
-                        wait = timedelta(seconds=2 ** min(row.failures - _FREE_FAILURES, 20))
-                        row.blocked_until = now + min(wait, _MAX_WAIT)
-                break
-            except IntegrityError:
+    waits = []
+    with rt.sessions.begin() as session:
+        insert_ignore(session, table(SignInThrottle),
+                      [{"key": key, "failures": 0, "last_failure_at": now} for key in keys], ["key"])
+        session.execute(update(SignInThrottle).where(
+            SignInThrottle.key.in_(keys), SignInThrottle.last_failure_at < now - _FORGET_AFTER,
+            or_(SignInThrottle.blocked_until.is_(None), SignInThrottle.blocked_until < now))
+            .values(failures=0, blocked_until=None))
+        counted = session.execute(update(SignInThrottle).where(SignInThrottle.key.in_(keys))
+                                  .values(failures=SignInThrottle.failures + 1, last_failure_at=now)
+                                  .returning(SignInThrottle.failures, SignInThrottle.blocked_until)).all()
+        for failures, blocked_until in counted:
+            if failures <= _FREE_FAILURES:
                 continue
+            if blocked_until is None:
+                waits.append(1)
+            elif blocked_until > now:
+                waits.append(max(1, int((blocked_until - now).total_seconds()) + 1))
+    return max(waits, default=0)
+
+
+def _block(rt: Runtime, keys: list[str]) -> None:
+    """After a failure past the free attempts, the key waits: 2, 4, 8 … seconds, at most 15 minutes."""
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        for row in session.scalars(select(SignInThrottle).where(SignInThrottle.key.in_(keys))):
+            if row.failures >= _FREE_FAILURES:
+                wait = timedelta(seconds=2 ** min(row.failures - _FREE_FAILURES + 1, 20))
+                row.blocked_until = now + min(wait, _MAX_WAIT)
 
 
 def start_session(rt: Runtime, user_id: int) -> tuple[Principal, str]:
@@ -423,10 +445,9 @@ def token_views(session: Session, principal: Principal, username: str | None = N
     query = (select(ApiToken, TrackerUser.username).join(TrackerUser, TrackerUser.id == ApiToken.user_id)
              .order_by(TrackerUser.username, ApiToken.id))
     if username is not None:
-        user = _person(session, username)
-        if not principal.admin and user.id != principal.user_id:
+        if not principal.admin and username != principal.username:  # before the lookup: no oracle for names
             raise Forbidden("only an admin may list another person's tokens", reason="admin_only")
-        query = query.where(ApiToken.user_id == user.id)
+        query = query.where(ApiToken.user_id == _person(session, username).id)
     elif not principal.admin or principal.user_id is not None:
         query = query.where(ApiToken.user_id == principal.user_id)
     return [_token_view(row, name) for row, name in session.execute(query)]

@@ -169,16 +169,26 @@ def csrf_token(request: Request) -> str:
     return _runtime(request).vault.sign("csrf:" + token) if token else ""
 
 
+def cookie_name(rt: Runtime) -> str:
+    """Under https the cookie is ``__Host-``: the browser then takes it only Secure, for this host, path /,
+    so a page on another subdomain cannot set one for devlink (cookies do not tell ports apart: see
+    docs/security.md)."""
+    return f"__Host-{COOKIE}" if _https(rt) else COOKIE
+
+
+def _https(rt: Runtime) -> bool:
+    return rt.settings.public_url.startswith("https://")
+
+
 def set_cookie(response: Response, request: Request, token: str) -> None:
     rt = _runtime(request)
-    response.set_cookie(COOKIE, _signed(rt, token), max_age=int(SESSION_LIFETIME.total_seconds()), path="/",
-                        httponly=True, samesite="lax", secure=rt.settings.public_url.startswith("https://"))
+    response.set_cookie(cookie_name(rt), _signed(rt, token), max_age=int(SESSION_LIFETIME.total_seconds()),
+                        path="/", httponly=True, samesite="lax", secure=_https(rt))
 
 
 def clear_cookie(response: Response, request: Request) -> None:
     rt = _runtime(request)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax",
-                           secure=rt.settings.public_url.startswith("https://"))
+    response.delete_cookie(cookie_name(rt), path="/", httponly=True, samesite="lax", secure=_https(rt))
 
 
 def _bearer(request: Request) -> str | None:
@@ -194,10 +204,10 @@ def _bearer(request: Request) -> str | None:
 
 
 def _from_cookie(request: Request) -> Principal | None:
-    value = request.cookies.get(COOKIE)
+    rt = _runtime(request)
+    value = request.cookies.get(cookie_name(rt))
     if not value:
         return None
-    rt = _runtime(request)
     token = _unsigned(rt, value)
     principal = session_principal(rt, token) if token else None
     if principal is not None:

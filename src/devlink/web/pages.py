@@ -30,6 +30,7 @@ from devlink.store.models import Repository
 from devlink.sync.access import (
     development_access,
     may_sync,
+    outside_issue,
     set_repository_projects,
     viewable_projects,
     visible_repository,
@@ -37,7 +38,6 @@ from devlink.sync.access import (
 )
 from devlink.sync.principals import Principal
 from devlink.sync.repositories import add_repository, remove_repository
-from devlink.sync.trackers import issue_details
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, issue_view
 from devlink.web.auth import csrf_token
 from devlink.web.deps import PrincipalDep, RowId, RuntimeDep, SessionDep
@@ -222,7 +222,7 @@ def issue(
     except NotFound:
         tracked = None
     pages = _list_pages(request, tracked["totals"], wanted) if tracked else {}
-    outside = issue_details(rt, key)  # Jira's summary, status and assignee; a note when it cannot say
+    outside = outside_issue(rt, principal, key)  # Jira's summary, status and assignee; a note when it cannot say
     return templates.TemplateResponse(
         request,
         "issue.html",

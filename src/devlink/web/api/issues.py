@@ -8,8 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devlink.domain.issue_keys import is_key, project_key
 from devlink.errors import Forbidden, InvalidInput, NotFound
 from devlink.store import queries
-from devlink.sync.access import NO_PERMISSION_NOTE, development_access
-from devlink.sync.trackers import issue_details
+from devlink.sync.access import NO_PERMISSION_NOTE, development_access, outside_issue
 from devlink.trackers.base import TrackerUnavailable
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, MAX_ISSUE_PAGE_SIZE, create_issue, issue_view
 from devlink.web.deps import PrincipalDep, RuntimeDep, SessionDep
@@ -45,6 +44,7 @@ def issue(
     key: str,
     session: SessionDep,
     rt: RuntimeDep,
+    principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_ISSUE_PAGE_SIZE, description="entries of each list")] = ISSUE_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="newest entries of each list to skip")] = 0,
 ) -> dict[str, Any]:
@@ -53,9 +53,10 @@ def issue(
     Each list holds the ``limit`` newest entries after skipping the ``offset`` newest, oldest first;
     ``totals`` counts each list whole, so a client pages with ``offset += limit`` until it passes the total.
     With an outside tracker (Jira) in use: ``{"key", "tracker", "summary", "status", "assignee", "url"}``
-    from that tracker, cached for a minute (502 while it cannot be reached).
+    from that tracker, cached for a minute (502 while it cannot be reached); a member gets it only for a
+    project whose development information they may view, else 404 as for an issue Jira does not have.
     """
-    outside = issue_details(rt, key) if is_key(key) else None
+    outside = outside_issue(rt, principal, key) if is_key(key) else None
     if outside is not None:
         if outside.get("missing"):
             raise NotFound(f"no issue {key} in the tracker (or devlink's user there cannot see it)")
