@@ -1131,9 +1131,10 @@ def _first_admin(rt: "Runtime") -> None:
     made = ensure_first_admin(rt)
     if made is not None:
         username, password = made
-        err.print(f"first run: sign in at {rt.settings.public_url}/sign-in as {username} with password {password}\n"
-                  f"  (shown only now; change it on your user page, or: devlink user passwd {username})",
-                  highlight=False)
+        rule = "-" * 72
+        err.print(f"{rule}\nfirst run: sign in at {rt.settings.public_url}/sign-in as {username} with password "
+                  f"{password}\n  (shown only now; change it on your user page, or: devlink user passwd {username})"
+                  f"\n{rule}", highlight=False)
 
 
 def _new_password(password: str | None, *, confirm: bool = True) -> str | None:
@@ -1232,14 +1233,16 @@ def user_remove(username: Annotated[str, typer.Argument(help="user name")]) -> N
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(help="what it is for, e.g. ci")],
-    user: Annotated[str, typer.Option(help="whose token [default: admin]")] = "admin",
+    user: Annotated[str | None, typer.Option(help="whose token [default: the only admin]")] = None,
     read_only: Annotated[bool, typer.Option("--read-only", help="GET and HEAD only")] = False,
     expires: Annotated[int | None, typer.Option(help="days until it stops working [default: never]")] = None,
 ) -> None:
     """Make an API token and print it once (only its hash is kept)."""
-    from devlink.sync.people import create_token
+    from devlink.sync.people import create_token, only_admin
 
-    made = create_token(_runtime(), user, name, read_only=read_only, expires_days=expires)
+    rt = _runtime()
+    user = user or only_admin(rt)
+    made = create_token(rt, user, name, read_only=read_only, expires_days=expires)
     say(made.secret)
     err.print(f"token {name!r} for {user}{', read-only' if read_only else ''}"
               f"{f', expires in {expires} days' if expires else ''}: shown only now; send it as "
@@ -1262,7 +1265,8 @@ def token_list(
         return
     for token in tokens:
         state = f"revoked {token['revoked_at'][:19]}" if token["revoked_at"] else (
-            f"expires {token['expires_at'][:19]}" if token["expires_at"] else "no expiry")
+            f"{'expired' if token['expired'] else 'expires'} {token['expires_at'][:19]}" if token["expires_at"]
+            else "no expiry")
         used = token["last_used_at"][:19] if token["last_used_at"] else "never"
         access = "read-only" if token["read_only"] else "read-write"
         say(f"{token['id']}\t{token['user']}\t{token['name']}\t{token['hint']}\t{access}\t{state}\tlast used {used}")

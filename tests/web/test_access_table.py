@@ -92,6 +92,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         with rt.sessions.begin() as session:
             create_project(session, "APP", "App", permissions={"browse": ["everyone"], "view_development": ["mia"]})
             create_issue(session, "APP-1", "An issue")
+            create_project(session, "OPS", "Ops", permissions={})  # nobody but admins may browse it
+            create_issue(session, "OPS-1", "The secret ops issue")
         bare = root / "repo.git"
         import subprocess
 
@@ -164,3 +166,19 @@ def test_a_refusal_says_why(world: World) -> None:
         assert (read_only.status_code, read_only.json()["type"]) == (403, "read_only_token")
         garbled = client.get("/api/v1/repositories", headers={"Authorization": "Basic YWRtaW46YWRtaW4="})
         assert (garbled.status_code, garbled.json()["type"]) == (401, "bad_token")
+
+
+def test_a_project_a_member_may_not_browse_is_not_there_for_them(world: World) -> None:
+    def ask(caller: str, path: str) -> httpx.Response:
+        return httpx.get(f"{world.server.url}{path}", timeout=30,
+                         headers={"Authorization": f"Bearer {world.tokens[caller]}"})
+
+    assert ask("admin", "/api/v1/issues/OPS-1").json()["summary"] == "The secret ops issue"
+    hidden = ask("member_with", "/api/v1/issues/OPS-1")
+    assert hidden.status_code == 404 and "secret" not in hidden.text
+    assert ask("member_with", "/api/v1/issues/APP-1").status_code == 200
+    assert [p["key"] for p in ask("member_with", "/api/v1/projects").json()] == ["APP"]
+    assert [p["key"] for p in ask("admin", "/api/v1/projects").json()] == ["APP", "OPS"]
+    page = httpx.get(f"{world.server.url}/issues/OPS-1", timeout=30,
+                     headers={"Authorization": f"Bearer {world.tokens['member_with']}", "Accept": "text/html"})
+    assert page.status_code == 200 and "secret ops issue" not in page.text

@@ -56,6 +56,7 @@ __all__ = [
     "NO_PERMISSION_NOTE",
     "PERMISSION_TTL",
     "Access",
+    "browsable_projects",
     "can_see_repository",
     "can_view_development",
     "development_access",
@@ -103,13 +104,18 @@ def _tracker_login(session: Session, principal: Principal) -> str | None:
                                                             UserIdentity.provider == "tracker")).first()
 
 
-def _builtin_projects(session: Session, principal: Principal) -> set[str]:
-    """Keys of the built-in tracker's projects granting ``view_development`` to the person or to everyone."""
+def _builtin_projects(session: Session, principal: Principal, permission: str = DEVELOPMENT_PERMISSION) -> set[str]:
+    """Keys of the built-in tracker's projects granting ``permission`` to the person or to everyone."""
     holders: list[ColumnElement[bool]] = [Permission.user_id.is_(None)]
     if principal.user_id is not None:
         holders.append(Permission.user_id == principal.user_id)
     return set(session.scalars(select(Project.key).join(Permission, Permission.project_id == Project.id)
-                               .where(Permission.permission == DEVELOPMENT_PERMISSION, or_(*holders))))
+                               .where(Permission.permission == permission, or_(*holders))))
+
+
+def browsable_projects(session: Session, principal: Principal) -> set[str] | None:
+    """The built-in tracker's projects whose issues the person may open (``browse``); None: every one."""
+    return None if principal.admin else _builtin_projects(session, principal, "browse")
 
 
 def _outside_access(rt: Runtime, login: str, project: str) -> Access:

@@ -50,6 +50,7 @@ __all__ = [
     "find_person",
     "generate_password",
     "hash_password",
+    "only_admin",
     "people_views",
     "person_view",
     "remove_person",
@@ -187,8 +188,11 @@ def add_person(rt: Runtime, username: str, *, name: str | None = None, emails: l
     checked = _role(role)
     hashed = hash_password(password) if password is not None else None
     with rt.sessions.begin() as session:
-        if session.scalars(select(TrackerUser.id).where(TrackerUser.username == username)).first() is not None:
-            raise Conflict(f"user {username!r} exists", hint=f"change it with: devlink user passwd {username}")
+        same = session.scalars(select(TrackerUser.username).where(
+            func.lower(TrackerUser.username) == username.lower())).first()
+        if same is not None:  # Admin beside admin would sign in as neither by mistake, and share a throttle
+            raise Conflict(f"user {same!r} exists" + ("" if same == username else " (names ignore case)"),
+                           hint=f"change its password with: devlink user passwd {same}")
         user = create_user(session, username, name, emails)
         user.role, user.password_hash = checked, hashed
         session.flush()
@@ -418,6 +422,9 @@ def create_token(rt: Runtime, username: str, name: str, *, read_only: bool = Fal
     now = utcnow()
     with rt.sessions.begin() as session:
         user = _person(session, username)
+        if user.password_hash is None:  # removed, or never given sign-in: their tokens would outlive the decision
+            raise InvalidInput(f"{username} cannot sign in, so cannot have API tokens", reason="cannot_sign_in",
+                               hint=f"give them a password first: devlink user passwd {username}")
         taken = session.scalars(select(ApiToken.id).where(
             ApiToken.user_id == user.id, ApiToken.name == name, ApiToken.revoked_at.is_(None))).first()
         if taken is not None:
@@ -437,7 +444,19 @@ def _token_view(row: ApiToken, username: str) -> dict[str, Any]:
 
     return {"id": row.id, "name": row.name, "user": username, "hint": row.hint + "…", "read_only": row.read_only,
             "created_at": iso(row.created_at), "expires_at": iso(row.expires_at),
+            "expired": row.expires_at is not None and row.expires_at <= utcnow(),
             "last_used_at": iso(row.last_used_at), "revoked_at": iso(row.revoked_at)}
+
+
+def only_admin(rt: Runtime) -> str:
+    """The one admin who can sign in (the CLI's default owner of a new token); InvalidInput when not one."""
+    with rt.sessions() as session:
+        admins = list(session.scalars(select(TrackerUser.username).where(
+            TrackerUser.role == "admin", TrackerUser.password_hash.is_not(None)).order_by(TrackerUser.username)))
+    if len(admins) != 1:
+        raise InvalidInput("whose token? give --user NAME" + (f" (admins: {', '.join(admins)})" if admins else ""),
+                           reason="invalid", hint="see everyone with: devlink user list")
+    return admins[0]
 
 
 def token_views(session: Session, principal: Principal, username: str | None = None) -> list[dict[str, Any]]:
@@ -479,6 +498,8 @@ def token_principal(rt: Runtime, secret: str) -> Principal:
             raise Unauthorized("unknown API token", reason="bad_token",
                                hint="make one with: devlink token create NAME")
         row, user = found.ApiToken, found.TrackerUser
+        if user.password_hash is None:
+            raise Unauthorized(f"API token {row.name!r}: its owner can no longer sign in", reason="token_revoked")
         if row.revoked_at is not None:
             raise Unauthorized(f"API token {row.name!r} was revoked", reason="token_revoked")
         if row.expires_at is not None and row.expires_at <= now:

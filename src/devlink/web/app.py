@@ -99,8 +99,11 @@ def create_app(rt: Runtime, *, embedded_worker: bool = False) -> FastAPI:
             return Response(status_code=exc.status_code)
         if exc.status_code == 405:
             # Starlette's Allow names the first route of the path only; GET and POST are often two routes
-            return problem(405, "method_not_allowed", f"{request.method} is not allowed here",
-                           headers={"Allow": _allowed_methods(request)})
+            allow = {"Allow": _allowed_methods(request)}
+            if wants_page(request):  # a form's answer reloaded, or its address opened: say where to go
+                return error_page(request, 405, "This address only takes a form's answer; go back to the page "
+                                  "with the form.", headers=allow)
+            return problem(405, "method_not_allowed", f"{request.method} is not allowed here", headers=allow)
         if wants_page(request):
             message = "There is no page at this address." if exc.status_code == 404 else str(exc.detail)
             return error_page(request, exc.status_code, message, headers=exc.headers)

@@ -28,6 +28,7 @@ from devlink.runtime import Runtime
 from devlink.store import queries
 from devlink.store.models import Repository
 from devlink.sync.access import (
+    browsable_projects,
     development_access,
     may_sync,
     outside_issue,
@@ -215,7 +216,10 @@ def issue(
     access = development_access(rt, principal, project_key(key))
     document = queries.development(session, key) if access.allowed else _withheld(key)
     wanted = {"comments": comments_page, "worklogs": worklogs_page, "history": history_page}
+    browsable = browsable_projects(session, principal)
     try:
+        if browsable is not None and project_key(key) not in browsable:
+            raise NotFound(key)  # the built-in tracker's browse permission: shown as an issue it does not have
         tracked: dict[str, Any] | None = issue_view(
             session, key, offsets={name: (page - 1) * ISSUE_PAGE_SIZE for name, page in wanted.items()}
         )

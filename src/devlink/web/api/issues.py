@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devlink.domain.issue_keys import is_key, project_key
 from devlink.errors import Forbidden, InvalidInput, NotFound
 from devlink.store import queries
-from devlink.sync.access import NO_PERMISSION_NOTE, development_access, outside_issue
+from devlink.sync.access import NO_PERMISSION_NOTE, browsable_projects, development_access, outside_issue
 from devlink.trackers.base import TrackerUnavailable
 from devlink.trackers.builtin import ISSUE_PAGE_SIZE, MAX_ISSUE_PAGE_SIZE, create_issue, issue_view
 from devlink.web.deps import PrincipalDep, RuntimeDep, SessionDep
@@ -63,6 +63,9 @@ def issue(
         if "error" in outside:
             raise TrackerUnavailable(outside["error"])
         return outside
+    browsable = browsable_projects(session, principal)
+    if browsable is not None and project_key(key) not in browsable:  # the same 404 as for an issue not there
+        raise NotFound(f"no issue {key}")
     return issue_view(session, key, limit=limit, offset=offset)
 
 

@@ -8,9 +8,10 @@ from sqlalchemy import select
 
 from devlink.errors import InvalidInput
 from devlink.store.tracker import Project
+from devlink.sync.access import browsable_projects
 from devlink.sync.trackers import add_alias, describe, use_builtin, use_outside
 from devlink.trackers.builtin import create_project, delete_project
-from devlink.web.deps import RuntimeDep, SessionDep
+from devlink.web.deps import PrincipalDep, RuntimeDep, SessionDep
 from devlink.web.responses import problems
 
 __all__ = ["router"]
@@ -71,8 +72,11 @@ class AliasIn(BaseModel):
 
 
 @router.get("/projects")
-def list_projects(session: SessionDep) -> list[dict[str, Any]]:
-    return [{"key": p.key, "name": p.name} for p in session.scalars(select(Project).order_by(Project.key))]
+def list_projects(session: SessionDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+    """The built-in tracker's projects; a member gets those they may browse."""
+    browsable = browsable_projects(session, principal)
+    return [{"key": p.key, "name": p.name} for p in session.scalars(select(Project).order_by(Project.key))
+            if browsable is None or p.key in browsable]
 
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED)
