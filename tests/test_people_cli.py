@@ -72,3 +72,29 @@ def test_tokens_are_shown_once_listed_and_revoked(cli: InProcessCli) -> None:
     assert "revoked" in cli("token", "list").stdout
     missing = cli("token", "create", "x", "--user", "nobody")
     assert missing.code == 1 and "no user 'nobody'" in missing.stderr
+
+
+def test_grant_gives_one_permission_and_leaves_the_others(cli: InProcessCli) -> None:
+    from devlink.sync.access import browsable_projects, can_view_development
+    from devlink.sync.principals import Principal
+
+    assert cli("user", "add", "ada", "--password", "-", input="a long enough password\n").code == 0
+    assert cli("tracker", "project", "APP", "App").code == 0  # every permission to everyone
+    granted = cli("tracker", "grant", "APP", "view_development", "ada")
+    assert (granted.code, granted.stdout) == (0, "APP view_development: ada\n"), granted.stderr
+    assert cli("user", "add", "bo", "--password", "-", input="a long enough password\n").code == 0
+    rt = _runtime(cli)
+    try:
+        with rt.sessions() as session:
+            from devlink.store.tracker import TrackerUser
+
+            ids = {u.username: u.id for u in session.query(TrackerUser)}
+        ada, bo = (Principal(ids[name], name, "member") for name in ("ada", "bo"))
+        assert can_view_development(rt, ada, "APP") and not can_view_development(rt, bo, "APP")
+        with rt.sessions() as session:
+            assert browsable_projects(session, bo) == {"APP"}  # browse was left to everyone
+    finally:
+        rt.close()
+    assert cli("tracker", "grant", "APP", "view_development").stdout == "APP view_development: admins only\n"
+    unknown = cli("tracker", "grant", "APP", "see_everything", "ada")
+    assert unknown.code == 1 and "unknown permission" in unknown.stderr

@@ -1109,6 +1109,22 @@ def tracker_project(
     say(f"project {key}: {name}")
 
 
+@tracker_app.command("grant")
+def tracker_grant(
+    key: Annotated[str, typer.Argument(help="project key, e.g. DEMO")],
+    permission: Annotated[str, typer.Argument(help="browse, view_development, comment, log_work or transition")],
+    holders: Annotated[list[str] | None, typer.Argument(help="user names, or everyone; none: admins only")] = None,
+) -> None:
+    """Give one permission of a project to exactly these people (the project's other permissions stay)."""
+    from devlink.trackers.builtin import grant
+
+    rt = _runtime()
+    _refuse_with_outside_tracker(rt, "devlink tracker grant")
+    with rt.sessions.begin() as session:
+        given = grant(session, key, permission, holders or [])
+    say(f"{key} {permission}: {', '.join(given) if given else 'admins only'}")
+
+
 @tracker_app.command("user")
 def tracker_user(
     username: Annotated[str, typer.Argument(help="login name")],

@@ -250,6 +250,26 @@ def delete_project(session: Session, key: str) -> None:
     session.flush()
 
 
+def grant(session: Session, key: str, permission: str, holders: Iterable[str]) -> list[str]:
+    """Give one permission of a project to exactly ``holders`` (user names, or "everyone"); none: admins only.
+
+    The project's other permissions are left as they are.  Returns the holders, sorted.
+    """
+    project = session.scalars(select(Project).where(Project.key == key)).first()
+    if project is None:
+        raise NotFound(f"no project {key!r}", hint="create it with: devlink tracker project KEY NAME")
+    if permission not in PERMISSIONS:
+        raise InvalidInput(f"unknown permission {permission!r} (one of {', '.join(PERMISSIONS)})")
+    wanted = sorted(set(holders))
+    user_ids = [None if holder == "everyone" else _user(session, holder).id for holder in wanted]
+    session.execute(delete(Permission).where(Permission.project_id == project.id,
+                                             Permission.permission == permission))
+    for user_id in user_ids:
+        session.add(Permission(project_id=project.id, permission=permission, user_id=user_id))
+    session.flush()
+    return wanted
+
+
 def _set_permissions(session: Session, project: Project, permissions: Mapping[str, Iterable[str]]) -> None:
     session.execute(delete(Permission).where(Permission.project_id == project.id))
     for permission, holders in permissions.items():
