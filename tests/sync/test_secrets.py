@@ -57,8 +57,6 @@ def store_secrets(rt: Runtime, git_http: GitHttpServer, bare: Path, jira: JiraSt
 
 def stored_values(rt: Runtime) -> dict[tuple[str, str, str | None], str]:
     """The stored tokens of ``STORED`` plus every push token, read with SQL (not through the code under test)."""
-
-
     found: dict[tuple[str, str, str | None], str] = {}
     with rt.engine.connect() as db:
         for (table, column, option) in STORED:
