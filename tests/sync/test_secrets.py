@@ -13,8 +13,9 @@ from sqlalchemy import text
 from conftest import make_env
 from devlink.config import load_settings
 from devlink.crypto import Vault
-from devlink.errors import ConfigError
+from devlink.errors import ConfigError, Conflict
 from devlink.runtime import Runtime
+from devlink.store.tracker import SmartCommitRun
 from devlink.sync.accounts import AccountOptions, configure_host
 from devlink.sync.jobs import run_sync
 from devlink.sync.repositories import add_repository
@@ -203,3 +204,16 @@ def test_leaves_a_plain_value_alone(runtime: Runtime) -> None:
     with runtime.engine.connect() as db:
         assert db.execute(text("SELECT options FROM hosts")).scalar() == before
     assert check_secrets(runtime).unreadable == [] and Unreadable("a.b", "1").__str__() == "a.b, row 1"
+
+
+def test_refuses_while_a_jira_smart_commit_is_pending(stored: tuple[Runtime, int]) -> None:
+    """Its retry recognises devlink's marker by a signature of the current key: the file must not lose it."""
+    rt, repository_id = stored
+    with rt.sessions.begin() as session:  # what a pass leaves when Jira went down between claim and record
+        session.add(SmartCommitRun(commit_sha="a" * 40, issue_key="KAFKA-1", position=0, repository_id=repository_id,
+                                   command="comment", outcome="pending"))
+    [old] = key_lines(rt)
+    with pytest.raises(Conflict, match="1 smart commit"):
+        rotate_key(rt)
+    assert key_lines(rt) == [old]
+    assert rotate_key(rt, force=True).re_encrypted == len(STORED) + 1
