@@ -71,6 +71,9 @@ app.add_typer(identity_app, name="identity")
 signing_key_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                               help="A person's SSH signing keys: whose signature a commit has, for the signed policy.")
 app.add_typer(signing_key_app, name="signing-key")
+secret_key_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                             help="The key that encrypts stored secrets: rotate it, check it decrypts them.")
+app.add_typer(secret_key_app, name="secret-key")
 
 
 
@@ -1067,6 +1070,48 @@ def signing_key_remove(
 
     remove_signing_key(_runtime(), user, fingerprint)
     say(f"removed {fingerprint} of {user}")
+
+
+@secret_key_app.command("rotate")
+def secret_key_rotate(
+    force: Annotated[bool, typer.Option("--force", help="rotate even with smart commits pending in Jira")] = False,
+) -> None:
+    """Re-encrypt every stored secret with a new key (the key file) or the first one listed (DEVLINK_SECRET_KEY)."""
+    from devlink.sync.secrets import rotate_key
+
+    done = rotate_key(_runtime(), force=force)
+    if done.new_key:
+        say("DEVLINK_SECRET_KEY lists one key, and devlink cannot change the environment. A new key:")
+        say(done.new_key)
+        say("Put it first in DEVLINK_SECRET_KEY (NEW,OLD) in every process, restart them, "
+            "and run devlink secret-key rotate again.")
+        return
+    say(f"{_plural(done.re_encrypted, 'secret')} re-encrypted")
+    if done.source == "file":
+        say("the key file now holds the new key only; restart every devlink serve and worker, "
+            "and everyone signs in again")
+    else:
+        say(f"now remove the {_plural(done.old_keys, 'old key')} after the first from DEVLINK_SECRET_KEY "
+            "in every process and restart them; everyone signs in again")
+    if done.unreadable:
+        err.print(f"{_plural(len(done.unreadable), 'secret')} cannot be decrypted with any key and were left "
+                  "as they are: see devlink secret-key check", highlight=False)
+
+
+@secret_key_app.command("check")
+def secret_key_check() -> None:
+    """Decrypt every stored secret; list those that cannot be (table.column and row, never the value)."""
+    from devlink.sync.secrets import check_secrets
+
+    found = check_secrets(_runtime())
+    say(f"{_plural(found.readable, 'secret')} can be decrypted")
+    for each in found.unreadable:
+        say(f"cannot decrypt: {each}")
+    if found.unreadable:
+        raise DevlinkError(f"{_plural(len(found.unreadable), 'secret')} cannot be decrypted with the key(s) in use",
+                           reason="unreadable",
+                           hint="restore the old key (DEVLINK_SECRET_KEY=NEW,OLD or a second line in secret.key), "
+                                "or set those credentials again")
 
 
 @tracker_app.command("import")

@@ -236,7 +236,8 @@ def open_outside(rt: Runtime, *, patient: bool = True) -> Iterator[OutsideTracke
         kind, settings, cloud, me = row.kind, _settings(rt, row), row.deployment == "cloud", row.user
     tracker: OutsideTracker = module_for(kind).open_tracker(
         settings, cloud=cloud, aliases=lambda email: _aliases(rt, email),
-        cached_keys=lambda fetch: _cached_keys(rt, fetch), patient=patient, sign=rt.vault.sign, me=me)
+        cached_keys=lambda fetch: _cached_keys(rt, fetch), patient=patient, sign=rt.vault.sign, me=me,
+        verify=rt.vault.verify)
     try:
         yield tracker
     finally:

@@ -415,10 +415,13 @@ class JiraTracker:
 
     def __init__(self, client: JiraClient, *, aliases: Callable[[str], list[tuple[str, str | None]]],
                  cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]],
-                 sign: Callable[[str], str] = lambda text: "", me: str | None = None) -> None:
+                 sign: Callable[[str], str] = lambda text: "", me: str | None = None,
+                 verify: Callable[[str, str], bool] | None = None) -> None:
         self.client = client
         self._aliases, self._cached_keys = aliases, cached_keys
         self._sign, self._me = sign, me  # devlink's signature on its markers; the integration user's id
+        # a marker may be older than the current key: ``verify`` accepts a signature by any key still held
+        self._verify = verify or (lambda text, given: hmac.compare_digest(given.encode(), sign(text).encode()))
         self._issues: dict[str, dict[str, Any]] = {}
         self._transitions: dict[str, list[dict[str, Any]]] = {}
         self._names: dict[str, str] = {}
@@ -619,10 +622,9 @@ class JiraTracker:
         return {"ref": origin.marker, "sig": self._sign(f"{issue_key}|{what}|{origin.marker}")}
 
     def _signed(self, value: dict[str, Any], issue_key: str, what: str, origin: Origin) -> bool:
-        expected = self._sign(f"{issue_key}|{what}|{origin.marker}")
         given = value.get("sig")
         return (value.get("ref") == origin.marker and isinstance(given, str) and given.isascii()
-                and hmac.compare_digest(given.encode(), expected.encode()))
+                and self._verify(f"{issue_key}|{what}|{origin.marker}", given))
 
     def _by_me(self, entity: dict[str, Any]) -> bool:
         """Whether the integration user wrote it, and was the last to change it (Cloud: account id; Data
@@ -718,10 +720,10 @@ def open_tracker(settings: TrackerSettings, *, cloud: bool,
                  aliases: Callable[[str], list[tuple[str, str | None]]],
                  cached_keys: Callable[[Callable[[], frozenset[str]]], frozenset[str]],
                  patient: bool = True, sign: Callable[[str], str] = lambda text: "",
-                 me: str | None = None) -> JiraTracker:
+                 me: str | None = None, verify: Callable[[str, str], bool] | None = None) -> JiraTracker:
     """The tracker of a connection devlink keeps (``sync.trackers.open_outside`` calls this by kind)."""
     client = JiraClient(settings, cloud=cloud, retry_budget=RETRY_BUDGET if patient else 0.0)
-    return JiraTracker(client, aliases=aliases, cached_keys=cached_keys, sign=sign, me=me)
+    return JiraTracker(client, aliases=aliases, cached_keys=cached_keys, sign=sign, me=me, verify=verify)
 
 
 def open_sink(settings: TrackerSettings, *, cloud: bool, devinfo: dict[str, Any] | None) -> Any:
