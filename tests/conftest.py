@@ -18,7 +18,7 @@ from devlink.runtime import Runtime
 from github_world import GitHubWorld
 from gitlab_world import GitLabWorld
 from gitrepos import GitHttpServer, GitRepo
-from services import POSTGRES_URL, require_service
+from services import POSTGRES_URL, make_env, require_service
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Ada Lovelace",
@@ -79,13 +79,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     yield from _postgres_schema()
-
-
-def make_env(home: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
-    env = {"DEVLINK_HOME": str(home), **extra}
-    if database_url:
-        env["DEVLINK_DATABASE_URL"] = database_url
-    return env
 
 
 @pytest.fixture

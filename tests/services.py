@@ -6,6 +6,7 @@ directory's conftest.py would shadow a plain ``from conftest import``.
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +29,11 @@ def require_service(name: str, port: int) -> None:
     if IN_CI:
         pytest.fail(f"{message}; CI must test the scale-out path")
     pytest.skip(message)
+
+
+def make_env(home: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
+    """Settings for a runtime of its own on ``home`` (and ``database_url``), as ``load_settings`` reads them."""
+    env = {"DEVLINK_HOME": str(home), **extra}
+    if database_url:
+        env["DEVLINK_DATABASE_URL"] = database_url
+    return env

@@ -10,7 +10,6 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from conftest import make_env
 from devlink.config import load_settings
 from devlink.crypto import Vault
 from devlink.errors import ConfigError, Conflict
@@ -23,6 +22,7 @@ from devlink.sync.secrets import Unreadable, check_secrets, rotate_key
 from devlink.sync.trackers import use_outside
 from gitrepos import GitHttpServer, GitRepo
 from jira_stub import JiraStub
+from services import make_env
 
 pytestmark = pytest.mark.timeout(120)
 
