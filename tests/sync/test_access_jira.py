@@ -137,14 +137,18 @@ def test_a_tracker_identity_must_be_a_user_jira_knows(runtime: Runtime, jira: Ji
     assert list_identities(runtime, "bob") == []
 
 
-def test_jiras_issue_summary_reaches_a_member_only_where_they_may_see_development(
+def test_jiras_issue_summary_reaches_a_member_only_where_they_may_browse(
         runtime: Runtime, jira: JiraStub, people: dict[str, Principal]) -> None:
     """devlink reads Jira with its own account: a member must not read through it what Jira hides from them."""
     jira.add_issue("APP-1", "The app issue")
     jira.add_issue("OPS-1", "The secret ops issue")
-    jira.deny("alice", "OPS", "VIEW_DEV_TOOLS")
+    jira.deny("alice", "OPS", "VIEW_DEV_TOOLS")  # she may browse OPS: she sees the issue, not its panel
+    assert outside_issue(runtime, people["alice"], "OPS-1")["summary"] == "The secret ops issue"  # type: ignore[index]
+    jira.add_project("SEC", "Security")
+    jira.add_issue("SEC-1", "The secret security issue")
+    jira.deny("alice", "SEC", "BROWSE_PROJECTS")
     assert outside_issue(runtime, people["alice"], "APP-1")["summary"] == "The app issue"  # type: ignore[index]
-    hidden = outside_issue(runtime, people["alice"], "OPS-1")
+    hidden = outside_issue(runtime, people["alice"], "SEC-1")
     assert hidden is not None and hidden.get("missing") and "summary" not in hidden
     assert outside_issue(runtime, people["bob"], "APP-1").get("missing")  # type: ignore[union-attr]
-    assert outside_issue(runtime, people["root"], "OPS-1")["summary"] == "The secret ops issue"  # type: ignore[index]
+    assert outside_issue(runtime, people["root"], "SEC-1")["summary"] == "The secret security issue"  # type: ignore[index]

@@ -118,9 +118,9 @@ def browsable_projects(session: Session, principal: Principal) -> set[str] | Non
     return None if principal.admin else _builtin_projects(session, principal, "browse")
 
 
-def _outside_access(rt: Runtime, login: str, project: str) -> Access:
-    """Jira's answer for one identity and project, through the shared cache (``PERMISSION_TTL``)."""
-    cache_key = f"permission:{DEVELOPMENT_PERMISSION}:{project}:{login}"
+def _outside_access(rt: Runtime, login: str, project: str, permission: str = DEVELOPMENT_PERMISSION) -> Access:
+    """Jira's answer for one identity, project and permission, through the shared cache (``PERMISSION_TTL``)."""
+    cache_key = f"permission:{permission}:{project}:{login}"
     cached = cached_answer(rt, cache_key, PERMISSION_TTL)
     if cached is not None:
         return Access(bool(cached["allowed"]), cached.get("note"))
@@ -128,7 +128,7 @@ def _outside_access(rt: Runtime, login: str, project: str) -> Access:
         with open_outside(rt, patient=False) as tracker:
             if tracker is None:  # switched back to the built-in tracker meanwhile
                 return Access(False, NO_PERMISSION_NOTE)
-            allowed = tracker.can_in_project(login, project, DEVELOPMENT_PERMISSION)
+            allowed = tracker.can_in_project(login, project, permission)
         note = None if allowed else NO_PERMISSION_NOTE
     except TrackerError as exc:  # remembered as briefly as an answer: a page must not wait on a dead site
         log.warning("access.tracker_failed reason=%s", exc.reason)
@@ -278,12 +278,15 @@ def outside_issue(rt: Runtime, principal: Principal, key: str) -> dict[str, Any]
     """The outside tracker's summary of ``key`` (``sync.trackers.issue_details``) for this person.
 
     devlink reads Jira with its own account, which may see more than the person: a member gets it only
-    where they may view the project's development information (checked with their own Jira identity),
-    else ``{"key", "tracker", "missing": True}``, the answer for an issue Jira does not have.
+    where their own Jira identity may browse the project (Jira's Browse Projects; without the
+    development permission they still see the issue, not the panel, as in Jira), else
+    ``{"key", "tracker", "missing": True}``, the answer for an issue Jira does not have.
     """
     details = issue_details(rt, key)
     if details is None or principal.admin:
         return details
-    if not development_access(rt, principal, project_of(key)).allowed:
+    with rt.sessions() as session:
+        login = _tracker_login(session, principal)
+    if login is None or not _outside_access(rt, login, project_of(key), "browse").allowed:
         return {"key": key, "tracker": details.get("tracker"), "missing": True}
     return details

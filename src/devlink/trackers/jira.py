@@ -62,7 +62,8 @@ MAX_PROJECT_PAGES = 200  # of 100 projects each, on Cloud
 MAX_ATTEMPTS = 5  # of one call, however short the waits Jira asks for
 RETRY_BUDGET = 30.0  # seconds one client may spend waiting on 429 / 5xx before giving up for this pass
 USER_AGENT = "devlink (+https://github.com/devlink)"
-_PERMISSION_KEYS = {"comment": "ADD_COMMENTS", "log_work": "WORK_ON_ISSUES", "transition": "TRANSITION_ISSUES",
+_PERMISSION_KEYS = {"browse": "BROWSE_PROJECTS", "comment": "ADD_COMMENTS", "log_work": "WORK_ON_ISSUES",
+                    "transition": "TRANSITION_ISSUES",
                     "view_development": "VIEW_DEV_TOOLS"}  # Jira Software's "View Development Tools"
 _RETRIED = {429, 500, 502, 503, 504}
 
