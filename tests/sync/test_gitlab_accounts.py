@@ -160,3 +160,24 @@ def test_a_subgroup_account_is_found_by_its_path_and_overlapping_groups_are_refu
         assert "overlaps account acme/platform" in refused.value.message
     assert rows(runtime)["acme/platform/core/app"].account_id == account_id  # nobody took it
     assert remove_account(runtime, "acme/platform") == "acme/platform"
+
+
+def test_a_path_longer_than_the_columns_costs_only_that_repository(runtime: Runtime, gitlab: GitLabWorld) -> None:
+    """The attack review's F4: a project 250 characters deep overflowed repositories.name on PostgreSQL and the
+    whole discovery failed; one past 1,000 characters cannot be kept at all."""
+    deep = "acme/" + "/".join(f"{'d' * 55}{n}" for n in range(4))  # about 230 characters of groups
+    deeper = "acme/" + "/".join(f"{'e' * 60}{n}" for n in range(17))  # past 1,000
+    for path in (deep, deeper):
+        gitlab.group(path)
+    gitlab.project(deep, "app")
+    gitlab.project(deeper, "lost")
+    gitlab.project("acme", "plain")
+    account_id, found = link_account(runtime, options(gitlab, link="all"))
+    stored = {row.host_path: row for row in rows(runtime).values()}
+    assert set(stored) == {f"{deep}/app", "acme/plain"}
+    long_one = stored[f"{deep}/app"]
+    assert len(long_one.name) <= 200 and long_one.name.startswith("acme/ddd") and long_one.linked
+    assert any("skipped" in warning and warning.startswith("acme/eee") for warning in found.warnings)
+    again = discover(runtime, account_id)  # the next discovery finds the same rows, nothing renamed or gone
+    assert (again.renamed, again.gone) == ([], [])
+    assert rows(runtime)[long_one.name].id == long_one.id

@@ -10,6 +10,7 @@ an account may create a host, never alter one, and each account remembers the
 API origin its credential was verified against (``Account.api_origin``).
 """
 
+import hashlib
 import ipaddress
 import logging
 import secrets
@@ -543,6 +544,11 @@ def discover(rt: Runtime, account_id: int, *, link: str | list[str] = "none") ->
         seen: set[str] = set()
         for remote_repo in listed:
             seen.add(remote_repo.external_id)
+            if not _fits(remote_repo):  # one unusable repository must not cost the account all the others
+                result.warnings.append(f"{remote_repo.full_name[:120]}…: its path or clone URL is longer than "
+                                       f"devlink keeps ({_MAX_PATH} characters); skipped")
+                log.warning("account.repository_too_long account=%s path_length=%d", login, len(remote_repo.full_name))
+                continue
             row = stored.get(remote_repo.external_id)
             is_new = row is None
             if row is None:
@@ -612,13 +618,33 @@ def _wanted(link: str | list[str], listed: list[RemoteRepository]) -> set[str]:
     return found
 
 
+#: what the repositories table holds (models.py): a longer value from a host would fail the whole discovery
+_MAX_NAME, _MAX_URL, _MAX_WEB_URL, _MAX_PATH = 200, 1000, 500, 1000
+
+
+def _bounded(name: str) -> str:
+    """``name`` if it fits the column, else its start and a digest of the whole (still unique, still readable)."""
+    if len(name) <= _MAX_NAME:
+        return name
+    return f"{name[:_MAX_NAME - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def _fits(remote: RemoteRepository) -> bool:
+    """Whether devlink can keep the repository: its path and clone URL fit (GitLab nests groups 20 deep)."""
+    return len(remote.full_name) <= _MAX_PATH and len(remote.clone_url or "") <= _MAX_URL
+
+
+def _web_url(remote: RemoteRepository) -> str | None:
+    return remote.web_url if remote.web_url and len(remote.web_url) <= _MAX_WEB_URL else None
+
+
 def _unique_name(session: Session, full_name: str, host: Host, own_id: int | None) -> str:
-    """``owner/name``, unless another host's repository has it: then ``host/owner/name``."""
-    for name in (full_name, f"{host.name}/{full_name}"):
+    """``owner/name``, unless another host's repository has it: then ``host/owner/name`` (bounded: ``_bounded``)."""
+    for name in (_bounded(full_name), _bounded(f"{host.name}/{full_name}")):
         taken = session.scalars(select(Repository.id).where(Repository.name == name)).first()
         if taken is None or taken == own_id:
             return name
-    return f"{host.name}/{full_name}/{secrets.token_hex(3)}"
+    return _bounded(f"{host.name}/{full_name}")[:_MAX_NAME - 7] + f"/{secrets.token_hex(3)}"
 
 
 def _new_repository(session: Session, account: Account, remote: RemoteRepository) -> Repository:
@@ -626,7 +652,7 @@ def _new_repository(session: Session, account: Account, remote: RemoteRepository
     assert host is not None
     row = Repository(
         host_id=account.host_id, account_id=account.id, external_id=remote.external_id,
-        name=_unique_name(session, remote.full_name, host, None), url=remote.clone_url, web_url=remote.web_url,
+        name=_unique_name(session, remote.full_name, host, None), url=remote.clone_url, web_url=_web_url(remote),
         host_path=remote.full_name,
         linked=False, smart_commits=account.smart_commits, private=remote.private, archived=remote.archived,
         default_branch=remote.default_branch, state="active",
@@ -643,7 +669,7 @@ def _refresh(session: Session, row: Repository, account: Account, remote: Remote
         row.name = _unique_name(session, remote.full_name, host, row.id)
     row.host_path = remote.full_name
     row.account_id = account.id  # a transfer between two linked accounts moves it
-    row.url, row.web_url = remote.clone_url or row.url, remote.web_url or row.web_url
+    row.url, row.web_url = remote.clone_url or row.url, _web_url(remote) or row.web_url
     row.private, row.archived, row.default_branch = remote.private, remote.archived, remote.default_branch
     row.state = "active"
 
