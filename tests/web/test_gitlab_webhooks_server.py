@@ -462,6 +462,22 @@ def test_an_over_large_body_is_413(world: World) -> None:
     assert world.client.get("/api/v1/repositories").status_code == 200  # and the server is well
 
 
+def test_a_wrong_token_is_refused_before_any_of_the_body_is_read(world: World) -> None:
+    """The attack review's F1: the token travels in a header, so a caller without it never makes devlink read
+    (up to 25 MB of) a body. Headers promise a large body and none is sent: the 401 comes at once."""
+    url = urlsplit(world.server.url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    try:
+        connection.putrequest("POST", world.api.target)
+        for name, value in {**world.headers("Push Hook", "not-the-token"), "Content-Length": "5000000"}.items():
+            connection.putheader(name, value)
+        connection.endheaders()  # not a byte of the body: reading it would wait until the timeout
+        raw = connection.getresponse()
+        assert raw.status == 401 and json.loads(raw.read())["type"] == "bad_signature"
+    finally:
+        connection.close()
+
+
 @pytest.mark.timeout(30)
 def test_nothing_leaks_and_nothing_left_loopback(world: World) -> None:
     """Runs last in this module: no answer or log line holds a secret; nothing dialled gitlab.com."""

@@ -651,6 +651,7 @@ class GitHubKind:
     token_help = ("a personal access token (classic: scopes repo, admin:repo_hook, read:org; fine-grained: "
                   "contents, metadata, pull requests read and webhooks read/write)")
     max_body = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
+    signs_body = True  # X-Hub-Signature-256 is an HMAC of the body
     secret_options = frozenset({"app_private_key", "app_webhook_secret"})
     host_option_names = ("app_id", "app_private_key", "app_webhook_secret")
 

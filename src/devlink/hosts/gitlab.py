@@ -680,6 +680,7 @@ class GitLab:
     account_words: Mapping[str, str] = {"group": "group", "user": "user"}
     token_help = TOKEN_HELP
     max_body = MAX_BODY
+    signs_body = False  # X-Gitlab-Token is the secret itself: checked before a byte of the body is read
     secret_options: frozenset[str] = frozenset()
     host_option_names: tuple[str, ...] = ()
 

@@ -187,6 +187,7 @@ class HostKind(Protocol):
     account_words: Mapping[str, str]  # namespace kind → the host's own word ("organization" → "organisation")
     token_help: str  # what kind of token to create, with the scopes it needs
     max_body: int  # the largest webhook body the host sends
+    signs_body: bool  # False: the secret travels in a header (GitLab's token), so it is checked before the body
     secret_options: frozenset[str]  # host or account option names that hold secrets (stored encrypted)
     host_option_names: tuple[str, ...]  # the host options an admin may set (a GitHub App's id, key, secret)
 

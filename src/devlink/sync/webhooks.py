@@ -54,7 +54,7 @@ from devlink.sync.host_clients import load_options
 from devlink.sync.pulls import write_pull_request
 from devlink.sync.trackers import known_project_keys
 
-__all__ = ["Dispatcher", "Incoming", "Unauthorized", "incoming", "receive", "redeliver_pending"]
+__all__ = ["Dispatcher", "Incoming", "Unauthorized", "incoming", "receive", "redeliver_pending", "verify_headers"]
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +168,23 @@ def _signers(session: Session, kind: HostKind, head: DeliveryHead) -> list[Signe
     return found
 
 
-def receive(rt: Runtime, dispatcher: Dispatcher, incoming: Incoming, body: bytes) -> dict[str, Any]:
-    """Authenticate, parse, record and act on one delivery; returns the answer's JSON body."""
+def verify_headers(rt: Runtime, incoming: Incoming) -> Signer | None:
+    """For a host whose secret travels in a header: the signer, checked before the body is read (401 else).
+
+    None for a host that signs the body: ``receive`` checks it then.  A caller without the secret never
+    makes devlink read (up to the host's ``max_body``) what it sent.
+    """
+    return None if incoming.kind.signs_body else _verify(rt, incoming, b"")
+
+
+def receive(rt: Runtime, dispatcher: Dispatcher, incoming: Incoming, body: bytes,
+            signer: Signer | None = None) -> dict[str, Any]:
+    """Authenticate (unless ``verify_headers`` did: ``signer``), parse, record and act on one delivery.
+
+    Returns the answer's JSON body.
+    """
     kind, head = incoming.kind, incoming.head
-    signer = _verify(rt, incoming, body)
+    signer = signer or _verify(rt, incoming, body)
     try:
         payload = loads_bounded(body)
     except JsonLimitError as exc:

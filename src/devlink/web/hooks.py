@@ -30,7 +30,7 @@ from devlink.runtime import Runtime
 from devlink.store.engine import insert_ignore
 from devlink.store.models import WebhookDelivery, table, utcnow
 from devlink.sync.repositories import repository_for_token
-from devlink.sync.webhooks import host_kind_for_hooks, incoming, receive
+from devlink.sync.webhooks import host_kind_for_hooks, incoming, receive, verify_headers
 from devlink.web.deps import RuntimeDep
 
 __all__ = ["router"]
@@ -133,8 +133,9 @@ async def host_delivery(kind: str, request: Request, rt: RuntimeDep) -> JSONResp
     host = host_kind_for_hooks(kind)
     query = dict(request.query_params)
     found = await run_in_threadpool(incoming, rt, host, request.headers, query)
+    signer = await run_in_threadpool(verify_headers, rt, found)  # a header secret: checked before the body
     body = await _read_body(request, host.max_body)
-    result = await run_in_threadpool(receive, rt, rt.queue, found, body)
+    result = await run_in_threadpool(receive, rt, rt.queue, found, body, signer)
     return JSONResponse(result, status_code=status.HTTP_202_ACCEPTED)
 
 
