@@ -13,11 +13,14 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
+from devlink.hosts.base import HostError
 from devlink.hosts.protocol import TokenGrant
 from devlink.runtime import Runtime
 from devlink.store.models import Account
+from devlink.sync import host_clients
 from devlink.sync.accounts import AccountOptions, configure_host, link_account
 from devlink.sync.host_clients import client_for
 from gitlab_world import GitLabWorld
@@ -79,4 +82,34 @@ def test_eight_workers_refresh_an_expiring_token_once(runtime: Runtime, gitlab: 
         assert runtime.vault.decrypt(account.refresh_token or "") != grant.refresh_token  # the rotated one is kept
     with client_for(runtime, account_id) as client:  # fresh now: no further refresh
         assert client.git_credentials()[1] == tokens[0]
+    assert gitlab.stub.token_requests["refresh_token"] == 1
+
+
+def test_a_slow_claim_is_not_taken_over_before_its_call_could_still_answer(
+        runtime: Runtime, gitlab: GitLabWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack review's F3: a claim was judged dead after 60 s, though a refresh call may take three
+    attempts of the host's 30 s timeout; a second worker then spent the rotating refresh token again."""
+    gitlab.group("acme")
+    gitlab.stub.add_oauth_app("app", "secret", CALLBACK)
+    gitlab.stub.oauth_user = gitlab.user
+    configure_host(runtime, AccountOptions(name="", kind="gitlab", web_url=gitlab.stub.web_url),
+                   oauth_client_id="app", oauth_client_secret="secret")
+    grant = _grant(gitlab)
+    account_id, _ = link_account(runtime, AccountOptions(name="acme", kind="gitlab", web_url=gitlab.stub.web_url,
+                                                         token=grant.access_token, grant=grant))
+    monkeypatch.setattr(host_clients, "REFRESH_WAIT", 0.5)
+
+    def claimed(seconds_ago: int) -> None:
+        with runtime.sessions.begin() as session:  # a worker on another machine, still alive as far as we know
+            session.execute(update(Account).where(Account.id == account_id).values(
+                token_expires_at=datetime.now(UTC) + timedelta(minutes=2), refresh_holder="other-machine/1/1",
+                refresh_started_at=datetime.now(UTC) - timedelta(seconds=seconds_ago)))
+
+    claimed(90)  # past the old 60 s, within three attempts of 30 s, and 30 s more
+    with pytest.raises(HostError, match="another worker is still refreshing"), client_for(runtime, account_id):
+        pass
+    assert gitlab.stub.token_requests["refresh_token"] == 0
+    claimed(200)  # past any call it could still be making: taken over, refreshed once
+    with client_for(runtime, account_id) as client:
+        client.viewer()
     assert gitlab.stub.token_requests["refresh_token"] == 1

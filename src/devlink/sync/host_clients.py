@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 #: an expiring token is refreshed this long before it expires, so a request never carries one about to lapse
 REFRESH_BEFORE = timedelta(minutes=5)
 #: a refresh claimed longer ago than this by a process that cannot be judged is taken over
-REFRESH_STALE = timedelta(seconds=60)
+REFRESH_STALE = timedelta(seconds=60)  # at least; a slow host's claim lasts as long as its calls may (_stale_after)
 REFRESH_WAIT = 30.0  # seconds a worker waits for another one's refresh
 
 #: Share of an account's hourly budget kept for webhook-driven work.
@@ -179,6 +179,12 @@ def _due(credential: Credential, now: datetime | None = None) -> bool:
     return expires is not None and expires - (now or datetime.now(UTC)) <= REFRESH_BEFORE
 
 
+def _stale_after(settings: HostSettings) -> timedelta:
+    """When a claim may be judged abandoned: never before the holder's refresh call could still answer
+    (three attempts of the host's timeout, and some), so a slow host is not refreshed twice."""
+    return max(REFRESH_STALE, timedelta(seconds=3 * settings.timeout + 30))
+
+
 def _refresh(rt: Runtime, account_id: int, seen: Credential) -> Credential:
     """Refresh an expiring token once, whichever of several workers gets here first.
 
@@ -208,7 +214,7 @@ def _refresh(rt: Runtime, account_id: int, seen: Credential) -> Credential:
             raise HostError(f"the token of account {account_id} expired and cannot be refreshed (no refresh token "
                             "or no OAuth application on the host); link the account again", reason="auth")
         now = utcnow()
-        free = or_(Account.refresh_holder.is_(None), Account.refresh_started_at < now - REFRESH_STALE)
+        free = or_(Account.refresh_holder.is_(None), Account.refresh_started_at < now - _stale_after(settings))
         if holder and dead_here(holder):
             free = or_(free, Account.refresh_holder == holder)
         with rt.sessions.begin() as session:
@@ -216,7 +222,8 @@ def _refresh(rt: Runtime, account_id: int, seen: Credential) -> Credential:
                 Account.id == account_id, Account.credential == stored_token, free,
             ).values(refresh_holder=me, refresh_started_at=now)).rowcount  # type: ignore[attr-defined]
         if claimed:
-            return _spend_refresh(rt, account_id, kind, settings, client_id, client_secret, current, me)
+            return _spend_refresh(rt, account_id, kind, settings, client_id, client_secret, current, me,
+                                  stored_token)
         if time.monotonic() > deadline:
             raise HostError(f"another worker is still refreshing the token of account {account_id}",
                             reason="network", retry_after=5.0)
@@ -225,7 +232,7 @@ def _refresh(rt: Runtime, account_id: int, seen: Credential) -> Credential:
 
 def _spend_refresh(
     rt: Runtime, account_id: int, kind: HostKind, settings: HostSettings, client_id: str, client_secret: str,
-    current: Credential, me: str,
+    current: Credential, me: str, stored_token: str | None,
 ) -> Credential:
     assert current.refresh_token is not None
     try:
@@ -238,8 +245,12 @@ def _spend_refresh(
                 last_error_message=message, last_error_at=utcnow()))
         raise
     refresh = grant.refresh_token or current.refresh_token
+    # kept while the account still holds the token this refresh replaced, even if a slow claim was taken
+    # over meanwhile: the host has spent the old refresh token, so these are the only ones that work now
+    unchanged = Account.credential.is_(None) if stored_token is None else Account.credential == stored_token
     with rt.sessions.begin() as session:
-        session.execute(update(Account).where(Account.id == account_id, Account.refresh_holder == me).values(
+        session.execute(update(Account).where(Account.id == account_id,
+                                              or_(Account.refresh_holder == me, unchanged)).values(
             credential=rt.vault.encrypt(grant.access_token), refresh_token=rt.vault.encrypt(refresh),
             token_expires_at=grant.expires_at, refresh_holder=None, refresh_started_at=None))
     log.info("account.token_refreshed account=%s expires=%s", account_id, grant.expires_at)
