@@ -100,6 +100,12 @@ class Unauthorized(DevlinkError):
     status = 401
     default_reason = "unauthorized"
 
+    @classmethod
+    def nobody(cls) -> "Unauthorized":
+        """The refusal of a request that carries no credential at all."""
+        return cls("sign in, or send an API token as Authorization: Bearer TOKEN", reason="unauthorized",
+                   hint="make a token with: devlink token create NAME")
+
 
 class Forbidden(DevlinkError):
     """Raised when the person is known but their role or a project permission does not allow the request."""

@@ -43,7 +43,8 @@ def _grant(gitlab: GitLabWorld) -> TokenGrant:
     return TokenGrant(token["access_token"], token["refresh_token"], datetime.now(UTC) + timedelta(hours=2))
 
 
-def test_eight_workers_refresh_an_expiring_token_once(runtime: Runtime, gitlab: GitLabWorld) -> None:
+def _linked_by_oauth(runtime: Runtime, gitlab: GitLabWorld) -> tuple[int, TokenGrant]:
+    """Group acme linked with a token from the OAuth flow (so it has a refresh token): its id and the grant."""
     gitlab.group("acme")
     gitlab.stub.add_oauth_app("app", "secret", CALLBACK)
     gitlab.stub.oauth_user = gitlab.user
@@ -52,6 +53,11 @@ def test_eight_workers_refresh_an_expiring_token_once(runtime: Runtime, gitlab: 
     grant = _grant(gitlab)
     account_id, _ = link_account(runtime, AccountOptions(name="acme", kind="gitlab", web_url=gitlab.stub.web_url,
                                                          token=grant.access_token, grant=grant))
+    return account_id, grant
+
+
+def test_eight_workers_refresh_an_expiring_token_once(runtime: Runtime, gitlab: GitLabWorld) -> None:
+    account_id, grant = _linked_by_oauth(runtime, gitlab)
     assert gitlab.stub.token_requests["refresh_token"] == 0
     with runtime.sessions.begin() as session:  # two minutes left: within the five before expiry that refresh
         session.execute(update(Account).where(Account.id == account_id).values(
@@ -89,14 +95,7 @@ def test_a_slow_claim_is_not_taken_over_before_its_call_could_still_answer(
         runtime: Runtime, gitlab: GitLabWorld, monkeypatch: pytest.MonkeyPatch) -> None:
     """The attack review's F3: a claim was judged dead after 60 s, though a refresh call may take three
     attempts of the host's 30 s timeout; a second worker then spent the rotating refresh token again."""
-    gitlab.group("acme")
-    gitlab.stub.add_oauth_app("app", "secret", CALLBACK)
-    gitlab.stub.oauth_user = gitlab.user
-    configure_host(runtime, AccountOptions(name="", kind="gitlab", web_url=gitlab.stub.web_url),
-                   oauth_client_id="app", oauth_client_secret="secret")
-    grant = _grant(gitlab)
-    account_id, _ = link_account(runtime, AccountOptions(name="acme", kind="gitlab", web_url=gitlab.stub.web_url,
-                                                         token=grant.access_token, grant=grant))
+    account_id, _ = _linked_by_oauth(runtime, gitlab)
     monkeypatch.setattr(host_clients, "REFRESH_WAIT", 0.5)
 
     def claimed(seconds_ago: int) -> None:

@@ -62,6 +62,7 @@ __all__ = [
     "development_access",
     "may_sync",
     "outside_issue",
+    "project_views",
     "repositories_for_project",
     "repository_projects",
     "set_repository_projects",
@@ -116,6 +117,13 @@ def _builtin_projects(session: Session, principal: Principal, permission: str = 
 def browsable_projects(session: Session, principal: Principal) -> set[str] | None:
     """The built-in tracker's projects whose issues the person may open (``browse``); None: every one."""
     return None if principal.admin else _builtin_projects(session, principal, "browse")
+
+
+def project_views(session: Session, principal: Principal) -> list[dict[str, str]]:
+    """The built-in tracker's projects, by key; a member gets those they may browse."""
+    browsable = browsable_projects(session, principal)
+    return [{"key": p.key, "name": p.name} for p in session.scalars(select(Project).order_by(Project.key))
+            if browsable is None or p.key in browsable]
 
 
 def _outside_access(rt: Runtime, login: str, project: str, permission: str = DEVELOPMENT_PERMISSION) -> Access:

@@ -51,6 +51,7 @@ __all__ = [
     "generate_password",
     "hash_password",
     "only_admin",
+    "own_or_admin",
     "people_views",
     "person_view",
     "remove_person",
@@ -177,9 +178,14 @@ def people_views(session: Session, principal: Principal) -> list[dict[str, Any]]
 
 def find_person(session: Session, principal: Principal, username: str) -> dict[str, Any]:
     """One person's view: a member may see only themselves (the same 404 for anyone else, so names do not leak)."""
+    own_or_admin(principal, username)
+    return person_view(session, _person(session, username))
+
+
+def own_or_admin(principal: Principal, username: str) -> None:
+    """A member may act only on their own record: anyone else's name is 404 whether it exists or not."""
     if not principal.admin and username != principal.username:
         raise NotFound(f"no user {username!r}")
-    return person_view(session, _person(session, username))
 
 
 def add_person(rt: Runtime, username: str, *, name: str | None = None, emails: list[str] | tuple[str, ...] = (),

@@ -512,12 +512,7 @@ class JiraTracker:
         try:
             return self._holds(username, issue_key, key)
         except TrackerError as exc:
-            if exc.reason != "permission":
-                raise
-            needs = "Administer Jira" if self.cloud else "Administer Projects (or Administer Jira)"
-            raise TrackerError(f"devlink's Jira user may not check what {self.display_name(username)} may do on "
-                               f"{issue_key}: it needs the {needs} permission (docs/jira.md)",
-                               reason="permission") from None
+            raise self._cannot_check(exc, username, f"on {issue_key}") from None
 
     def can_in_project(self, username: str, project_key: str, permission: str) -> bool:
         """Whether ``username`` holds ``permission`` in the whole project (``view_development``: VIEW_DEV_TOOLS).
@@ -544,12 +539,15 @@ class JiraTracker:
                                       params={"username": username, "permissions": key, "projectKey": project_key})
             return any(isinstance(u, dict) and u.get("name") == username for u in answer or [])
         except TrackerError as exc:
-            if exc.reason != "permission":
-                raise
-            needs = "Administer Jira" if self.cloud else "Administer Projects (or Administer Jira)"
-            raise TrackerError(f"devlink's Jira user may not check what {self.display_name(username)} may do in "
-                               f"{project_key}: it needs the {needs} permission (docs/jira.md)",
-                               reason="permission") from None
+            raise self._cannot_check(exc, username, f"in {project_key}") from None
+
+    def _cannot_check(self, exc: TrackerError, username: str, where: str) -> TrackerError:
+        """What a refused permission question means: devlink's Jira user lacks the permission to ask."""
+        if exc.reason != "permission":
+            return exc
+        needs = "Administer Jira" if self.cloud else "Administer Projects (or Administer Jira)"
+        return TrackerError(f"devlink's Jira user may not check what {self.display_name(username)} may do "
+                            f"{where}: it needs the {needs} permission (docs/jira.md)", reason="permission")
 
     def _holds(self, username: str, issue_key: str, key: str) -> bool:
         if self.cloud:

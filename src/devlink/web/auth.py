@@ -238,8 +238,7 @@ async def authorize(request: Request) -> None:
     if rule is OPEN:
         return
     if principal is None:
-        raise Unauthorized("sign in, or send an API token as Authorization: Bearer TOKEN", reason="unauthorized",
-                           hint="make a token with: devlink token create NAME")
+        raise Unauthorized.nobody()
     if method not in _SAFE:
         if principal.read_only:
             raise Forbidden("this API token is read-only", reason="read_only_token")

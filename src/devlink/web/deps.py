@@ -36,7 +36,7 @@ def get_principal(request: Request) -> Principal:
     """The person asking, as ``web.auth.authorize`` found them (it runs before every route)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:  # only an OPEN route runs without one, and such a route does not ask
-        raise Unauthorized("sign in, or send an API token as Authorization: Bearer TOKEN", reason="unauthorized")
+        raise Unauthorized.nobody()
     return principal
 
 

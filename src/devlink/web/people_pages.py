@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from devlink.errors import DevlinkError, InvalidInput, NotFound
+from devlink.errors import DevlinkError, InvalidInput
 from devlink.sync.people import (
     NewToken,
     add_person,
@@ -20,6 +20,7 @@ from devlink.sync.people import (
     end_session,
     find_person,
     generate_password,
+    own_or_admin,
     people_views,
     remove_person,
     revoke_token,
@@ -46,7 +47,7 @@ def safe_next(target: str) -> str:
 
 
 def client_address(request: Request) -> str:
-    """The peer address the throttle counts: behind a proxy, uvicorn's ``--forwarded-allow-ips`` sets it."""
+    """The peer address the throttle counts: behind a proxy, DEVLINK_FORWARDED_ALLOW_IPS makes it the client's."""
     return request.client.host if request.client else "unknown"
 
 
@@ -120,11 +121,6 @@ def add_user(
                        code=status.HTTP_201_CREATED)
 
 
-def _own_or_admin(principal: Principal, username: str) -> None:
-    if not principal.admin and principal.username != username:
-        raise NotFound(f"no user {username!r}")  # not 403: a member learns nothing about other names
-
-
 def _user_page(request: Request, session: Any, principal: Principal, username: str, *, error: str | None = None,
                notice: str | None = None, new_token: NewToken | None = None, code: int = 200) -> Response:
     person = find_person(session, principal, username)
@@ -149,7 +145,7 @@ def new_token(
     read_only: Annotated[str, Form()] = "",
     expires: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    _own_or_admin(principal, username)
+    own_or_admin(principal, username)
     try:
         days = int(expires) if expires.strip() else None
     except ValueError:
@@ -163,7 +159,7 @@ def new_token(
 
 @router.post("/users/{username}/tokens/{token_id}/revoke")
 def revoke(username: str, token_id: RowId, rt: RuntimeDep, principal: PrincipalDep) -> Response:
-    _own_or_admin(principal, username)
+    own_or_admin(principal, username)
     revoke_token(rt, principal, token_id)
     return RedirectResponse(f"/users/{username}", status_code=status.HTTP_303_SEE_OTHER)
 
@@ -179,7 +175,7 @@ def password(
     current: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     """Change one's own password (with the current one), or, as an admin, anyone's."""
-    _own_or_admin(principal, username)
+    own_or_admin(principal, username)
     try:
         change_password(rt, principal, username, password, current=current)
     except DevlinkError as exc:

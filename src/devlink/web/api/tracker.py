@@ -4,11 +4,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from devlink.errors import InvalidInput
-from devlink.store.tracker import Project
-from devlink.sync.access import browsable_projects
+from devlink.sync.access import project_views
 from devlink.sync.trackers import add_alias, describe, use_builtin, use_outside
 from devlink.trackers.builtin import create_project, delete_project
 from devlink.web.deps import PrincipalDep, RuntimeDep, SessionDep
@@ -74,9 +72,7 @@ class AliasIn(BaseModel):
 @router.get("/projects")
 def list_projects(session: SessionDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """The built-in tracker's projects; a member gets those they may browse."""
-    browsable = browsable_projects(session, principal)
-    return [{"key": p.key, "name": p.name} for p in session.scalars(select(Project).order_by(Project.key))
-            if browsable is None or p.key in browsable]
+    return project_views(session, principal)
 
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED)
