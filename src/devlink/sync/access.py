@@ -50,6 +50,7 @@ from devlink.sync.development_push import rescope
 from devlink.sync.principals import Principal
 from devlink.sync.repositories import find_repository
 from devlink.sync.trackers import cached_answer, issue_details, known_project_keys, open_outside, remember_answer
+from devlink.trackers import label_of
 
 __all__ = [
     "DEVELOPMENT_PERMISSION",
@@ -78,7 +79,8 @@ DEVELOPMENT_PERMISSION = "view_development"
 PERMISSION_TTL = 60
 #: what the issue page shows in place of the development panel (Jira's words)
 NO_PERMISSION_NOTE = "You do not have permission to view development information for this project"
-LINK_IDENTITY_NOTE = ("link your Jira identity to see development information: an admin adds it as your "
+#: what a member without a linked identity in the outside tracker is told (``{label}``: the tracker's name)
+LINK_IDENTITY_NOTE = ("link your {label} identity to see development information: an admin adds it as your "
                       "tracker identity")
 _ROW = 1  # the one tracker_connections row (sync.trackers)
 
@@ -96,6 +98,11 @@ _ALLOWED = Access(True)
 
 def _outside(session: Session) -> bool:
     return session.get(TrackerConnection, _ROW) is not None
+
+
+def _link_identity_note(session: Session) -> str:
+    connection = session.get(TrackerConnection, _ROW)
+    return LINK_IDENTITY_NOTE.format(label=label_of(connection.kind) if connection else "tracker")
 
 
 def _tracker_login(session: Session, principal: Principal) -> str | None:
@@ -154,8 +161,9 @@ def development_access(rt: Runtime, principal: Principal, project_key: str) -> A
             allowed = project_key in _builtin_projects(session, principal)
             return _ALLOWED if allowed else Access(False, NO_PERMISSION_NOTE)
         login = _tracker_login(session, principal)
+        note = _link_identity_note(session)
     if login is None:
-        return Access(False, f"{NO_PERMISSION_NOTE}: {LINK_IDENTITY_NOTE}")
+        return Access(False, f"{NO_PERMISSION_NOTE}: {note}")
     return _outside_access(rt, login, project_key)
 
 

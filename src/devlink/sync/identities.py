@@ -128,7 +128,7 @@ def _tracker_login(rt: Runtime, login: str) -> str:
     with open_outside(rt, patient=False) as tracker:
         if tracker is None:
             raise NotFound("the built-in tracker is in use: its users are devlink's own, there is nothing to link",
-                           hint="an identity in the tracker is for Jira: devlink tracker use jira …")
+                           hint="an identity in the tracker is for an outside tracker: devlink tracker use KIND …")
         if tracker.user(value) is None:
             raise NotFound(f"the tracker has no user {value!r}", hint=tracker.user_hint)
     return value

@@ -135,10 +135,14 @@ def http_client(settings: TrackerSettings, *, auth: httpx.Auth | None = None,
     )
 
 
+#: the tracker's name in messages devlink shows about it (``sync`` reads it through ``trackers.module_for``)
+LABEL = "Jira"
+
+
 class JiraClient:
     """One site, one credential; use as a context manager or call ``close``."""
 
-    label = "Jira"  # who is talking, in messages
+    label = LABEL  # who is talking, in messages
 
     def __init__(self, settings: TrackerSettings, *, cloud: bool,
                  sleep: Callable[[float], None] = time.sleep, retry_budget: float = RETRY_BUDGET) -> None:
